@@ -1,0 +1,45 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "dma-trace",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "dma-trace", targets: ["dma-trace"]),
+        .library(name: "DMATrace", targets: ["DMATrace"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CTraceCmd",
+            pkgConfig: "libtracecmd",
+            providers: [.apt(["libtracecmd-dev", "libtraceevent-dev", "libtracefs-dev"])]
+        ),
+        .target(
+            name: "CTraceShim",
+            dependencies: ["CTraceCmd"],
+            cSettings: [
+                .unsafeFlags(["-I/usr/include/trace-cmd", "-I/usr/include/traceevent", "-I/usr/include/tracefs"]),
+            ]
+        ),
+        .target(
+            name: "DMATrace",
+            dependencies: ["CTraceCmd", "CTraceShim"]
+        ),
+        .executableTarget(
+            name: "dma-trace",
+            dependencies: [
+                "DMATrace",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "DMATraceTests",
+            dependencies: ["DMATrace"],
+            resources: []
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

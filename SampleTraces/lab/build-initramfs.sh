@@ -1,0 +1,102 @@
+#!/bin/bash
+# build-initramfs.sh KERNEL WORKLOAD OUT.cpio [trace-cmd record flags... | --no-record]
+#
+#   KERNEL    an alias made by fetch-kernels.sh (6.12, 7) or a full release
+#             (6.12.117+deb13-amd64), looked up in $LAB_CACHE/kernels/
+#   WORKLOAD  a busybox-sh script (see workloads/), sourced by the guest's /init after
+#             trace-cmd record has started; it must call load_drivers itself
+#   OUT.cpio  the initramfs to write (uncompressed newc cpio: TCG decompression is slow)
+#   flags     passed to `trace-cmd record` in the guest (default: -e dma -e swiotlb -e iommu);
+#             the single word --no-record means: do not start trace-cmd at all
+#   env LAB_GUEST_ENV  optional "KEY=VALUE KEY2=VALUE2" made available to the workload
+#
+# Contents, and WHY:
+# - busybox-static: a whole userland in one static binary, no libc version questions.
+# - the HOST's /usr/bin/trace-cmd with exactly the libraries `ldd` lists (and the dynamic
+#   loader): the guest records with the same trace-cmd (3.1.6) that reads the files later.
+# - the kernel's modules for virtio_blk (output disk), nvme, ahci, xhci-pci, usb-storage,
+#   e1000e, DECOMPRESSED (Debian ships .ko.xz; busybox insmod is safest with plain .ko) and
+#   listed in dependency order as `modprobe -d ... --show-depends` gives it. The guest
+#   insmods them from that list; no modules.dep or depmod needed inside.
+# - guest/init + guest/lib.sh (the fixed procedure) and the workload (what varies).
+# Takes 1 to 3 seconds.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+LAB_CACHE=${LAB_CACHE:-/work/lab-cache}
+
+[ $# -ge 3 ] || { sed -n '2,12p' "$0"; exit 2; }
+KERNEL=$1 WORKLOAD=$2 OUT=$3; shift 3
+KD=$LAB_CACHE/kernels/$KERNEL
+[ -e "$KD/.done" ] || { echo "kernel $KERNEL not in $LAB_CACHE/kernels (run fetch-kernels.sh)" >&2; exit 1; }
+KVER=$(basename "$(readlink -f "$KD")")
+MODROOT=$KD/root/usr          # modprobe -d wants the folder that holds lib/modules/KVER
+[ -f "$WORKLOAD" ] || { echo "no workload $WORKLOAD" >&2; exit 1; }
+if [ $# -eq 0 ]; then set -- -e dma -e swiotlb -e iommu; fi
+BUSYBOX=/bin/busybox
+[ -x "$BUSYBOX" ] && file -L "$BUSYBOX" | grep -q 'statically linked' \
+  || { echo "need busybox-static (apt-get install busybox-static)" >&2; exit 1; }
+
+STAGE=$(mktemp -d "${TMPDIR:-/tmp}/lab-initramfs.XXXXXX")
+trap 'rm -rf "$STAGE"' EXIT
+mkdir -p "$STAGE"/{bin,sbin,usr/bin,dev,proc,sys,tmp,out,lab,lib/modules/"$KVER"}
+
+# busybox; /init installs its applet links at boot.
+cp "$BUSYBOX" "$STAGE/bin/busybox"
+
+# trace-cmd plus every shared object ldd names, at the same paths (so the loader finds them).
+cp /usr/bin/trace-cmd "$STAGE/usr/bin/trace-cmd"
+ldd /usr/bin/trace-cmd | grep -o '/[^ ]*' | sort -u | while read -r lib; do
+  mkdir -p "$STAGE$(dirname "$lib")"
+  cp -L "$lib" "$STAGE$lib"
+done
+# Debian's trace-cmd looks in /lib64 for the loader on x86_64 (ldd lists it there already).
+
+# Modules: resolve dependencies on the host, decompress into a flat folder, keep order.
+# mods_for LISTFILE MODULE...: append "path-in-guest" lines, each module once.
+SEEN=" "
+mods_for() {
+  local list=$1; shift
+  : > "$list"
+  local line path base dst
+  # --show-depends prints "insmod /abs/path.ko.xz [params]" in load order, deps first;
+  # "builtin X" lines are for modules compiled into the kernel (nothing to load).
+  while read -r kind path _rest; do
+    [ "$kind" = insmod ] || continue
+    base=$(basename "$path"); base=${base%.xz}; base=${base%.zst}; base=${base%.gz}
+    dst=/lib/modules/$KVER/$base
+    case "$SEEN" in *" $base "*) ;; *)
+      case "$path" in
+        *.xz) xz -dc "$path" > "$STAGE$dst" ;;
+        *.zst) zstd -qdc "$path" > "$STAGE$dst" ;;
+        *.gz) gzip -dc "$path" > "$STAGE$dst" ;;
+        *) cp "$path" "$STAGE$dst" ;;
+      esac
+      SEEN="$SEEN$base " ;;
+    esac
+    # A module may appear in both lists (scsi_mod); the guest skips loaded ones.
+    grep -qx "$dst" "$list" || echo "$dst" >> "$list"
+  done < <(/sbin/modprobe -d "$MODROOT" -S "$KVER" --show-depends -a "$@")
+}
+# Early: the output disk only (virtio-pci is built into Debian's kernels).
+mods_for "$STAGE/lab/modules-early.list" virtio_blk
+# The traced drivers, loaded by the workload after tracing started. Order matters only
+# for device naming: ahci before usb-storage so the SATA disk probes first.
+mods_for "$STAGE/lab/modules.list" nvme ahci xhci_pci usb_storage sd_mod e1000e
+
+cp "$HERE/guest/init" "$STAGE/init"
+cp "$HERE/guest/lib.sh" "$STAGE/lab/lib.sh"
+cp "$WORKLOAD" "$STAGE/lab/workload.sh"
+chmod 755 "$STAGE/init"
+echo "$*" > "$STAGE/lab/record-args"
+: > "$STAGE/lab/env"
+for kv in ${LAB_GUEST_ENV:-}; do
+  [[ $kv =~ ^[A-Z_][A-Z0-9_]*=[A-Za-z0-9_./:-]*$ ]] || { echo "bad LAB_GUEST_ENV item: $kv" >&2; exit 1; }
+  echo "export $kv" >> "$STAGE/lab/env"
+done
+
+mkdir -p "$(dirname "$OUT")"
+# newc cpio, root-owned, reproducible order.
+(cd "$STAGE" && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0) > "$OUT.tmp"
+mv "$OUT.tmp" "$OUT"
+echo ">> initramfs $OUT ($(du -h "$OUT" | cut -f1)) kernel=$KVER workload=$(basename "$WORKLOAD") record-args: $*"

@@ -1,0 +1,44 @@
+#ifndef DMATRACE_SHIM_H
+#define DMATRACE_SHIM_H
+
+struct tracecmd_input;
+
+/* Outcome of opening a trace.dat in a throw-away child process. */
+enum dmatrace_probe_result {
+    DMATRACE_PROBE_OK = 0,
+    DMATRACE_PROBE_REJECTED = 1,   /* libtracecmd refused the file and said so */
+    DMATRACE_PROBE_CRASHED = 2,    /* the child died on a signal inside the C libraries */
+    DMATRACE_PROBE_TIMEOUT = 3,    /* the child did not finish in time */
+    DMATRACE_PROBE_NO_CHILD = 4    /* fork or waitpid failed: nothing was learned */
+};
+
+/*
+ * Opens `path` with libtracecmd in a forked child and reports how that went.
+ * libtraceevent can crash while parsing a corrupted format section and
+ * libtracecmd while cleaning up after a truncated file; the child takes that
+ * risk so the caller's process never does. `signal_out` receives the signal
+ * that killed the child, if any.
+ */
+int dmatrace_probe_trace_dat(const char *path, unsigned timeout_seconds, int *signal_out);
+
+/*
+ * Opens with tracecmd_open_head() + tracecmd_init_data(). Returns NULL when
+ * either fails. A handle whose init failed is deliberately not closed:
+ * tracecmd_close() crashes on it (libtracecmd 3.1).
+ */
+struct tracecmd_input *dmatrace_open_trace_dat(const char *path);
+
+struct tep_handle;
+struct tep_record;
+
+/*
+ * Renders the event's own print format (TEP_PRINT_INFO) into `buf`; used for
+ * trace_printk (bprint) records, whose text only libtraceevent can expand.
+ * Returns the length written, or -1.
+ */
+int dmatrace_format_info(struct tep_handle *tep, struct tep_record *record, char *buf, int len);
+
+/* Silences the libraries' own messages on stderr; errors are ours to report. */
+void dmatrace_quiet_libraries(void);
+
+#endif

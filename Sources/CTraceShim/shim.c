@@ -1,0 +1,96 @@
+#define _GNU_SOURCE
+#include "dmatrace_shim.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <event-parse.h>
+#include <trace-cmd.h>
+#include <trace-seq.h>
+#include <string.h>
+
+struct tep_record *tracecmd_peek_data(struct tracecmd_input *handle, int cpu);
+int tracecmd_cpus(struct tracecmd_input *handle);
+
+void dmatrace_quiet_libraries(void)
+{
+    tracecmd_set_loglevel(TEP_LOG_NONE);
+    tep_set_loglevel(TEP_LOG_NONE);
+}
+
+struct tracecmd_input *dmatrace_open_trace_dat(const char *path)
+{
+    struct tracecmd_input *handle = tracecmd_open_head(path, 0);
+    if (!handle)
+        return NULL;
+    if (tracecmd_init_data(handle) < 0)
+        return NULL; /* leaked on purpose, see header */
+    return handle;
+}
+
+int dmatrace_probe_trace_dat(const char *path, unsigned timeout_seconds, int *signal_out)
+{
+    if (signal_out)
+        *signal_out = 0;
+    pid_t child = fork();
+    if (child < 0)
+        return DMATRACE_PROBE_NO_CHILD;
+    if (child == 0) {
+        /* The child's only job is to survive opening the file. */
+        int devnull = open("/dev/null", O_WRONLY);
+        if (devnull >= 0) {
+            dup2(devnull, STDOUT_FILENO);
+            dup2(devnull, STDERR_FILENO);
+        }
+        signal(SIGALRM, SIG_DFL);
+        alarm(timeout_seconds);
+        dmatrace_quiet_libraries();
+        struct tracecmd_input *handle = dmatrace_open_trace_dat(path);
+        if (!handle)
+            _exit(DMATRACE_PROBE_REJECTED);
+        /* Touch the first page of every CPU: that decompresses and walks real data. */
+        int cpus = tracecmd_cpus(handle);
+        for (int cpu = 0; cpu < cpus; cpu++)
+            (void)tracecmd_peek_data(handle, cpu);
+        _exit(DMATRACE_PROBE_OK);
+    }
+    int status = 0;
+    pid_t got;
+    do {
+        got = waitpid(child, &status, 0);
+    } while (got < 0 && errno == EINTR);
+    if (got < 0)
+        return DMATRACE_PROBE_NO_CHILD;
+    if (WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        if (signal_out)
+            *signal_out = sig;
+        return sig == SIGALRM ? DMATRACE_PROBE_TIMEOUT : DMATRACE_PROBE_CRASHED;
+    }
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status) == DMATRACE_PROBE_OK ? DMATRACE_PROBE_OK : DMATRACE_PROBE_REJECTED;
+    return DMATRACE_PROBE_NO_CHILD;
+}
+
+int dmatrace_format_info(struct tep_handle *tep, struct tep_record *record, char *buf, int len)
+{
+    struct trace_seq seq;
+    if (len <= 0)
+        return -1;
+    trace_seq_init(&seq);
+    tep_print_event(tep, &seq, record, "%s", TEP_PRINT_INFO);
+    trace_seq_terminate(&seq);
+    int n = (int)seq.len;
+    if (n >= len)
+        n = len - 1;
+    if (n < 0)
+        n = 0;
+    memcpy(buf, seq.buffer, (size_t)n);
+    buf[n] = 0;
+    trace_seq_destroy(&seq);
+    return n;
+}

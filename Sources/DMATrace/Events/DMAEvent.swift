@@ -1,0 +1,308 @@
+/// The normalized DMA event model: one vocabulary for every kernel generation
+/// and every input format. Nothing past Ingest sees a record, a field offset
+/// or a kernel version; it sees these types.
+
+/// `enum dma_data_direction`.
+public enum DMADirection: UInt8, Sendable, Hashable, Codable, CustomStringConvertible {
+    case bidirectional = 0
+    case toDevice = 1
+    case fromDevice = 2
+    case none = 3
+
+    /// Values outside 0...3 happen on kernels before a 6.18 fix (garbage dir
+    /// on alloc events) and on corrupted records; they are kept as `nil` by
+    /// the decoders rather than guessed.
+    public init?(kernelValue: UInt64) {
+        guard kernelValue <= 3, let d = DMADirection(rawValue: UInt8(kernelValue)) else { return nil }
+        self = d
+    }
+
+    public init?(name: String) {
+        switch name {
+        case "BIDIRECTIONAL", "DMA_BIDIRECTIONAL": self = .bidirectional
+        case "TO_DEVICE", "DMA_TO_DEVICE": self = .toDevice
+        case "FROM_DEVICE", "DMA_FROM_DEVICE": self = .fromDevice
+        case "NONE", "DMA_NONE": self = .none
+        default: return nil
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .bidirectional: "BIDIRECTIONAL"
+        case .toDevice: "TO_DEVICE"
+        case .fromDevice: "FROM_DEVICE"
+        case .none: "NONE"
+        }
+    }
+
+    /// Whether the device may write the memory under this direction.
+    public var deviceMayWrite: Bool { self == .fromDevice || self == .bidirectional }
+    /// Whether the device may read the memory under this direction.
+    public var deviceMayRead: Bool { self == .toDevice || self == .bidirectional }
+}
+
+/// `DMA_ATTR_*` bits (include/linux/dma-mapping.h).
+public struct DMAAttributes: OptionSet, Sendable, Hashable, Codable, CustomStringConvertible {
+    public let rawValue: UInt64
+    public init(rawValue: UInt64) { self.rawValue = rawValue }
+
+    public static let weakOrdering = DMAAttributes(rawValue: 1 << 1)
+    public static let writeCombine = DMAAttributes(rawValue: 1 << 2)
+    public static let noKernelMapping = DMAAttributes(rawValue: 1 << 4)
+    public static let skipCPUSync = DMAAttributes(rawValue: 1 << 5)
+    public static let forceContiguous = DMAAttributes(rawValue: 1 << 6)
+    public static let allocSinglePages = DMAAttributes(rawValue: 1 << 7)
+    public static let noWarn = DMAAttributes(rawValue: 1 << 8)
+    public static let privileged = DMAAttributes(rawValue: 1 << 9)
+    public static let mmio = DMAAttributes(rawValue: 1 << 10)
+
+    static let names: [(DMAAttributes, String)] = [
+        (.weakOrdering, "WEAK_ORDERING"), (.writeCombine, "WRITE_COMBINE"),
+        (.noKernelMapping, "NO_KERNEL_MAPPING"), (.skipCPUSync, "SKIP_CPU_SYNC"),
+        (.forceContiguous, "FORCE_CONTIGUOUS"), (.allocSinglePages, "ALLOC_SINGLE_PAGES"),
+        (.noWarn, "NO_WARN"), (.privileged, "PRIVILEGED"), (.mmio, "MMIO"),
+        (DMAAttributes(rawValue: 1 << 11), "CACHELINES_OVERLAP"),
+        (DMAAttributes(rawValue: 1 << 12), "REQUIRE_COHERENT"),
+        (DMAAttributes(rawValue: 1 << 13), "CC_SHARED"),
+        (DMAAttributes(rawValue: 1 << 14), "ALLOC_CC_SHARED"),
+    ]
+
+    /// Parses the `__print_flags` rendering: `SKIP_CPU_SYNC|MMIO`, empty, or a hex number.
+    public init?(text: Substring) {
+        if text.isEmpty { self = []; return }
+        if text.hasPrefix("0x"), let v = UInt64(text.dropFirst(2), radix: 16) { self.init(rawValue: v); return }
+        var value: UInt64 = 0
+        for part in text.split(separator: "|") {
+            if let known = Self.names.first(where: { $0.1 == part }) {
+                value |= known.0.rawValue
+            } else if part.hasPrefix("0x"), let v = UInt64(part.dropFirst(2), radix: 16) {
+                value |= v
+            } else {
+                return nil
+            }
+        }
+        self.init(rawValue: value)
+    }
+
+    public var description: String {
+        var parts: [String] = []
+        var rest = rawValue
+        for (flag, name) in Self.names where rawValue & flag.rawValue != 0 {
+            parts.append(name)
+            rest &= ~flag.rawValue
+        }
+        if rest != 0 { parts.append("0x" + String(rest, radix: 16)) }
+        return parts.joined(separator: "|")
+    }
+}
+
+/// Which kernel entry point made a single (non-sg) streaming mapping.
+public enum SingleMapAPI: String, Sendable, Hashable, Codable {
+    /// dma_map_page / dma_map_single (kernels up to 6.17).
+    case page
+    /// dma_map_phys (6.18 and later), memory.
+    case phys
+    /// dma_map_resource (up to 6.17), MMIO.
+    case resource
+    /// dma_map_phys with DMA_ATTR_MMIO (6.18 and later).
+    case mmio
+
+    public var isMMIO: Bool { self == .resource || self == .mmio }
+}
+
+/// Which allocator produced (or released) device memory.
+public enum AllocAPI: String, Sendable, Hashable, Codable {
+    /// dma_alloc_coherent / dma_alloc_attrs.
+    case coherent
+    /// dma_alloc_pages / dma_alloc_noncoherent.
+    case pages
+    /// dma_alloc_noncontiguous (sg table).
+    case sgt
+}
+
+/// A kernel call chain, innermost frame first, symbolized when the trace
+/// carries kallsyms.
+public struct KernelStack: Sendable, Hashable, Codable {
+    public var frames: [String]
+    public init(frames: [String]) { self.frames = frames }
+}
+
+/// A `u64` that the input may not have carried faithfully: text traces hash
+/// `%p` values unless the hash-ptr option was off.
+public enum TracedPointer: Sendable, Hashable, Codable {
+    case value(UInt64)
+    case hashed
+    case absent
+
+    public var value: UInt64? { if case .value(let v) = self { return v }; return nil }
+}
+
+public struct SingleMapEvent: Sendable, Hashable {
+    public var api: SingleMapAPI
+    public var physAddr: UInt64
+    public var dmaAddr: UInt64
+    public var size: UInt64
+    public var direction: DMADirection?
+    public var attrs: DMAAttributes
+}
+
+public struct SingleUnmapEvent: Sendable, Hashable {
+    public var api: SingleMapAPI
+    public var dmaAddr: UInt64
+    public var size: UInt64
+    public var direction: DMADirection?
+    public var attrs: DMAAttributes
+}
+
+public struct SGSegment: Sendable, Hashable {
+    public var physAddr: UInt64
+    public var dmaAddr: UInt64
+    public var length: UInt64
+}
+
+public struct SGMapEvent: Sendable, Hashable {
+    /// Entries the driver passed in (`nents`).
+    public var inputEntries: Int
+    /// Segments the mapping produced (`ents`, the return value).
+    public var mappedEntries: Int
+    /// Physical address of every input entry the trace kept.
+    public var physAddrs: [UInt64]
+    /// DMA address and length of every mapped segment the trace kept.
+    public var dmaAddrs: [UInt64]
+    public var lengths: [UInt64]
+    /// The kernel capped the arrays (128 entries since 2026).
+    public var truncated: Bool
+    public var direction: DMADirection?
+    public var attrs: DMAAttributes
+}
+
+public struct SGMapErrorEvent: Sendable, Hashable {
+    public var physAddrs: [UInt64]
+    public var error: Int64
+    public var direction: DMADirection?
+    public var attrs: DMAAttributes
+}
+
+public struct SGUnmapEvent: Sendable, Hashable {
+    /// PHYSICAL addresses (sg_phys) of the entries, as the kernel traces them.
+    public var physAddrs: [UInt64]
+    public var direction: DMADirection?
+    public var attrs: DMAAttributes
+}
+
+public struct SyncEvent: Sendable, Hashable {
+    public enum Target: String, Sendable, Hashable, Codable { case cpu, device }
+    public var target: Target
+    /// True for dma_sync_sg_*, false for dma_sync_single_*.
+    public var scatterGather: Bool
+    public var dmaAddrs: [UInt64]
+    public var lengths: [UInt64]
+    public var direction: DMADirection?
+}
+
+public struct AllocEvent: Sendable, Hashable {
+    public var api: AllocAPI
+    public var cpuAddr: TracedPointer
+    public var dmaAddr: UInt64
+    public var size: UInt64
+    public var direction: DMADirection?
+    public var attrs: DMAAttributes
+    /// For sg-table allocations: the physical pages behind it.
+    public var physAddrs: [UInt64]
+    /// dma_alloc_sgt_err: the allocation failed.
+    public var failed: Bool
+}
+
+public struct FreeEvent: Sendable, Hashable {
+    public var api: AllocAPI
+    public var cpuAddr: TracedPointer
+    public var dmaAddr: UInt64
+    public var size: UInt64
+    public var direction: DMADirection?
+    public var attrs: DMAAttributes
+    public var physAddrs: [UInt64]
+}
+
+public struct BounceEvent: Sendable, Hashable {
+    /// The ORIGINAL physical address of the buffer that was bounced.
+    public var origAddr: UInt64
+    public var size: UInt64
+    public var dmaMask: UInt64
+    public var forced: Bool
+}
+
+public struct IOMMUMapEvent: Sendable, Hashable {
+    public var iova: UInt64
+    public var physAddr: UInt64
+    public var size: UInt64
+}
+
+public struct IOMMUUnmapEvent: Sendable, Hashable {
+    public var iova: UInt64
+    public var size: UInt64
+    public var unmappedSize: UInt64
+}
+
+public struct IOMMUFaultEvent: Sendable, Hashable {
+    public var driver: String
+    public var iova: UInt64
+    public var flags: Int64
+}
+
+public struct IOMMUGroupEvent: Sendable, Hashable {
+    public enum Change: String, Sendable, Hashable, Codable { case add, remove, attach }
+    public var change: Change
+    public var groupID: Int64?
+}
+
+/// What one trace record says, with kind-specific payloads.
+public enum DMAEventKind: Sendable, Hashable {
+    case map(SingleMapEvent)
+    case unmap(SingleUnmapEvent)
+    case mapSG(SGMapEvent)
+    case mapSGError(SGMapErrorEvent)
+    case unmapSG(SGUnmapEvent)
+    case sync(SyncEvent)
+    case alloc(AllocEvent)
+    case free(FreeEvent)
+    case bounce(BounceEvent)
+    case iommuMap(IOMMUMapEvent)
+    case iommuUnmap(IOMMUUnmapEvent)
+    case iommuFault(IOMMUFaultEvent)
+    case iommuGroup(IOMMUGroupEvent)
+    /// The ring buffer dropped records on `cpu` just before this point.
+    /// `count` is nil when the kernel had no room to say how many.
+    case lostEvents(count: UInt64?)
+    /// trace_marker / trace_printk text.
+    case marker(String)
+    /// An event of the dma, swiotlb or iommu systems this tool does not model.
+    case unknown(name: String)
+}
+
+/// One normalized event.
+public struct DMAEvent: Sendable, Hashable {
+    /// Nanoseconds, in the trace's clock.
+    public var timestamp: UInt64
+    public var cpu: Int32
+    public var pid: Int32
+    public var task: String
+    /// `dev_name()` of the device; nil for events that have none
+    /// (iommu map/unmap, lost events, markers).
+    public var device: String?
+    public var kind: DMAEventKind
+    public var stack: KernelStack?
+
+    public init(timestamp: UInt64, cpu: Int32, pid: Int32, task: String, device: String?,
+                kind: DMAEventKind, stack: KernelStack? = nil) {
+        self.timestamp = timestamp
+        self.cpu = cpu
+        self.pid = pid
+        self.task = task
+        self.device = device
+        self.kind = kind
+        self.stack = stack
+    }
+
+    public var seconds: Double { Double(timestamp) / 1e9 }
+}

@@ -1,0 +1,356 @@
+import CTraceCmd
+import CTraceShim
+
+/// One field of an event format, resolved once per event type.
+struct FieldLayout {
+    let offset: Int
+    let size: Int
+    /// `__data_loc` / `__rel_loc`: the field holds a (length << 16 | offset) word.
+    let isDynamic: Bool
+    let isRelative: Bool
+    let isSigned: Bool
+    /// Element width of an array field, from its C type.
+    let elementSize: Int
+
+    init(_ f: UnsafeMutablePointer<tep_format_field>, longSize: Int) {
+        let flags = UInt32(truncatingIfNeeded: f.pointee.flags)
+        offset = Int(f.pointee.offset)
+        size = Int(f.pointee.size)
+        isDynamic = flags & TEP_FIELD_IS_DYNAMIC.rawValue != 0
+        isRelative = flags & TEP_FIELD_IS_RELATIVE.rawValue != 0
+        isSigned = flags & TEP_FIELD_IS_SIGNED.rawValue != 0
+        let type = f.pointee.type.map { String(cString: $0) } ?? ""
+        elementSize = FieldLayout.elementSize(ofType: type, declared: Int(f.pointee.elementsize), longSize: longSize)
+    }
+
+    static func elementSize(ofType type: String, declared: Int, longSize: Int) -> Int {
+        if type.contains("u64") || type.contains("s64") || type.contains("long long") || type.contains("dma_addr_t")
+            || type.contains("phys_addr_t") { return 8 }
+        if type.contains("long") { return longSize }
+        if type.contains("u32") || type.contains("s32") || type.contains("int") { return 4 }
+        if type.contains("u16") || type.contains("short") { return 2 }
+        if type.contains("char") || type.contains("u8") || type.contains("bool") { return 1 }
+        return declared > 0 ? declared : 8
+    }
+}
+
+/// A record's payload with bounds-checked accessors: a flipped bit in a ring
+/// buffer page still "iterates", so no length or offset is trusted.
+struct RecordView {
+    let base: UnsafeRawPointer
+    let size: Int
+    let swap: Bool
+
+    func unsigned(_ f: FieldLayout?) -> UInt64? {
+        guard let f else { return nil }
+        return unsigned(at: f.offset, width: f.size)
+    }
+
+    func signed(_ f: FieldLayout?) -> Int64? {
+        guard let f, let raw = unsigned(at: f.offset, width: f.size) else { return nil }
+        switch f.size {
+        case 1: return Int64(Int8(truncatingIfNeeded: raw))
+        case 2: return Int64(Int16(truncatingIfNeeded: raw))
+        case 4: return Int64(Int32(truncatingIfNeeded: raw))
+        default: return Int64(bitPattern: raw)
+        }
+    }
+
+    func unsigned(at offset: Int, width: Int) -> UInt64? {
+        guard offset >= 0, width > 0, offset + width <= size else { return nil }
+        let p = base + offset
+        switch width {
+        case 1: return UInt64(p.load(as: UInt8.self))
+        case 2:
+            let v = p.loadUnaligned(as: UInt16.self)
+            return UInt64(swap ? v.byteSwapped : v)
+        case 4:
+            let v = p.loadUnaligned(as: UInt32.self)
+            return UInt64(swap ? v.byteSwapped : v)
+        case 8:
+            let v = p.loadUnaligned(as: UInt64.self)
+            return swap ? v.byteSwapped : v
+        default: return nil
+        }
+    }
+
+    /// Byte range of a dynamic field's payload, checked against the record.
+    func dynamicRange(_ f: FieldLayout?) -> Range<Int>? {
+        guard let f, f.isDynamic, let word = unsigned(at: f.offset, width: 4) else { return nil }
+        var start = Int(word & 0xffff)
+        let length = Int(word >> 16)
+        if f.isRelative { start += f.offset + f.size }
+        guard start >= 0, start + length <= size else { return nil }
+        return start..<(start + length)
+    }
+
+    func array(_ f: FieldLayout?) -> [UInt64]? {
+        guard let f, let range = dynamicRange(f) else { return nil }
+        let width = f.elementSize
+        guard width > 0 else { return nil }
+        let count = range.count / width
+        var out = [UInt64]()
+        out.reserveCapacity(count)
+        var at = range.lowerBound
+        for _ in 0..<count {
+            guard let v = unsigned(at: at, width: width) else { return nil }
+            out.append(v)
+            at += width
+        }
+        return out
+    }
+
+    /// A `__data_loc char[]` string, or a fixed `char[]` running to the record's end.
+    func string(_ f: FieldLayout?) -> String? {
+        guard let f else { return nil }
+        let range: Range<Int>
+        if f.isDynamic {
+            guard let r = dynamicRange(f) else { return nil }
+            range = r
+        } else {
+            guard f.offset >= 0, f.offset <= size else { return nil }
+            range = f.offset..<size
+        }
+        let bytes = UnsafeRawBufferPointer(start: base + range.lowerBound, count: range.count)
+        let end = bytes.firstIndex(of: 0) ?? bytes.count
+        return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[0..<end]), as: UTF8.self)
+    }
+}
+
+/// The fields one event type needs, looked up by name once.
+struct EventLayout {
+    let known: KnownEvent?
+    let name: String
+    let isDMASystem: Bool
+    var device, physAddr, dmaAddr, addr, size, dir, attrs: FieldLayout?
+    var physAddrs, dmaAddrs, lengths, addrs: FieldLayout?
+    var fullNents, fullEnts, nents, ents, truncated, err: FieldLayout?
+    var virtAddr, dmaMask, devAddr, force: FieldLayout?
+    var iova, paddr, unmappedSize, driver, flags, gid: FieldLayout?
+    var buf, caller, stackSize: FieldLayout?
+
+    init(event: UnsafeMutablePointer<tep_event>, longSize: Int) {
+        let system = event.pointee.system.map { String(cString: $0) } ?? ""
+        name = event.pointee.name.map { String(cString: $0) } ?? "?"
+        isDMASystem = KnownEvent.dmaSystems.contains(system)
+        known = KnownEvent.classify(system: system, name: name)
+        func field(_ n: String) -> FieldLayout? {
+            tep_find_field(event, n).map { FieldLayout($0, longSize: longSize) }
+        }
+        guard known != nil else { return }
+        device = field("device") ?? field("dev_name")
+        physAddr = field("phys_addr"); dmaAddr = field("dma_addr"); addr = field("addr")
+        size = field("size"); dir = field("dir"); attrs = field("attrs")
+        physAddrs = field("phys_addrs"); dmaAddrs = field("dma_addrs"); lengths = field("lengths")
+        addrs = field("addrs")
+        fullNents = field("full_nents"); fullEnts = field("full_ents")
+        nents = field("nents"); ents = field("ents"); truncated = field("truncated"); err = field("err")
+        virtAddr = field("virt_addr"); dmaMask = field("dma_mask"); devAddr = field("dev_addr")
+        force = field("force")
+        iova = field("iova"); paddr = field("paddr"); unmappedSize = field("unmapped_size")
+        driver = field("driver"); flags = field("flags"); gid = field("gid")
+        buf = field("buf"); caller = field("caller"); stackSize = field("size")
+    }
+}
+
+/// Turns libtracecmd records into normalized events (the Perfetto "parser"
+/// stage): no domain decisions here, only faithful decoding.
+struct RecordDecoder {
+    let tep: OpaquePointer
+    private var layouts: [Int: EventLayout?] = [:]
+    private var comms: [Int32: String] = [:]
+    private var symbols: [UInt64: String] = [:]
+    private let swap: Bool
+    private let longSize: Int
+    private let stackEventID: Int32?
+    var hasKernelStacks: Bool { stackEventID != nil }
+    private var formatBuffer = [CChar](repeating: 0, count: 4096)
+
+    init(tep: OpaquePointer) {
+        self.tep = tep
+        swap = tep_is_file_bigendian(tep) != tep_is_local_bigendian(tep)
+        let ls = Int(tep_get_long_size(tep))
+        longSize = ls > 0 ? ls : 8
+        stackEventID = tep_find_event_by_name(tep, "ftrace", "kernel_stack").map { $0.pointee.id }
+    }
+
+    func view(_ record: UnsafeMutablePointer<tep_record>) -> RecordView {
+        RecordView(base: UnsafeRawPointer(record.pointee.data), size: Int(max(record.pointee.size, 0)), swap: swap)
+    }
+
+    func isKernelStack(_ record: UnsafeMutablePointer<tep_record>) -> Bool {
+        guard let stackEventID, record.pointee.data != nil else { return false }
+        return tep_data_type(tep, record) == stackEventID
+    }
+
+    func pid(of record: UnsafeMutablePointer<tep_record>) -> Int32 { tep_data_pid(tep, record) }
+
+    private mutating func layout(for id: Int32) -> EventLayout? {
+        if let cached = layouts[Int(id)] { return cached }
+        let made = tep_find_event(tep, id).map { EventLayout(event: $0, longSize: longSize) }
+        layouts[Int(id)] = made
+        return made
+    }
+
+    private mutating func comm(_ pid: Int32) -> String {
+        if let c = comms[pid] { return c }
+        let c = pid == 0 ? "<idle>" : (tep_data_comm_from_pid(tep, pid).map { String(cString: $0) } ?? "<...>")
+        comms[pid] = c
+        return c
+    }
+
+    mutating func decode(_ record: UnsafeMutablePointer<tep_record>, stats: inout IngestStats) -> DMAEvent? {
+        guard record.pointee.data != nil, record.pointee.size > 0 else {
+            stats.malformedRecords += 1
+            return nil
+        }
+        let type = tep_data_type(tep, record)
+        guard let layout = layout(for: type) else {
+            stats.malformedRecords += 1
+            return nil
+        }
+        guard let known = layout.known else {
+            if layout.isDMASystem {
+                stats.unknownEvents[layout.name, default: 0] += 1
+            } else {
+                stats.otherRecords += 1
+            }
+            return nil
+        }
+        let r = view(record)
+        let pid = tep_data_pid(tep, record)
+        guard let kind = Self.kind(known, layout, r, decoder: &self, record: record) else {
+            stats.malformedRecords += 1
+            return nil
+        }
+        if case .kernelStack = known { return nil }
+        let device = (layout.device.flatMap { r.string($0) }).flatMap { $0.isEmpty ? nil : $0 }
+        return DMAEvent(timestamp: record.pointee.ts, cpu: Int32(record.pointee.cpu), pid: pid,
+                        task: comm(pid), device: device, kind: kind)
+    }
+
+    // swiftlint:disable:next cyclomatic_complexity function_body_length
+    private static func kind(_ known: KnownEvent, _ l: EventLayout, _ r: RecordView,
+                             decoder: inout RecordDecoder,
+                             record: UnsafeMutablePointer<tep_record>) -> DMAEventKind? {
+        let direction = r.unsigned(l.dir).flatMap { DMADirection(kernelValue: $0) }
+        let attrs = DMAAttributes(rawValue: r.unsigned(l.attrs) ?? 0)
+        switch known {
+        case .mapSingle(let api):
+            guard let phys = r.unsigned(l.physAddr), let dma = r.unsigned(l.dmaAddr),
+                  let size = r.unsigned(l.size) else { return nil }
+            let resolved: SingleMapAPI = (api == .phys && attrs.contains(.mmio)) ? .mmio : api
+            return .map(SingleMapEvent(api: resolved, physAddr: phys, dmaAddr: dma, size: size,
+                                       direction: direction, attrs: attrs))
+        case .unmapSingle(let api):
+            guard let dma = r.unsigned(l.addr) ?? r.unsigned(l.dmaAddr), let size = r.unsigned(l.size) else { return nil }
+            let resolved: SingleMapAPI = (api == .phys && attrs.contains(.mmio)) ? .mmio : api
+            return .unmap(SingleUnmapEvent(api: resolved, dmaAddr: dma, size: size, direction: direction, attrs: attrs))
+        case .mapSG:
+            guard let phys = r.array(l.physAddrs), let dma = r.array(l.dmaAddrs),
+                  let lengths = r.array(l.lengths) else { return nil }
+            let nents = r.signed(l.fullNents) ?? r.signed(l.nents) ?? Int64(phys.count)
+            let ents = r.signed(l.fullEnts) ?? r.signed(l.ents) ?? Int64(dma.count)
+            return .mapSG(SGMapEvent(inputEntries: Int(clamping: nents), mappedEntries: Int(clamping: ents),
+                                     physAddrs: phys, dmaAddrs: dma, lengths: lengths,
+                                     truncated: (r.unsigned(l.truncated) ?? 0) != 0,
+                                     direction: direction, attrs: attrs))
+        case .mapSGError:
+            let phys = r.array(l.physAddrs) ?? []
+            return .mapSGError(SGMapErrorEvent(physAddrs: phys, error: r.signed(l.err) ?? 0,
+                                               direction: direction, attrs: attrs))
+        case .unmapSG:
+            guard let phys = r.array(l.addrs) ?? r.array(l.physAddrs) else { return nil }
+            return .unmapSG(SGUnmapEvent(physAddrs: phys, direction: direction, attrs: attrs))
+        case .syncSingle(let target):
+            guard let dma = r.unsigned(l.dmaAddr), let size = r.unsigned(l.size) else { return nil }
+            return .sync(SyncEvent(target: target, scatterGather: false, dmaAddrs: [dma], lengths: [size],
+                                   direction: direction))
+        case .syncSG(let target):
+            guard let dma = r.array(l.dmaAddrs), let lengths = r.array(l.lengths) else { return nil }
+            return .sync(SyncEvent(target: target, scatterGather: true, dmaAddrs: dma, lengths: lengths,
+                                   direction: direction))
+        case .alloc(let api), .allocError(let api):
+            guard let size = r.unsigned(l.size) else { return nil }
+            let failed: Bool
+            if case .allocError = known { failed = true } else { failed = false }
+            return .alloc(AllocEvent(api: api, cpuAddr: r.unsigned(l.virtAddr).map { .value($0) } ?? .absent,
+                                     dmaAddr: r.unsigned(l.dmaAddr) ?? 0, size: size, direction: direction,
+                                     attrs: attrs,
+                                     physAddrs: r.array(l.physAddrs) ?? r.unsigned(l.physAddr).map { [$0] } ?? [],
+                                     failed: failed))
+        case .free(let api):
+            guard let size = r.unsigned(l.size) else { return nil }
+            return .free(FreeEvent(api: api, cpuAddr: r.unsigned(l.virtAddr).map { .value($0) } ?? .absent,
+                                   dmaAddr: r.unsigned(l.dmaAddr) ?? 0, size: size, direction: direction,
+                                   attrs: attrs,
+                                   physAddrs: r.array(l.physAddrs) ?? r.unsigned(l.physAddr).map { [$0] } ?? []))
+        case .bounce:
+            guard let orig = r.unsigned(l.devAddr), let size = r.unsigned(l.size) else { return nil }
+            // `force` was an enum (NORMAL, FORCE, NO_FORCE) before it became a bool: 1 means forced in both.
+            return .bounce(BounceEvent(origAddr: orig, size: size, dmaMask: r.unsigned(l.dmaMask) ?? 0,
+                                       forced: r.unsigned(l.force) == 1))
+        case .iommuMap:
+            guard let iova = r.unsigned(l.iova), let size = r.unsigned(l.size) else { return nil }
+            return .iommuMap(IOMMUMapEvent(iova: iova, physAddr: r.unsigned(l.paddr) ?? 0, size: size))
+        case .iommuUnmap:
+            guard let iova = r.unsigned(l.iova), let size = r.unsigned(l.size) else { return nil }
+            return .iommuUnmap(IOMMUUnmapEvent(iova: iova, size: size, unmappedSize: r.unsigned(l.unmappedSize) ?? size))
+        case .iommuFault:
+            guard let iova = r.unsigned(l.iova) else { return nil }
+            return .iommuFault(IOMMUFaultEvent(driver: r.string(l.driver) ?? "", iova: iova, flags: r.signed(l.flags) ?? 0))
+        case .iommuGroup(let change):
+            return .iommuGroup(IOMMUGroupEvent(change: change, groupID: r.signed(l.gid)))
+        case .print:
+            guard var text = r.string(l.buf) else { return nil }
+            while text.last == "\n" { text.removeLast() }
+            return .marker(text)
+        case .bprint:
+            return .marker(decoder.formatted(record))
+        case .kernelStack:
+            return .marker("")
+        }
+    }
+
+    private mutating func formatted(_ record: UnsafeMutablePointer<tep_record>) -> String {
+        let count = Int32(formatBuffer.count)
+        let n = formatBuffer.withUnsafeMutableBufferPointer { buf in
+            dmatrace_format_info(tep, record, buf.baseAddress, count)
+        }
+        guard n > 0 else { return "" }
+        var text = formatBuffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        while text.last == "\n" { text.removeLast() }
+        return text
+    }
+
+    /// `caller` runs to the end of the record: unsigned longs, ended by -1 or by `size`.
+    mutating func decodeStack(_ record: UnsafeMutablePointer<tep_record>) -> KernelStack? {
+        guard let id = stackEventID, let layout = layout(for: id), let caller = layout.caller else { return nil }
+        let r = view(record)
+        let available = max(0, (r.size - caller.offset) / longSize)
+        var limit = available
+        if let declared = r.signed(layout.stackSize), declared > 0, declared < available { limit = Int(declared) }
+        var frames: [String] = []
+        frames.reserveCapacity(limit)
+        for i in 0..<limit {
+            guard let addr = r.unsigned(at: caller.offset + i * longSize, width: longSize) else { break }
+            let terminator: UInt64 = longSize == 8 ? UInt64.max : UInt64(UInt32.max)
+            if addr == terminator || addr == 0 { break }
+            frames.append(symbol(addr))
+        }
+        return frames.isEmpty ? nil : KernelStack(frames: frames)
+    }
+
+    private mutating func symbol(_ addr: UInt64) -> String {
+        if let s = symbols[addr] { return s }
+        let s: String
+        if let name = tep_find_function(tep, addr) {
+            let start = tep_find_function_address(tep, addr)
+            s = String(cString: name) + "+0x" + String(addr &- start, radix: 16)
+        } else {
+            s = "0x" + String(addr, radix: 16)
+        }
+        symbols[addr] = s
+        return s
+    }
+}

@@ -1,0 +1,148 @@
+/// Tokenizes one ftrace text line: `comm-pid [cpu] (flags) ts: event: payload`,
+/// as printed by tracefs `trace`, `trace_pipe` and `trace-cmd report`.
+struct TextRecordLine {
+    var task: Substring
+    var pid: Int32
+    var cpu: Int32
+    /// Nanoseconds (text carries microseconds).
+    var timestamp: UInt64
+    var event: Substring
+    var payload: Substring
+}
+
+enum TextLine {
+    case record(TextRecordLine)
+    /// `CPU:N [LOST N EVENTS]`, `CPU:N [N EVENTS DROPPED]`, `CPU:N [EVENTS DROPPED]`.
+    case lost(cpu: Int32, count: UInt64?)
+    /// ` => symbol+0x1/0x2` or `=> symbol (ffffffff81000000)` inside a stack block.
+    case stackFrame(String)
+    /// Headers, `cpus=N`, comments, blank lines.
+    case header(cpus: Int?)
+    case unreadable(String)
+}
+
+enum TextLineParser {
+    static func parse(_ line: Substring) -> TextLine {
+        let trimmed = line.drop(while: { $0 == " " || $0 == "\t" })
+        if trimmed.isEmpty { return .header(cpus: nil) }
+        if trimmed.first == "#" {
+            // tracefs: "# entries-in-buffer/entries-written: 10/10   #P:2"
+            if let r = trimmed.range(of: "#P:") {
+                return .header(cpus: Int(trimmed[r.upperBound...].prefix(while: { $0.isNumber })))
+            }
+            return .header(cpus: nil)
+        }
+        if trimmed.hasPrefix("cpus=") { return .header(cpus: Int(trimmed.dropFirst(5).prefix(while: { $0.isNumber }))) }
+        if trimmed.hasPrefix("version =") || trimmed.hasPrefix("version=") { return .header(cpus: nil) }
+        if trimmed.hasPrefix("=>") {
+            return .stackFrame(stackFrameSymbol(trimmed.dropFirst(2)))
+        }
+        if trimmed.hasPrefix("CPU:"), let lost = lostLine(trimmed) { return lost }
+        if trimmed.hasPrefix("CPU ") && trimmed.contains("is empty") { return .header(cpus: nil) }
+        if let record = recordLine(line) { return .record(record) }
+        return .unreadable("not an ftrace event line")
+    }
+
+    private static func lostLine(_ s: Substring) -> TextLine? {
+        var rest = s.dropFirst(4)
+        let digits = rest.prefix(while: { $0.isNumber })
+        guard let cpu = Int32(digits) else { return nil }
+        rest = rest.dropFirst(digits.count).drop(while: { $0 == " " })
+        guard rest.first == "[", let close = rest.firstIndex(of: "]") else { return nil }
+        let inner = rest[rest.index(after: rest.startIndex)..<close]
+        let words = inner.split(separator: " ")
+        if words.count == 3, words[0] == "LOST", words[2] == "EVENTS", let n = UInt64(words[1]) {
+            return .lost(cpu: cpu, count: n)
+        }
+        if words.count == 3, words[1] == "EVENTS", words[2] == "DROPPED", let n = UInt64(words[0]) {
+            return .lost(cpu: cpu, count: n)
+        }
+        if words.count == 2, words[0] == "EVENTS", words[1] == "DROPPED" { return .lost(cpu: cpu, count: nil) }
+        return nil
+    }
+
+    /// Keeps `name+0xoff` (dropping the `/0xsize` part and a trailing address).
+    private static func stackFrameSymbol(_ s: Substring) -> String {
+        var t = s.drop(while: { $0 == " " })
+        if let paren = t.firstIndex(of: "(") { t = t[..<paren] }
+        while t.last == " " { t = t.dropLast() }
+        if let slash = t.firstIndex(of: "/"), t[..<slash].contains("+0x") { t = t[..<slash] }
+        return String(t)
+    }
+
+    static func recordLine(_ line: Substring) -> TextRecordLine? {
+        // The CPU column "[NNN]" is the anchor: task names may contain spaces,
+        // dashes and brackets, so search from the left for " [digits]".
+        var search = line.startIndex
+        while let open = line[search...].firstIndex(of: "[") {
+            let afterOpen = line.index(after: open)
+            let digits = line[afterOpen...].prefix(while: { $0.isNumber })
+            let close = digits.endIndex
+            if !digits.isEmpty, close < line.endIndex, line[close] == "]",
+               open > line.startIndex, line[line.index(before: open)] == " " {
+                if let parsed = parseAround(line, open: open, cpuDigits: digits, afterClose: line.index(after: close)) {
+                    return parsed
+                }
+            }
+            search = afterOpen
+        }
+        return nil
+    }
+
+    private static func parseAround(_ line: Substring, open: Substring.Index, cpuDigits: Substring,
+                                    afterClose: Substring.Index) -> TextRecordLine? {
+        guard let cpu = Int32(cpuDigits) else { return nil }
+        var left = line[..<open]
+        while left.last == " " { left = left.dropLast() }
+        // Optional "(  tgid)" column.
+        if left.last == ")", let p = left.lastIndex(of: "(") {
+            left = left[..<p]
+            while left.last == " " { left = left.dropLast() }
+        }
+        left = left.drop(while: { $0 == " " })
+        guard let dash = left.lastIndex(of: "-"), let pid = Int32(left[left.index(after: dash)...]) else { return nil }
+        let task = left[..<dash]
+        // After the CPU: optional irq-flags column, then "seconds.micros:".
+        var rest = line[afterClose...]
+        var timestamp: UInt64?
+        for _ in 0..<3 {
+            rest = rest.drop(while: { $0 == " " })
+            let token = rest.prefix(while: { $0 != " " })
+            if token.last == ":", let ts = parseTimestamp(token.dropLast()) {
+                timestamp = ts
+                rest = rest.dropFirst(token.count)
+                break
+            }
+            rest = rest.dropFirst(token.count)
+        }
+        guard let timestamp else { return nil }
+        rest = rest.drop(while: { $0 == " " })
+        // tracefs prints stack records without an event name.
+        for (prefix, name) in [("<stack trace>", "kernel_stack"), ("<user stack trace>", "user_stack")]
+        where rest.hasPrefix(prefix) {
+            return TextRecordLine(task: task, pid: pid, cpu: cpu, timestamp: timestamp,
+                                  event: Substring(name), payload: rest)
+        }
+        guard let colon = rest.firstIndex(of: ":") else { return nil }
+        let event = rest[..<colon]
+        guard !event.isEmpty, !event.contains(" ") else { return nil }
+        var payload = rest[rest.index(after: colon)...]
+        payload = payload.drop(while: { $0 == " " })
+        return TextRecordLine(task: task, pid: pid, cpu: cpu, timestamp: timestamp, event: event, payload: payload)
+    }
+
+    /// "12.345678" -> nanoseconds, exact (no floating point).
+    static func parseTimestamp(_ s: Substring) -> UInt64? {
+        let parts = s.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 2, let secs = UInt64(parts[0]), !parts[1].isEmpty, parts[1].count <= 9,
+              parts[1].allSatisfy({ $0.isNumber }), let frac = UInt64(parts[1]) else {
+            if parts.count == 1, let secs = UInt64(parts[0]) { return secs &* 1_000_000_000 }
+            return nil
+        }
+        var scale: UInt64 = 1
+        for _ in 0..<(9 - parts[1].count) { scale *= 10 }
+        let (ns, overflow) = secs.multipliedReportingOverflow(by: 1_000_000_000)
+        guard !overflow else { return nil }
+        return ns + frac * scale
+    }
+}

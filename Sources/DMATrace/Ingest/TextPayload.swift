@@ -1,0 +1,254 @@
+/// The `key=value` body of a dma/swiotlb/iommu event in ftrace text, in the
+/// kernel's own rendering or libtraceevent's `[FAILED TO PARSE]` raw form.
+struct TextPayload {
+    /// Leading words before the first `key=` (the device name, "IOMMU:", ...).
+    var positional: [Substring] = []
+    var fields: [Substring: Substring] = [:]
+    /// Words after the key=value part ("FORCE", "[TRUNCATED]").
+    var trailing: [Substring] = []
+    /// libtraceevent could not print the event and showed raw fields instead.
+    var raw = false
+
+    init(_ text: Substring) {
+        var s = text
+        if s.hasPrefix("[FAILED TO PARSE]") {
+            raw = true
+            s = s.dropFirst("[FAILED TO PARSE]".count)
+        }
+        var sawField = false
+        while true {
+            s = s.drop(while: { $0 == " " })
+            guard !s.isEmpty else { break }
+            let token = Self.nextToken(&s)
+            if let eq = token.firstIndex(of: "="), eq != token.startIndex {
+                fields[token[..<eq]] = token[token.index(after: eq)...]
+                sawField = true
+            } else if sawField {
+                trailing.append(token)
+            } else {
+                positional.append(token)
+            }
+        }
+    }
+
+    /// A token runs to the next space outside `[...]` / `{...}` (ARRAY[c0, 68] has spaces).
+    private static func nextToken(_ s: inout Substring) -> Substring {
+        var depth = 0
+        var i = s.startIndex
+        while i < s.endIndex {
+            let c = s[i]
+            if c == "[" || c == "{" { depth += 1 } else if c == "]" || c == "}" { depth = max(0, depth - 1) } else if c == " " && depth == 0 { break }
+            i = s.index(after: i)
+        }
+        let token = s[s.startIndex..<i]
+        s = s[i...]
+        return token
+    }
+
+    var device: String? {
+        if let d = fields["device"] { return String(d) }
+        if let d = fields["dev_name"] { return String(d) }
+        // "dev_name: 0000:00:03.0 ..." (swiotlb) or "0000:00:03.0 dir=..." (dma)
+        for p in positional where !p.hasSuffix(":") { return String(p) }
+        return nil
+    }
+
+    /// Hex whether or not it has 0x (the kernel prints %llx bare).
+    func hex(_ key: Substring) -> UInt64? {
+        guard let v = fields[key] else { return nil }
+        return Self.parseHex(v)
+    }
+
+    /// Decimal unless prefixed with 0x.
+    func number(_ key: Substring) -> UInt64? {
+        guard let v = fields[key] else { return nil }
+        if v.hasPrefix("0x") { return UInt64(v.dropFirst(2), radix: 16) }
+        return UInt64(v)
+    }
+
+    func signedNumber(_ key: Substring) -> Int64? {
+        guard let v = fields[key] else { return nil }
+        if v.hasPrefix("0x") { return UInt64(v.dropFirst(2), radix: 16).map { Int64(bitPattern: $0) } }
+        return Int64(v)
+    }
+
+    static func parseHex(_ v: Substring) -> UInt64? {
+        let digits = v.hasPrefix("0x") || v.hasPrefix("0X") ? v.dropFirst(2) : v
+        return UInt64(digits, radix: 16)
+    }
+
+    var direction: DMADirection? {
+        guard let v = fields["dir"] else { return nil }
+        if let n = UInt64(v) { return DMADirection(kernelValue: n) }
+        return DMADirection(name: String(v))
+    }
+
+    var attrs: DMAAttributes? {
+        guard let v = fields["attrs"] else { return [] }
+        if let n = UInt64(v) { return DMAAttributes(rawValue: n) }
+        return DMAAttributes(text: v)
+    }
+
+    /// `{0x1,0x2}` (kernel __print_array), `[1, 2]`, or raw `ARRAY[c0, 68, ...]`
+    /// little-endian bytes of `elementSize`-wide elements.
+    func array(_ key: Substring, elementSize: Int) -> [UInt64]? {
+        guard let v = fields[key] else { return nil }
+        return Self.parseArray(v, elementSize: elementSize)
+    }
+
+    static func parseArray(_ v: Substring, elementSize: Int) -> [UInt64]? {
+        if v.hasPrefix("ARRAY[") && v.hasSuffix("]") {
+            let bytes = v.dropFirst(6).dropLast().split(separator: ",").map { $0.trimmingSpaces }
+            var values: [UInt8] = []
+            values.reserveCapacity(bytes.count)
+            for b in bytes where !b.isEmpty {
+                guard let byte = UInt8(b, radix: 16) else { return nil }
+                values.append(byte)
+            }
+            guard elementSize > 0, values.count % elementSize == 0 else { return nil }
+            var out: [UInt64] = []
+            var i = 0
+            while i < values.count {
+                var x: UInt64 = 0
+                for k in 0..<elementSize { x |= UInt64(values[i + k]) << (8 * UInt64(k)) }
+                out.append(x)
+                i += elementSize
+            }
+            return out
+        }
+        guard let first = v.first, first == "{" || first == "[", let last = v.last, last == "}" || last == "]" else {
+            return nil
+        }
+        let inner = v.dropFirst().dropLast()
+        if inner.trimmingSpaces.isEmpty { return [] }
+        var out: [UInt64] = []
+        for part in inner.split(separator: ",") {
+            let p = part.trimmingSpaces
+            if p.hasPrefix("0x") {
+                guard let x = UInt64(p.dropFirst(2), radix: 16) else { return nil }
+                out.append(x)
+            } else {
+                guard let x = UInt64(p) else { return nil }
+                out.append(x)
+            }
+        }
+        return out
+    }
+
+    /// `%p` in text is hashed unless the hash-ptr option was off; a kernel
+    /// pointer always has its top bits set, a hash never does.
+    func pointer(_ key: Substring) -> TracedPointer {
+        guard let v = fields[key] else { return .absent }
+        if v.contains("ptrval") { return .hashed }
+        guard let x = Self.parseHex(v) else { return .hashed }
+        if x == 0 { return .value(0) }
+        return x >> 32 == 0 ? .hashed : .value(x)
+    }
+}
+
+extension Substring {
+    var trimmingSpaces: Substring {
+        var s = self.drop(while: { $0 == " " })
+        while s.last == " " { s = s.dropLast() }
+        return s
+    }
+}
+
+/// Builds a normalized event kind from a text payload.
+enum TextEventDecoder {
+    // swiftlint:disable:next cyclomatic_complexity function_body_length
+    static func kind(_ known: KnownEvent, _ p: TextPayload) -> DMAEventKind? {
+        let direction = p.direction
+        let attrs = p.attrs ?? []
+        switch known {
+        case .mapSingle(let api):
+            guard let dma = p.hex("dma_addr"), let size = p.number("size"), let phys = p.hex("phys_addr") else { return nil }
+            let resolved: SingleMapAPI = (api == .phys && attrs.contains(.mmio)) ? .mmio : api
+            return .map(SingleMapEvent(api: resolved, physAddr: phys, dmaAddr: dma, size: size,
+                                       direction: direction, attrs: attrs))
+        case .unmapSingle(let api):
+            guard let dma = p.hex("dma_addr") ?? p.hex("addr"), let size = p.number("size") else { return nil }
+            let resolved: SingleMapAPI = (api == .phys && attrs.contains(.mmio)) ? .mmio : api
+            return .unmap(SingleUnmapEvent(api: resolved, dmaAddr: dma, size: size, direction: direction, attrs: attrs))
+        case .mapSG:
+            guard let dma = p.array("dma_addrs", elementSize: 8),
+                  let lengths = p.array("sizes", elementSize: 4) ?? p.array("lengths", elementSize: 4),
+                  let phys = p.array("phys_addrs", elementSize: 8) else { return nil }
+            let (nents, ents) = sgCounts(p, physCount: phys.count, dmaCount: dma.count)
+            let truncated = p.trailing.contains("[TRUNCATED]") || p.fields["ents"].map { $0.hasSuffix("[TRUNCATED]") } == true
+                || (p.number("truncated") ?? 0) != 0
+            return .mapSG(SGMapEvent(inputEntries: nents, mappedEntries: ents, physAddrs: phys, dmaAddrs: dma,
+                                     lengths: lengths, truncated: truncated, direction: direction, attrs: attrs))
+        case .mapSGError:
+            // The kernel labels the physical addresses "dma_addrs" in this event's text.
+            let phys = p.array("phys_addrs", elementSize: 8) ?? p.array("dma_addrs", elementSize: 8) ?? []
+            return .mapSGError(SGMapErrorEvent(physAddrs: phys, error: p.signedNumber("err") ?? 0,
+                                               direction: direction, attrs: attrs))
+        case .unmapSG:
+            guard let phys = p.array("phys_addrs", elementSize: 8) ?? p.array("addrs", elementSize: 8) else { return nil }
+            return .unmapSG(SGUnmapEvent(physAddrs: phys, direction: direction, attrs: attrs))
+        case .syncSingle(let target):
+            guard let dma = p.hex("dma_addr"), let size = p.number("size") else { return nil }
+            return .sync(SyncEvent(target: target, scatterGather: false, dmaAddrs: [dma], lengths: [size],
+                                   direction: direction))
+        case .syncSG(let target):
+            guard let dma = p.array("dma_addrs", elementSize: 8),
+                  let lengths = p.array("sizes", elementSize: 4) ?? p.array("lengths", elementSize: 4) else { return nil }
+            return .sync(SyncEvent(target: target, scatterGather: true, dmaAddrs: dma, lengths: lengths,
+                                   direction: direction))
+        case .alloc(let api), .allocError(let api):
+            guard let size = p.number("size") else { return nil }
+            var failed = false
+            if case .allocError = known { failed = true }
+            let phys = p.array("phys_addrs", elementSize: 8) ?? p.hex("phys_addr").map { [$0] } ?? []
+            return .alloc(AllocEvent(api: api, cpuAddr: p.pointer("virt_addr"), dmaAddr: p.hex("dma_addr") ?? 0,
+                                     size: size, direction: direction, attrs: attrs, physAddrs: phys, failed: failed))
+        case .free(let api):
+            guard let size = p.number("size") else { return nil }
+            let phys = p.array("phys_addrs", elementSize: 8) ?? p.hex("phys_addr").map { [$0] } ?? []
+            return .free(FreeEvent(api: api, cpuAddr: p.pointer("virt_addr"), dmaAddr: p.hex("dma_addr") ?? 0,
+                                   size: size, direction: direction, attrs: attrs, physAddrs: phys))
+        case .bounce:
+            guard let orig = p.hex("dev_addr"), let size = p.number("size") else { return nil }
+            let forced = p.trailing.contains("FORCE") || p.number("force") == 1
+            return .bounce(BounceEvent(origAddr: orig, size: size, dmaMask: p.hex("dma_mask") ?? 0, forced: forced))
+        case .iommuMap:
+            guard let iova = p.hex("iova"), let size = p.number("size") else { return nil }
+            return .iommuMap(IOMMUMapEvent(iova: iova, physAddr: p.hex("paddr") ?? 0, size: size))
+        case .iommuUnmap:
+            guard let iova = p.hex("iova"), let size = p.number("size") else { return nil }
+            return .iommuUnmap(IOMMUUnmapEvent(iova: iova, size: size, unmappedSize: p.number("unmapped_size") ?? size))
+        case .iommuFault:
+            guard let iova = p.hex("iova") else { return nil }
+            let driver = p.positional.first.map { $0.hasPrefix("IOMMU:") ? $0.dropFirst(6) : $0 } ?? ""
+            return .iommuFault(IOMMUFaultEvent(driver: String(driver), iova: iova, flags: p.signedNumber("flags") ?? 0))
+        case .iommuGroup(let change):
+            return .iommuGroup(IOMMUGroupEvent(change: change, groupID: p.signedNumber("groupID") ?? p.signedNumber("gid")))
+        case .print, .bprint, .kernelStack:
+            return nil
+        }
+    }
+
+    /// `nents=1/1 ents=1/1` (capped arrays: kept/full), `nents=3` (older), or raw `full_nents=`.
+    private static func sgCounts(_ p: TextPayload, physCount: Int, dmaCount: Int) -> (Int, Int) {
+        func full(_ v: Substring?) -> Int? {
+            guard let v else { return nil }
+            let cleaned = v.hasSuffix("[TRUNCATED]") ? v.dropLast("[TRUNCATED]".count) : v
+            if let slash = cleaned.firstIndex(of: "/") { return Int(cleaned[cleaned.index(after: slash)...]) }
+            return Int(cleaned)
+        }
+        let nents = full(p.fields["full_nents"]) ?? full(p.fields["nents"]) ?? physCount
+        let ents = full(p.fields["full_ents"]) ?? full(p.fields["ents"]) ?? dmaCount
+        return (nents, ents)
+    }
+
+    /// Device for iommu fault text: "IOMMU:driver device iova=...".
+    static func device(for known: KnownEvent, _ p: TextPayload) -> String? {
+        switch known {
+        case .iommuMap, .iommuUnmap: return nil
+        case .iommuFault: return p.positional.count >= 2 ? String(p.positional[1]) : nil
+        case .iommuGroup: return p.fields["device"].map(String.init)
+        default: return p.device
+        }
+    }
+}

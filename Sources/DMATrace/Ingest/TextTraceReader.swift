@@ -1,0 +1,226 @@
+import Foundation
+
+/// Reads ftrace text: tracefs `trace` (with its header and irq-flags column),
+/// `trace_pipe`, and `trace-cmd report` output. Streams the file in chunks.
+public final class TextTraceReader: DMAEventSource {
+    public struct Options: Sendable {
+        /// How many unreadable lines to keep, with their line numbers, for --verbose.
+        public var keepUnreadable: Int
+        public init(keepUnreadable: Int = 20) { self.keepUnreadable = keepUnreadable }
+    }
+
+    public private(set) var facts: TraceFacts
+    private let path: String
+    private let options: Options
+
+    init(path: String, sniffed: Data, options: Options) throws {
+        self.path = path
+        self.options = options
+        if Self.looksBinary(sniffed) {
+            throw IngestError(path: path, problem: "is binary data, neither a trace.dat nor ftrace text")
+        }
+        let head = String(decoding: sniffed, as: UTF8.self)
+        let format: TraceFacts.Format = head.hasPrefix("cpus=") || head.contains("\ncpus=") ? .traceCmdReport : .tracefs
+        facts = TraceFacts(path: path, format: format)
+    }
+
+    /// Text with NUL bytes or mostly non-printable bytes is not a trace.
+    static func looksBinary(_ data: Data) -> Bool {
+        if data.contains(0) { return true }
+        var odd = 0
+        for b in data where b < 0x09 || (b > 0x0d && b < 0x20) || b == 0x7f { odd += 1 }
+        if odd * 20 > data.count { return true }
+        // Invalid UTF-8 in the first block: text traces are ASCII apart from task names.
+        return String(validatingUTF8: Array(data.prefix(4000).map { CChar(bitPattern: $0) }) + [0]) == nil
+            && data.filter({ $0 >= 0x80 }).count * 10 > data.count
+    }
+
+    public func read(_ handler: (DMAEvent) throws -> Void) throws -> IngestStats {
+        guard let file = FileHandle(forReadingAtPath: path) else {
+            throw IngestError(path: path, problem: "cannot be opened for reading")
+        }
+        defer { try? file.close() }
+        var state = TextStreamState(options: options)
+        var seenEvents = Set<String>()
+        var carry = Data()
+        var lineNumber = 0
+        func consume(_ bytes: Data.SubSequence) throws {
+            lineNumber += 1
+            var text = String(decoding: bytes, as: UTF8.self)
+            if text.hasSuffix("\r") { text.removeLast() }
+            try state.feed(Substring(text), lineNumber: lineNumber, seenEvents: &seenEvents, emit: handler)
+        }
+        while true {
+            let chunk: Data
+            do {
+                chunk = try file.read(upToCount: 1 << 20) ?? Data()
+            } catch {
+                throw IngestError(path: path, problem: "read failed: \(error.localizedDescription)")
+            }
+            if chunk.isEmpty { break }
+            if chunk.contains(0) && lineNumber < 10 && state.stats.records == 0 {
+                throw IngestError(path: path, problem: "is binary data, neither a trace.dat nor ftrace text")
+            }
+            carry.append(chunk)
+            var start = carry.startIndex
+            while let nl = carry[start...].firstIndex(of: 0x0a) {
+                try consume(carry[start..<nl])
+                start = carry.index(after: nl)
+            }
+            carry = Data(carry[start...])
+        }
+        if !carry.isEmpty { try consume(carry[carry.startIndex...]) }
+        try state.finish(emit: handler)
+        if state.stats.records == 0 {
+            let detail = state.stats.unreadableLines > 0
+                ? "no ftrace event line could be read (\(state.stats.unreadableLines) unreadable lines)"
+                : "contains no ftrace event lines"
+            throw IngestError(path: path, problem: detail)
+        }
+        if let cpus = state.cpus { facts.cpus = cpus }
+        facts.eventFormats = seenEvents
+        facts.generation = EventGeneration.detect(eventNames: seenEvents)
+        return state.stats
+    }
+}
+
+/// The line-by-line state of a text pass: stacks attach to the event they
+/// follow, lost-event lines to the next record of their CPU.
+struct TextStreamState {
+    var stats = IngestStats()
+    var cpus: Int?
+    let options: TextTraceReader.Options
+
+    /// Events not yet emitted, in input order. An entry can still receive a
+    /// stack while it is the newest event of its CPU.
+    private var queue: [DMAEvent] = []
+    private var queueOpen: [Bool] = []
+    private var newestIndexOfCPU: [Int32: Int] = [:]
+    /// A `<stack trace>` header was seen: frames go to this queue index.
+    private var stackTarget: Int?
+    private var pendingLost: [Int32: [UInt64?]] = [:]
+    private static let window = 256
+
+    init(options: TextTraceReader.Options) { self.options = options }
+
+    mutating func feed(_ line: Substring, lineNumber: Int, seenEvents: inout Set<String>,
+                       emit: (DMAEvent) throws -> Void) throws {
+        switch TextLineParser.parse(line) {
+        case .header(let n):
+            if let n { cpus = n }
+        case .lost(let cpu, let count):
+            stats.lostGaps += 1
+            if let count { stats.lostEventsCounted += count } else { stats.uncountedGaps += 1 }
+            pendingLost[cpu, default: []].append(count)
+        case .stackFrame(let frame):
+            guard let target = stackTarget else { return }
+            var stack = queue[target].stack ?? KernelStack(frames: [])
+            stack.frames.append(frame)
+            queue[target].stack = stack
+        case .unreadable(let reason):
+            noteUnreadable(line, lineNumber: lineNumber, reason: reason)
+        case .record(let r):
+            stats.records += 1
+            stats.noteTimestamp(r.timestamp)
+            stackTarget = nil
+            if r.payload.hasPrefix("<stack trace") || r.event == "kernel_stack" || r.event == "<stack trace>" {
+                stats.stackRecords += 1
+                if let idx = newestIndexOfCPU[r.cpu], queueOpen[idx], queue[idx].pid == r.pid, queue[idx].stack == nil {
+                    stackTarget = idx
+                }
+                return
+            }
+            try flushLost(cpu: r.cpu, at: r.timestamp, emit: emit)
+            let name = String(r.event)
+            guard var known = KnownEvent.classify(system: nil, name: name) else {
+                if name.hasPrefix("dma_") || name.hasPrefix("swiotlb") || name.hasPrefix("iommu") {
+                    stats.unknownEvents[name, default: 0] += 1
+                } else {
+                    stats.otherRecords += 1
+                }
+                return
+            }
+            // "map"/"unmap" are the iommu system's only when the payload says so.
+            if case .iommuMap = known, !r.payload.hasPrefix("IOMMU:") { stats.otherRecords += 1; return }
+            if case .iommuUnmap = known, !r.payload.hasPrefix("IOMMU:") { stats.otherRecords += 1; return }
+            let kind: DMAEventKind?
+            var device: String?
+            switch known {
+            case .print, .bprint:
+                kind = .marker(Self.markerText(r.payload))
+            case .kernelStack:
+                return
+            default:
+                seenEvents.insert(name)
+                let payload = TextPayload(r.payload)
+                kind = TextEventDecoder.kind(known, payload)
+                device = TextEventDecoder.device(for: known, payload)
+                if case .iommuMap = known { known = .iommuMap }
+            }
+            guard let kind else {
+                stats.malformedRecords += 1
+                noteUnreadable(line, lineNumber: lineNumber, reason: "\(name): fields missing or unreadable")
+                return
+            }
+            stats.dmaEvents += 1
+            let event = DMAEvent(timestamp: r.timestamp, cpu: r.cpu, pid: r.pid, task: String(r.task),
+                                 device: device, kind: kind)
+            if let prev = newestIndexOfCPU[r.cpu] { queueOpen[prev] = false }
+            queue.append(event)
+            queueOpen.append(true)
+            newestIndexOfCPU[r.cpu] = queue.count - 1
+            try drain(force: false, emit: emit)
+        }
+    }
+
+    /// "tracing_mark_write: text" (print) or "func: text" (bprint).
+    static func markerText(_ payload: Substring) -> String {
+        if let r = payload.range(of: ": ") {
+            let head = payload[..<r.lowerBound]
+            if !head.contains(" ") { return String(payload[r.upperBound...]) }
+        }
+        return String(payload)
+    }
+
+    private mutating func noteUnreadable(_ line: Substring, lineNumber: Int, reason: String) {
+        stats.unreadableLines += 1
+        if stats.unreadableSamples.count < options.keepUnreadable {
+            stats.unreadableSamples.append(.init(line: lineNumber, text: String(line.prefix(300)), reason: reason))
+        }
+    }
+
+    private mutating func flushLost(cpu: Int32, at ts: UInt64, emit: (DMAEvent) throws -> Void) throws {
+        guard let counts = pendingLost.removeValue(forKey: cpu) else { return }
+        // Everything queued before the gap goes out first, to keep time order.
+        try drain(force: true, emit: emit)
+        for count in counts {
+            try emit(DMAEvent(timestamp: ts, cpu: cpu, pid: -1, task: "", device: nil, kind: .lostEvents(count: count)))
+        }
+    }
+
+    private mutating func drain(force: Bool, emit: (DMAEvent) throws -> Void) throws {
+        var n = 0
+        while n < queue.count, force || !queueOpen[n] || queue.count - n > Self.window {
+            try emit(queue[n])
+            n += 1
+        }
+        guard n > 0 else { return }
+        queue.removeFirst(n)
+        queueOpen.removeFirst(n)
+        for (cpu, idx) in newestIndexOfCPU {
+            if idx < n { newestIndexOfCPU[cpu] = nil } else { newestIndexOfCPU[cpu] = idx - n }
+        }
+        if let t = stackTarget { stackTarget = t >= n ? t - n : nil }
+    }
+
+    mutating func finish(emit: (DMAEvent) throws -> Void) throws {
+        try drain(force: true, emit: emit)
+        let last = stats.lastTimestamp ?? 0
+        for (cpu, counts) in pendingLost.sorted(by: { $0.key < $1.key }) {
+            for count in counts {
+                try emit(DMAEvent(timestamp: last, cpu: cpu, pid: -1, task: "", device: nil, kind: .lostEvents(count: count)))
+            }
+        }
+        pendingLost = [:]
+    }
+}

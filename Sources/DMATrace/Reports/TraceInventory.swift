@@ -1,0 +1,75 @@
+/// What `info` prints: counts by event and by device from one pass.
+public struct TraceInventory: Sendable, Codable {
+    public var facts: TraceFacts
+    public var stats: IngestStats
+    public var eventCounts: [String: UInt64] = [:]
+    public var deviceEventCounts: [String: [String: UInt64]] = [:]
+    public var lostByCPU: [Int32: UInt64] = [:]
+
+    public init(facts: TraceFacts, stats: IngestStats) {
+        self.facts = facts
+        self.stats = stats
+    }
+
+    /// Reads the whole source once.
+    public static func take(from source: DMAEventSource) throws -> TraceInventory {
+        var counts: [String: UInt64] = [:]
+        var perDevice: [String: [String: UInt64]] = [:]
+        var lost: [Int32: UInt64] = [:]
+        let stats = try source.read { event in
+            let name = event.kind.name
+            counts[name, default: 0] += 1
+            if let d = event.device { perDevice[d, default: [:]][name, default: 0] += 1 }
+            if case .lostEvents(let c) = event.kind { lost[event.cpu, default: 0] += c ?? 0 }
+        }
+        var inv = TraceInventory(facts: source.facts, stats: stats)
+        inv.eventCounts = counts
+        inv.deviceEventCounts = perDevice
+        inv.lostByCPU = lost
+        return inv
+    }
+
+    public var text: String {
+        var out: [String] = []
+        func row(_ k: String, _ v: String) { out.append(k.padding(toLength: 13, withPad: " ", startingAt: 0) + v) }
+        row("file:", facts.path)
+        row("format:", facts.format.rawValue + (facts.fileVersion.map { " v\($0)" } ?? ""))
+        row("kernel:", facts.kernelRelease ?? "(not recorded)")
+        row("cpus:", facts.cpus.map(String.init) ?? "(unknown)")
+        if let clock = facts.clock { row("clock:", clock) }
+        if let first = stats.firstTimestamp, let last = stats.lastTimestamp {
+            row("time span:", "\(formatSeconds(first)) .. \(formatSeconds(last)) s (\(formatSeconds(last - first)) s)")
+        }
+        row("generation:", facts.generation.description)
+        row("records:", "\(stats.records) (\(stats.dmaEvents) DMA-related events, \(stats.otherRecords) other records, \(stats.stackRecords) kernel stacks)")
+        if stats.lostGaps == 0 {
+            row("lost events:", "none reported")
+        } else {
+            var s = "\(stats.lostGaps) gaps, at least \(stats.lostEventsCounted) events lost"
+            if stats.uncountedGaps > 0 { s += " (\(stats.uncountedGaps) gaps of unknown size)" }
+            s += "; per CPU: " + lostByCPU.sorted { $0.key < $1.key }.map { "cpu\($0.key)=\($0.value)" }.joined(separator: " ")
+            row("lost events:", s)
+        }
+        if stats.malformedRecords > 0 { row("malformed:", "\(stats.malformedRecords) records with unreadable fields (skipped)") }
+        if stats.unreadableLines > 0 { row("unreadable:", "\(stats.unreadableLines) text lines") }
+        if !stats.unknownEvents.isEmpty {
+            row("not modeled:", stats.unknownEvents.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+        }
+        out.append("events:")
+        for (name, n) in eventCounts.sorted(by: { ($0.value, $1.key) > ($1.value, $0.key) }) {
+            out.append("  " + String(n).leftPadded(9) + "  " + name)
+        }
+        out.append("devices:")
+        for (device, counts) in deviceEventCounts.sorted(by: { $0.key < $1.key }) {
+            let total = counts.values.reduce(0, +)
+            out.append("  \(device)  \(total) events: " + counts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+        }
+        return out.joined(separator: "\n")
+    }
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String {
+        count >= width ? self : String(repeating: " ", count: width - count) + self
+    }
+}
