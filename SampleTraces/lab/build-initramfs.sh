@@ -87,6 +87,7 @@ mods_for "$STAGE/lab/modules.list" nvme ahci xhci_pci usb_storage sd_mod e1000e
 cp "$HERE/guest/init" "$STAGE/init"
 cp "$HERE/guest/lib.sh" "$STAGE/lab/lib.sh"
 cp "$WORKLOAD" "$STAGE/lab/workload.sh"
+basename "$WORKLOAD" > "$STAGE/lab/workload-name"
 chmod 755 "$STAGE/init"
 echo "$*" > "$STAGE/lab/record-args"
 : > "$STAGE/lab/env"

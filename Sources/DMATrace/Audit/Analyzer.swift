@@ -1,0 +1,41 @@
+/// Runs one trace through ingest, the model and the rules.
+public struct AnalysisOptions: Sendable {
+    /// Rule ids to skip.
+    public var disabledRules: Set<String> = []
+    public var severityOverrides: [String: Severity] = [:]
+    public init() {}
+}
+
+public struct AnalysisResult: Sendable {
+    public var facts: TraceFacts
+    public var stats: IngestStats
+    public var devices: [DeviceProfile]
+    /// Sorted: most severe first, then by time.
+    public var findings: [Finding]
+    public var lostGaps: [LostGap]
+    public var linearMapOffset: UInt64?
+}
+
+public enum Analyzer {
+    public static func analyze(path: String, options: AnalysisOptions = .init(),
+                               textOptions: TextTraceReader.Options = .init()) throws -> AnalysisResult {
+        try analyze(source: TraceOpener.open(path: path, options: textOptions), options: options)
+    }
+
+    public static func analyze(source: DMAEventSource, options: AnalysisOptions = .init()) throws -> AnalysisResult {
+        let rules = RuleRegistry.instantiate { !options.disabledRules.contains($0) }
+        var context: RuleContext!
+        let model = DMAModel { fact in
+            for rule in rules { rule.observe(fact, context) }
+        }
+        context = RuleContext(model: model, traceFacts: source.facts, severityOverrides: options.severityOverrides)
+        let stats = try source.read { model.apply($0) }
+        for rule in rules { rule.finish(context) }
+        context.applyLostEventDowngrades()
+        let findings = context.findings.sorted {
+            ($0.severity.rawValue, $1.timestamp, $1.rule) > ($1.severity.rawValue, $0.timestamp, $0.rule)
+        }
+        return AnalysisResult(facts: source.facts, stats: stats, devices: model.deviceProfiles, findings: findings,
+                              lostGaps: model.gaps, linearMapOffset: model.linearMapOffset?.offset)
+    }
+}

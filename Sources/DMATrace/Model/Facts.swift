@@ -1,0 +1,60 @@
+/// What the model observed while replaying the trace. The model states
+/// facts; rules (Rules/) decide which facts are bugs and how bad they are.
+public enum ModelFact {
+    /// A streaming mapping became live.
+    case mapped(StreamingMapping)
+    /// A map returned DMA_MAPPING_ERROR (or an sg map produced no segment).
+    case mapFailed(DMAEvent)
+    /// Two live streaming mappings cover the same physical bytes.
+    case physicalOverlap(new: StreamingMapping, existing: StreamingMapping, bytes: Range<UInt64>)
+    /// A new mapping got a dma address still covered by a live mapping of the same device
+    /// on a translated path (IOMMU or bounce), where the kernel should never hand it out twice.
+    case dmaAddressReuse(new: StreamingMapping, existing: StreamingMapping)
+    /// A streaming mapping covers memory of a live coherent allocation.
+    case overlapsCoherent(StreamingMapping, CoherentAllocation, bytes: Range<UInt64>)
+    /// Two live mappings without common bytes share a cache line.
+    case sharedCacheLine(new: StreamingMapping, neighbor: StreamingMapping, line: UInt64)
+    /// An unmap matched a live mapping (the rule compares parameters).
+    case unmapped(StreamingMapping, unmap: DMAEvent, size: UInt64?, direction: DMADirection?,
+                  function: StreamingMapping.Function, entries: Int?)
+    /// An unmap matched nothing live.
+    case unmapWithoutMapping(DMAEvent, UnmatchedContext)
+    /// A sync matched a live mapping.
+    case synced(StreamingMapping, SyncObservation)
+    /// A sync matched nothing live.
+    case syncWithoutMapping(DMAEvent, UnmatchedContext)
+    case allocated(CoherentAllocation)
+    case freed(CoherentAllocation, free: DMAEvent, FreeEvent)
+    case freeWithoutAllocation(DMAEvent, UnmatchedContext)
+    case iommuFault(DMAEvent, IOMMUFaultEvent)
+    /// The event contradicts itself; it was not applied to the model.
+    case anomaly(DMAEvent, String)
+    case eventsLost(LostGap)
+}
+
+public enum UnmatchedContext {
+    /// Nothing in the trace ever covered the address.
+    case neverSeen(mayPredateTrace: Bool, near: StreamingMapping?)
+    /// The address was unmapped or freed before, and not mapped since.
+    case alreadyReleased(release: DMAEvent, original: DMAEvent?)
+    /// The address is DMA_MAPPING_ERROR, or the memory of an sg map that failed.
+    case mappingError(failedMap: DMAEvent?)
+}
+
+public struct SyncObservation {
+    public var event: DMAEvent
+    public var sync: SyncEvent
+    /// Synced bytes (dma addresses) that fall outside the mapping.
+    public var outOfRange: Bool
+    /// For sync_for_cpu: part of the range was already CPU-owned (no sync_for_device since).
+    public var alreadyCPUOwned: Bool
+    public var entriesMismatch: (mapped: Int, synced: Int)?
+}
+
+public struct LostGap: Sendable, Codable {
+    public var cpu: Int32
+    /// Last record seen on that CPU before the gap (nil: the gap may reach back to the trace's start).
+    public var from: UInt64?
+    public var to: UInt64
+    public var count: UInt64?
+}

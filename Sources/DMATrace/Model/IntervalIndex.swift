@@ -1,0 +1,94 @@
+/// Finds the values whose address range overlaps a query range without a scan.
+///
+/// Ranges are registered in every 64 KiB bucket they touch, so a query costs
+/// the buckets it spans plus the values found there. Ranges larger than
+/// `largeThreshold` live in a short side list instead of thousands of buckets.
+/// Memory is proportional to what is registered: live mappings only.
+struct IntervalIndex<Value: AnyObject> {
+    private static var bucketShift: UInt64 { 16 }
+    private static var largeThreshold: UInt64 { 64 << 20 }
+
+    private struct Entry {
+        let start: UInt64
+        let end: UInt64 // exclusive, saturated at UInt64.max
+        let value: Value
+    }
+
+    private struct SeenKey: Hashable {
+        let object: ObjectIdentifier
+        let start: UInt64
+    }
+
+    private var buckets: [UInt64: [Entry]] = [:]
+    private var large: [Entry] = []
+    private(set) var count = 0
+
+    static func end(_ start: UInt64, _ length: UInt64) -> UInt64 {
+        let (e, overflow) = start.addingReportingOverflow(length)
+        return overflow ? UInt64.max : e
+    }
+
+    mutating func insert(start: UInt64, length: UInt64, _ value: Value) {
+        guard length > 0 else { return }
+        let e = Entry(start: start, end: Self.end(start, length), value: value)
+        count += 1
+        if length > Self.largeThreshold {
+            large.append(e)
+            return
+        }
+        for b in (start >> Self.bucketShift)...((e.end - 1) >> Self.bucketShift) {
+            buckets[b, default: []].append(e)
+        }
+    }
+
+    mutating func remove(start: UInt64, length: UInt64, _ value: Value) {
+        guard length > 0 else { return }
+        let end = Self.end(start, length)
+        if length > Self.largeThreshold {
+            if let i = large.firstIndex(where: { $0.value === value && $0.start == start }) {
+                large.remove(at: i)
+                count -= 1
+            }
+            return
+        }
+        var removed = false
+        for b in (start >> Self.bucketShift)...((end - 1) >> Self.bucketShift) {
+            guard var list = buckets[b] else { continue }
+            if let i = list.firstIndex(where: { $0.value === value && $0.start == start }) {
+                list.remove(at: i)
+                removed = true
+            }
+            buckets[b] = list.isEmpty ? nil : list
+        }
+        if removed { count -= 1 }
+    }
+
+    /// Values overlapping [start, start+length), each once, with their registered range.
+    func overlapping(start: UInt64, length: UInt64) -> [(start: UInt64, end: UInt64, value: Value)] {
+        guard length > 0 else { return [] }
+        let end = Self.end(start, length)
+        var out: [(UInt64, UInt64, Value)] = []
+        // A range spanning several buckets is found once per bucket: keep it once.
+        var seen = Set<SeenKey>()
+        func consider(_ e: Entry) {
+            guard e.start < end, start < e.end,
+                  seen.insert(SeenKey(object: ObjectIdentifier(e.value), start: e.start)).inserted else { return }
+            out.append((e.start, e.end, e.value))
+        }
+        let firstBucket = start >> Self.bucketShift
+        let lastBucket = (end - 1) >> Self.bucketShift
+        if lastBucket - firstBucket > 4096 {
+            // A huge query: walk the buckets that exist instead of the range.
+            for (b, list) in buckets where b >= firstBucket && b <= lastBucket { list.forEach(consider) }
+        } else {
+            for b in firstBucket...lastBucket { buckets[b]?.forEach(consider) }
+        }
+        large.forEach(consider)
+        return out.map { (start: $0.0, end: $0.1, value: $0.2) }
+    }
+
+    /// Values whose range contains `address`.
+    func containing(_ address: UInt64) -> [(start: UInt64, end: UInt64, value: Value)] {
+        overlapping(start: address, length: 1)
+    }
+}

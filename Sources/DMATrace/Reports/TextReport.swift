@@ -1,0 +1,76 @@
+import Foundation
+
+/// The human report of `analyze`: devices first, then findings by rule, most severe first.
+public struct TextReport {
+    public var color: Bool
+    public var showHistory: Int
+
+    public init(color: Bool, showHistory: Int = 12) {
+        self.color = color
+        self.showHistory = showHistory
+    }
+
+    private func paint(_ s: String, _ code: String) -> String { color ? "\u{1b}[\(code)m\(s)\u{1b}[0m" : s }
+
+    private func badge(_ s: Severity) -> String {
+        switch s {
+        case .error: paint("error", "1;31")
+        case .warning: paint("warning", "1;33")
+        case .note: paint("note", "1;36")
+        }
+    }
+
+    public func render(_ r: AnalysisResult, findings: [Finding]) -> String {
+        var out: [String] = []
+        let span = r.stats.firstTimestamp.flatMap { f in r.stats.lastTimestamp.map { formatSeconds($0 - f) } } ?? "?"
+        let lost = r.lostGaps.isEmpty ? "no events lost" : "\(r.lostGaps.count) lost-event gap(s)"
+        out.append(paint("\(r.facts.path)", "1") + ": kernel \(r.facts.kernelRelease ?? "unknown"), \(r.facts.cpus.map { "\($0) CPUs" } ?? "CPUs unknown"), \(span) s, \(r.stats.dmaEvents) events, \(lost)")
+        out.append("")
+        out.append(paint("Devices", "1"))
+        for d in r.devices {
+            out.append("  \(paint(d.name, "1"))  \(d.path.rawValue), \(d.coherence.rawValue)")
+            out.append("    maps \(d.maps) (sg \(d.sgMaps)), unmaps \(d.unmaps), syncs cpu/device \(d.syncsForCPU)/\(d.syncsForDevice), bounces \(d.bounces), failed maps \(d.failedMaps)")
+            out.append("    \(byteString(d.bytesMapped)) mapped, peak \(d.peakLiveMappings) live mappings, \(d.liveMappings) live at end; coherent allocs \(d.allocs), frees \(d.frees), \(d.liveAllocations) live at end")
+            for l in d.limitations { out.append("    cannot check: \(l)") }
+        }
+        let summary = AnalysisDocument.Summary.of(findings)
+        out.append("")
+        out.append(paint("Findings", "1") + ": \(summary.errors) error(s), \(summary.warnings) warning(s), \(summary.notes) note(s)")
+        var byRule: [(String, [Finding])] = []
+        for f in findings {
+            if let i = byRule.firstIndex(where: { $0.0 == f.rule }) { byRule[i].1.append(f) } else { byRule.append((f.rule, [f])) }
+        }
+        for (rule, list) in byRule {
+            let summaryLine = RuleRegistry.description(of: rule)?.summary ?? ""
+            out.append("")
+            out.append(paint("[\(rule)]", "1") + " \(summaryLine) (Docs/rules/\(rule).md)")
+            for f in list {
+                let times = f.occurrences > 1 ? " ×\(f.occurrences)" : ""
+                out.append("  \(badge(f.severity))\(times) \(f.device) at \(formatSeconds(f.timestamp)) s, cpu \(f.cpu), \(f.pid >= 0 ? "\(f.task)-\(f.pid)" : "-")")
+                out.append("    \(f.message)")
+                for c in f.caveats { out.append("    caveat: \(c)") }
+                if let m = f.marker { out.append("    during marker: \(m)") }
+                if !f.history.isEmpty && showHistory > 0 {
+                    out.append("    history:")
+                    let shown = f.history.suffix(showHistory)
+                    if f.history.count > shown.count { out.append("      … \(f.history.count - shown.count) earlier event(s)") }
+                    for e in shown { out.append("      \(e.line)") }
+                }
+                if let s = f.stack {
+                    out.append("    stack:")
+                    for frame in s.frames { out.append("      => \(frame)") }
+                }
+                out.append("    fingerprint \(f.fingerprint)")
+            }
+        }
+        return out.joined(separator: "\n") + "\n"
+    }
+}
+
+func byteString(_ b: UInt64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    var v = Double(b)
+    var i = 0
+    while v >= 1024 && i < units.count - 1 { v /= 1024; i += 1 }
+    return i == 0 ? "\(b) B" : String(format: "%.1f %@", v, units[i])
+}

@@ -1,0 +1,99 @@
+/// dma_alloc_* results whose CPU address is outside the linear map, so
+/// virt_to_page() on it yields a bogus page.
+final class CoherentNoStructPageRule: DMARule {
+    static let description = RuleDescription(
+        id: "coherent-no-struct-page", name: "Coherent memory without a linear-map address", severity: .note,
+        summary: "A coherent allocation's CPU address is not in the linear map (NO_KERNEL_MAPPING cookie, vmalloc remap, device pool); an error when it is then used as if it had a struct page.",
+        examples: [
+            RuleExample(triggers: true, severity: .note, [
+                Example.probe,
+                Example.probe2,
+                Example.alloc("0.7", dma: "f4000", size: 4096, virt: "0xffffc90000100000"),
+            ]),
+            RuleExample(triggers: true, severity: .error, [
+                Example.probe,
+                Example.probe2,
+                Example.alloc("0.7", dma: "f4000", size: 4096, virt: "0xffffc90000100000"),
+                Example.map("0.8", dir: "TO_DEVICE", dma: "f4000", size: 512),
+                Example.unmap("0.9", dir: "TO_DEVICE", dma: "f4000", size: 512),
+            ]),
+            RuleExample(triggers: false, [
+                Example.probe,
+                Example.probe2,
+                Example.alloc("0.7", dma: "f4000", size: 4096, virt: "0xffff8880000f4000"),
+            ]),
+        ])
+
+    private struct Candidate {
+        let allocation: CoherentAllocation
+        var misuse: DMAEvent?
+        var misuseReason: String?
+    }
+
+    private var candidates: [Int: Candidate] = [:]
+    private var order: [Int] = []
+    private var maxPhys: UInt64 = 0
+    private var absurdMaps: [DMAEvent] = []
+
+    func observe(_ fact: ModelFact, _ context: RuleContext) {
+        switch fact {
+        case .allocated(let a):
+            guard a.cpuAddr.value != nil, a.api != .sgt, order.count < 8192 else { return }
+            candidates[a.id] = Candidate(allocation: a)
+            order.append(a.id)
+            for r in a.physRanges { maxPhys = max(maxPhys, r.physAddr &+ r.length) }
+        case .overlapsCoherent(let m, let a, _):
+            if candidates[a.id]?.misuse == nil {
+                candidates[a.id]?.misuse = m.mapEvent
+                candidates[a.id]?.misuseReason = "its memory was then mapped as streaming memory"
+            }
+        case .mapped(let m):
+            let phys = m.physAddr
+            if maxPhys > 0, phys >= max(1 << 40, maxPhys &* 16), absurdMaps.count < 256 {
+                absurdMaps.append(m.mapEvent)
+            } else {
+                maxPhys = max(maxPhys, phys &+ m.size)
+            }
+        default:
+            return
+        }
+    }
+
+    func finish(_ context: RuleContext) {
+        let linear = context.model.linearMapOffset
+        var plain: [String: [CoherentAllocation]] = [:]
+        for id in order {
+            guard var c = candidates[id], case .value(let cpu) = c.allocation.cpuAddr else { continue }
+            let a = c.allocation
+            let cookie = a.attrs.contains(.noKernelMapping)
+            var inLinearMap: Bool?
+            if let linear, let phys = a.physRanges.first?.physAddr { inLinearMap = cpu &- phys == linear.offset }
+            guard cookie || inLinearMap == false else { continue }
+            if c.misuse == nil, let bogus = absurdMaps.first(where: {
+                $0.device == a.device && $0.timestamp >= a.allocEvent.timestamp && $0.timestamp - a.allocEvent.timestamp < 1_000_000_000
+            }) {
+                c.misuse = bogus
+                c.misuseReason = "a streaming map of an impossible physical address on the same device followed it (virt_to_page() of this CPU address)"
+            }
+            let kind = cookie ? "a DMA_ATTR_NO_KERNEL_MAPPING cookie (on dma-direct a struct page pointer, not memory the CPU may touch)"
+                : "not in the linear map (a vmalloc remap or a device memory pool)"
+            let sure = linear.map { " Linear map offset \(hex($0.offset)) inferred from \($0.agreeing) of \($0.total) allocations." } ?? ""
+            if let misuse = c.misuse, let why = c.misuseReason {
+                context.report(Self.description, severity: .error, event: misuse, device: a.device,
+                               message: "the CPU address \(hex(cpu)) of the \(Describe.allocation(a)) is \(kind), and \(why): virt_to_page() on it gives a page that is not this memory.\(sure)",
+                               history: a.history + [misuse], shape: "nopage-misuse|\(a.api.rawValue)|\(a.size)")
+            } else {
+                plain[a.device + "|" + (cookie ? "cookie" : "remap"), default: []].append(a)
+            }
+        }
+        for (key, allocations) in plain.sorted(by: { $0.key < $1.key }) {
+            let a = allocations[0]
+            let cookie = key.hasSuffix("cookie")
+            let sure = linear.map { " (linear map offset \(hex($0.offset)) inferred from \($0.agreeing) of \($0.total) allocations)" } ?? ""
+            context.report(Self.description, event: a.allocEvent, device: a.device,
+                           message: "\(allocations.count) coherent allocation(s) have CPU addresses \(cookie ? "that are DMA_ATTR_NO_KERNEL_MAPPING cookies" : "outside the linear map\(sure)"), e.g. \(a.cpuAddr.text) for the \(Describe.allocation(a)): "
+                               + "fine as long as the driver never calls virt_to_page()/virt_to_phys() on them or maps them as streaming memory",
+                           history: a.history, shape: "nopage|\(cookie)", occurrences: allocations.count)
+        }
+    }
+}

@@ -1,0 +1,34 @@
+final class FreeUnknownRule: DMARule {
+    static let description = RuleDescription(
+        id: "free-unknown", name: "Free of memory never allocated", severity: .error,
+        summary: "A dma_free_* matches no live allocation: never allocated in the trace, or already freed.",
+        examples: [
+            RuleExample(triggers: true, severity: .error, [
+                Example.probe,
+                Example.free("1.0", dma: "f0000", size: 4096, virt: "0xffff8880000f0000"),
+                Example.free("1.1", dma: "f0000", size: 4096, virt: "0xffff8880000f0000"),
+            ]),
+            RuleExample(triggers: false, [
+                Example.probe,
+                Example.free("1.0", dma: "f0000", size: 4096, virt: "0xffff8880000f0000"),
+            ]),
+        ])
+
+    func observe(_ fact: ModelFact, _ context: RuleContext) {
+        guard case .freeWithoutAllocation(let e, let ctx) = fact else { return }
+        switch ctx {
+        case .alreadyReleased(let previous, _):
+            context.report(Self.description, event: e,
+                           message: "\(e.kind.name) of \(e.kind.details) frees memory already freed at \(formatSeconds(previous.timestamp)) s (double free)",
+                           history: [previous, e], shape: Describe.shape(e), scope: .anyCPUBefore)
+        case .neverSeen(let mayPredate, _):
+            context.report(Self.description, severity: mayPredate ? .note : nil, event: e,
+                           message: mayPredate
+                               ? "\(e.kind.name) of \(e.kind.details) matches no allocation in this trace; the device was active before the trace began, so it was most likely allocated earlier"
+                               : "frees DMA memory it has not allocated: \(e.kind.name) of \(e.kind.details)",
+                           history: [e], shape: Describe.shape(e), scope: .anyCPUBefore)
+        case .mappingError:
+            return
+        }
+    }
+}

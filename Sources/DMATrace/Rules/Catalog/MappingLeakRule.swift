@@ -1,0 +1,97 @@
+/// Streaming mappings still live when the trace ends, told apart from
+/// long-lived buffers and unmaps skipped by design.
+final class MappingLeakRule: DMARule {
+    static let description = RuleDescription(
+        id: "mapping-leak", name: "Streaming mapping never unmapped", severity: .warning,
+        summary: "A streaming mapping is still live at the end of the trace: a leak when the driver tore the device down or its siblings were all released quickly, otherwise a note.",
+        examples: [
+            // The driver frees its ring (teardown) but one mapping stays.
+            RuleExample(triggers: true, severity: .warning, [
+                Example.probe,
+                Example.map("1.0", dir: "FROM_DEVICE", dma: "100000", size: 4096),
+                Example.sync("1.1", cpu: true, dir: "FROM_DEVICE", dma: "100000", size: 4096),
+                Example.free("2.0", dma: "f0000", size: 4096, virt: "0xffff8880000f0000"),
+            ]),
+            // Still running at the end: outstanding, not a leak.
+            RuleExample(triggers: true, severity: .note, [
+                Example.probe,
+                Example.map("1.0", dir: "FROM_DEVICE", dma: "100000", size: 4096),
+            ]),
+            RuleExample(triggers: false, [
+                Example.probe,
+                Example.map("1.0", dir: "FROM_DEVICE", dma: "100000", size: 4096),
+                Example.unmap("1.1", dir: "FROM_DEVICE", dma: "100000", size: 4096),
+                Example.free("2.0", dma: "f0000", size: 4096, virt: "0xffff8880000f0000"),
+            ]),
+        ])
+
+    private struct Shape: Hashable { let device: String; let function: String; let direction: String; let size: UInt64 }
+    private var activity = DeviceActivity()
+    /// Longest lifetime of each shape's completed mappings, and how many completed.
+    private var lifetimes: [Shape: (max: UInt64, count: Int)] = [:]
+
+    private static func shape(_ m: StreamingMapping) -> Shape {
+        Shape(device: m.device, function: "\(m.function)", direction: Describe.dir(m.direction), size: m.size)
+    }
+
+    func observe(_ fact: ModelFact, _ context: RuleContext) {
+        activity.note(fact)
+        if case .unmapped(let m, let unmap, _, _, _, _) = fact {
+            let life = unmap.timestamp &- m.mappedAt
+            let key = Self.shape(m)
+            let old = lifetimes[key] ?? (0, 0)
+            lifetimes[key] = (max(old.max, life), old.count + 1)
+        }
+    }
+
+    private func outlived(_ m: StreamingMapping, end: UInt64, _ context: RuleContext) -> Bool {
+        guard !(context.model.profile(of: m.device)?.mayskipUnmaps ?? false),
+              let siblings = lifetimes[Self.shape(m)], siblings.count >= 16 else { return false }
+        return end &- m.mappedAt > 50 * max(siblings.max, 1_000_000)
+    }
+
+    func finish(_ context: RuleContext) {
+        let end = context.model.traceEnd
+        // Judge each mapping against its own shape's siblings, then report per
+        // (device, function, direction, verdict) so thousands of by-design notes stay one line.
+        struct Group: Hashable { let device: String; let function: String; let direction: String; let severity: Severity; let torn: Bool }
+        var groups: [Group: [StreamingMapping]] = [:]
+        var order: [Group] = []
+        for m in context.model.outstandingMappings() {
+            let shape = Self.shape(m)
+            let torn = activity.tornDown(shape.device, context)
+            let g = Group(device: shape.device, function: shape.function, direction: shape.direction,
+                          severity: torn || outlived(m, end: end, context) ? .warning : .note, torn: torn)
+            if groups[g] == nil { order.append(g) }
+            groups[g, default: []].append(m)
+        }
+        for g in order {
+            let mappings = groups[g]!
+            let shape = Self.shape(mappings[0])
+            let profile = context.model.profile(of: shape.device)
+            let torn = g.torn
+            let oldest = mappings[0]
+            let age = end &- oldest.mappedAt
+            let siblings = lifetimes[shape]
+            let outlived = g.severity == .warning && !torn
+            let count = mappings.count
+            let what = count == 1 ? "the \(Describe.mapping(oldest)) was" : "\(count) mappings like the \(Describe.mapping(oldest)) were"
+            var severity = Severity.note
+            var reason: String
+            if torn {
+                severity = .warning
+                reason = "the driver released the device (it freed its coherent memory after its last map), so nothing will ever unmap it: a leak"
+            } else if outlived, let siblings {
+                severity = .warning
+                reason = "all \(siblings.count) finished mappings of this shape were unmapped within \(formatSeconds(siblings.max)) s, this one stayed \(formatSeconds(age)) s: most likely a leak"
+            } else if profile?.mayskipUnmaps ?? false {
+                reason = "the device uses dma-direct without bouncing, where dma_need_unmap() is false and drivers may skip unmaps by design (7.x NVMe does); under an IOMMU or swiotlb this would leak"
+            } else {
+                reason = "still outstanding when the trace ended; long-lived buffers such as receive rings stay mapped while the interface is up"
+            }
+            context.report(Self.description, severity: severity, event: oldest.mapEvent, device: shape.device,
+                           message: "\(what) never unmapped: \(reason)",
+                           history: oldest.history, shape: Describe.shape(oldest), occurrences: count)
+        }
+    }
+}

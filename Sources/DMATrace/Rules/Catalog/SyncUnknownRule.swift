@@ -1,0 +1,40 @@
+final class SyncUnknownRule: DMARule {
+    static let description = RuleDescription(
+        id: "sync-unknown", name: "Sync of memory not mapped", severity: .error,
+        summary: "A sync matches no live mapping: after its unmap (an error), or never mapped in the trace (a note when it may predate the trace).",
+        examples: [
+            RuleExample(triggers: true, severity: .error, [
+                Example.probe,
+                Example.map("1.0", dir: "FROM_DEVICE", dma: "100000", size: 4096),
+                Example.unmap("1.1", dir: "FROM_DEVICE", dma: "100000", size: 4096),
+                Example.sync("1.2", cpu: true, dir: "FROM_DEVICE", dma: "100000", size: 4096),
+            ]),
+            RuleExample(triggers: true, severity: .note, [
+                Example.sync("1.2", cpu: true, dir: "FROM_DEVICE", dma: "100000", size: 4096),
+            ]),
+            RuleExample(triggers: false, [
+                Example.probe,
+                Example.map("1.0", dir: "FROM_DEVICE", dma: "100000", size: 4096),
+                Example.sync("1.1", cpu: true, dir: "FROM_DEVICE", dma: "100000", size: 4096),
+                Example.unmap("1.2", dir: "FROM_DEVICE", dma: "100000", size: 4096),
+            ]),
+        ])
+
+    func observe(_ fact: ModelFact, _ context: RuleContext) {
+        guard case .syncWithoutMapping(let e, let ctx) = fact else { return }
+        switch ctx {
+        case .alreadyReleased(let release, let original):
+            context.report(Self.description, event: e,
+                           message: "\(e.kind.name) of \(e.kind.details) after the mapping was unmapped at \(formatSeconds(release.timestamp)) s: the driver touches memory it no longer owns",
+                           history: (original.map { [$0] } ?? []) + [release, e], shape: Describe.shape(e), scope: .anyCPUBefore)
+        case .neverSeen(let mayPredate, _):
+            context.report(Self.description, severity: mayPredate ? .note : nil, event: e,
+                           message: mayPredate
+                               ? "\(e.kind.name) of \(e.kind.details) matches no mapping in this trace; the device was active before the trace began, so it was most likely mapped earlier"
+                               : "syncs DMA memory it has not mapped: \(e.kind.name) of \(e.kind.details)",
+                           history: [e], shape: Describe.shape(e), scope: .anyCPUBefore)
+        case .mappingError:
+            return
+        }
+    }
+}

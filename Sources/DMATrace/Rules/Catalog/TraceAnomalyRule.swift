@@ -1,0 +1,39 @@
+/// Events that contradict themselves: noted, never applied to the model.
+final class TraceAnomalyRule: DMARule {
+    static let description = RuleDescription(
+        id: "trace-anomaly", name: "Self-contradictory event", severity: .note,
+        summary: "An event contradicts itself (size 0, a range past 2^64, sg arrays that disagree) and was left out of the model.",
+        examples: [
+            RuleExample(triggers: true, severity: .note, [
+                Example.probe,
+                Example.map("1.0", dir: "TO_DEVICE", dma: "100000", size: 0),
+            ]),
+            RuleExample(triggers: false, [
+                Example.probe,
+                Example.map("1.0", dir: "TO_DEVICE", dma: "100000", size: 4096),
+                Example.unmap("1.1", dir: "TO_DEVICE", dma: "100000", size: 4096),
+            ]),
+        ])
+
+    private var byReason: [String: (first: DMAEvent, count: Int)] = [:]
+
+    func observe(_ fact: ModelFact, _ context: RuleContext) {
+        guard case .anomaly(let e, let reason) = fact else { return }
+        let key = (e.device ?? "-") + "|" + reason.prefix(while: { $0 != ":" })
+        if let existing = byReason[key] {
+            byReason[key] = (existing.first, existing.count + 1)
+        } else {
+            byReason[key] = (e, 1)
+        }
+        _ = reason
+    }
+
+    func finish(_ context: RuleContext) {
+        for (key, entry) in byReason.sorted(by: { $0.value.first.timestamp < $1.value.first.timestamp }) {
+            let reason = String(key.split(separator: "|", maxSplits: 1).last ?? "")
+            context.report(Self.description, event: entry.first,
+                           message: "\(entry.count) event(s) contradict themselves (\(reason)), e.g. \(entry.first.kind.name) \(entry.first.kind.details); they were not applied to the model",
+                           history: [entry.first], shape: reason, occurrences: entry.count)
+        }
+    }
+}

@@ -1,0 +1,24 @@
+final class UnmapDirectionMismatchRule: DMARule {
+    static let description = RuleDescription(
+        id: "unmap-direction-mismatch", name: "Unmap with a different direction", severity: .error,
+        summary: "A mapping is unmapped with a DMA direction other than the one it was mapped with.",
+        examples: [
+            RuleExample(triggers: true, severity: .error, [
+                Example.probe,
+                Example.map("1.0", dir: "FROM_DEVICE", dma: "100000", size: 4096),
+                Example.unmap("1.1", dir: "TO_DEVICE", dma: "100000", size: 4096),
+            ]),
+            RuleExample(triggers: false, [
+                Example.probe,
+                Example.map("1.0", dir: "FROM_DEVICE", dma: "100000", size: 4096),
+                Example.unmap("1.1", dir: "FROM_DEVICE", dma: "100000", size: 4096),
+            ]),
+        ])
+
+    func observe(_ fact: ModelFact, _ context: RuleContext) {
+        guard case .unmapped(let m, let unmap, _, let direction, _, _) = fact, direction != m.direction else { return }
+        context.report(Self.description, event: unmap,
+                       message: "unmaps DMA memory with a different direction [mapped with \(Describe.dir(m.direction))] [unmapped with \(Describe.dir(direction))] for the \(Describe.mapping(m))",
+                       history: m.history, shape: Describe.shape(m))
+    }
+}

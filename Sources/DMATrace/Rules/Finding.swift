@@ -1,0 +1,128 @@
+/// One judged problem, with the evidence a driver developer needs.
+public struct Finding: Sendable {
+    public var rule: String
+    public var severity: Severity
+    public var device: String
+    /// The offending event (for leaks: the map or alloc that leaked), nanoseconds.
+    public var timestamp: UInt64
+    public var cpu: Int32
+    public var task: String
+    public var pid: Int32
+    public var message: String
+    /// The buffer's history: related events, oldest first.
+    public var history: [DMAEvent]
+    public var stack: KernelStack?
+    /// The driver function the evidence points at (first stack frame outside the DMA core).
+    public var callSite: String?
+    /// Stable across runs and recordings: rule, device, call site or the mapping's shape.
+    public var fingerprint: String
+    /// Why the severity was lowered, or other caveats.
+    public var caveats: [String] = []
+    /// The trace_marker text in force when the offending event happened.
+    public var marker: String?
+    /// How many occurrences this finding stands for (grouped notes).
+    public var occurrences: Int = 1
+
+    /// Whether events lost on any CPU before this finding could explain it
+    /// (an unseen map or alloc), or only gaps on the evidence's own CPUs.
+    var lostEventScope: LostEventScope = .evidence
+
+    enum LostEventScope { case evidence, anyCPUBefore }
+
+    public var seconds: Double { Double(timestamp) / 1e9 }
+}
+
+/// Collects findings for the rules and gives them what they may read of the model.
+public final class RuleContext {
+    public let model: DMAModel
+    public let traceFacts: TraceFacts
+    var findings: [Finding] = []
+    var downgradesApplied = false
+    var downgradedCount = 0
+    private var severityOverrides: [String: Severity]
+
+    init(model: DMAModel, traceFacts: TraceFacts, severityOverrides: [String: Severity] = [:]) {
+        self.model = model
+        self.traceFacts = traceFacts
+        self.severityOverrides = severityOverrides
+    }
+
+    /// Reports a finding anchored on `event`. `severity` nil means the rule's default.
+    func report(_ rule: RuleDescription, severity: Severity? = nil, event: DMAEvent, device: String? = nil,
+                message: String, history: [DMAEvent], stack: KernelStack? = nil, shape: String,
+                caveats: [String] = [], occurrences: Int = 1, scope: Finding.LostEventScope = .evidence) {
+        let effectiveStack = stack ?? event.stack ?? history.lazy.compactMap(\.stack).first
+        let site = Self.callSite(effectiveStack)
+        let dev = device ?? event.device ?? "-"
+        var sev = severity ?? rule.severity
+        if let override = severityOverrides[rule.id], severity == nil || severity == rule.severity { sev = override }
+        var f = Finding(rule: rule.id, severity: sev, device: dev, timestamp: event.timestamp, cpu: event.cpu,
+                        task: event.task, pid: event.pid, message: message, history: history.sorted { $0.timestamp < $1.timestamp },
+                        stack: effectiveStack, callSite: site,
+                        fingerprint: Fingerprint.make([rule.id, dev, site ?? shape]))
+        f.caveats = caveats
+        f.occurrences = occurrences
+        f.lostEventScope = scope
+        f.marker = model.marker(at: event.timestamp)
+        findings.append(f)
+    }
+
+    /// The first frame that is not DMA-API, IOMMU or tracing machinery: the driver's call.
+    static func callSite(_ stack: KernelStack?) -> String? {
+        guard let frames = stack?.frames else { return nil }
+        let machinery = ["dma_", "__dma", "debug_dma", "iommu_", "__iommu", "swiotlb", "trace_", "__trace",
+                         "ftrace", "perf_", "__traceiter", "intel_iommu", "arm_smmu", "__arm_smmu", "sg_", "__sg"]
+        for frame in frames {
+            let name = frame.split(separator: "+").first.map(String.init) ?? frame
+            if !machinery.contains(where: { name.hasPrefix($0) }) { return name }
+        }
+        return frames.first?.split(separator: "+").first.map(String.init)
+    }
+}
+
+/// FNV-1a over the identifying parts: stable across runs, machines and Swift versions
+/// (Swift's own Hasher is seeded per process).
+enum Fingerprint {
+    static func make(_ parts: [String]) -> String {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in parts.joined(separator: "\u{1f}").utf8 {
+            h ^= UInt64(byte)
+            h = h &* 0x0000_0100_0000_01b3
+        }
+        let s = String(h, radix: 16)
+        return String(repeating: "0", count: 16 - s.count) + s
+    }
+}
+
+extension RuleContext {
+    /// Lowers every finding whose evidence overlaps a lost-event gap, once.
+    /// Returns how many were touched.
+    @discardableResult
+    func applyLostEventDowngrades() -> Int {
+        guard !downgradesApplied else { return downgradedCount }
+        downgradesApplied = true
+        let gaps = model.gaps
+        guard !gaps.isEmpty else { return 0 }
+        for i in findings.indices where findings[i].rule != "events-lost" {
+            let f = findings[i]
+            let times = f.history.map(\.timestamp) + [f.timestamp]
+            let lo = times.min() ?? f.timestamp
+            let hi = times.max() ?? f.timestamp
+            let cpus = Set(f.history.map(\.cpu) + [f.cpu])
+            let hit = gaps.first { gap in
+                switch f.lostEventScope {
+                case .anyCPUBefore:
+                    return gap.to <= hi
+                case .evidence:
+                    return cpus.contains(gap.cpu) && gap.to >= lo && (gap.from ?? 0) <= hi
+                }
+            }
+            guard let gap = hit else { continue }
+            let lost = gap.count.map { "\($0) events" } ?? "an unknown number of events"
+            findings[i].caveats.append("CPU \(gap.cpu) lost \(lost) before \(formatSeconds(gap.to)) s, within this finding's evidence: a missing map, unmap or sync could explain it")
+            findings[i].severity = findings[i].severity.downgraded
+            downgradedCount += 1
+        }
+        return downgradedCount
+    }
+}

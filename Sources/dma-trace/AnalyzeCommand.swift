@@ -1,0 +1,84 @@
+import ArgumentParser
+import DMATrace
+import Foundation
+
+extension Severity: ExpressibleByArgument {
+    public init?(argument: String) { self.init(name: argument) }
+}
+
+struct FindingFilters: ParsableArguments {
+    @Option(help: "Report only findings at or above this severity (note, warning, error).")
+    var minSeverity: Severity = .note
+    @Option(name: .customLong("rule"), help: "Report only this rule (repeatable).")
+    var rules: [String] = []
+    @Option(name: .customLong("device"), help: "Report only this device (repeatable).")
+    var devices: [String] = []
+    @Option(help: "Exit 1 when a finding is at or above this severity: error, warning, note or none.")
+    var failOn: String = "error"
+
+    func validate() throws {
+        for r in rules where RuleRegistry.description(of: r) == nil {
+            throw ValidationError("unknown rule '\(r)'; see `dma-trace rules`")
+        }
+        if failOn != "none" && Severity(name: failOn) == nil {
+            throw ValidationError("--fail-on takes error, warning, note or none")
+        }
+    }
+
+    func apply(_ findings: [Finding]) -> [Finding] {
+        findings.filter { f in
+            f.severity >= minSeverity && (rules.isEmpty || rules.contains(f.rule)) && (devices.isEmpty || devices.contains(f.device))
+        }
+    }
+
+    func fails(_ findings: [Finding]) -> Bool {
+        guard let threshold = Severity(name: failOn) else { return false }
+        return findings.contains { $0.severity >= threshold }
+    }
+}
+
+struct AnalyzeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "analyze",
+        abstract: "Replay traces through the DMA-API model and report bugs.",
+        discussion: "Exit status: 0 no finding at or above --fail-on, 1 there are, 2 bad input or usage."
+    )
+
+    enum Format: String, ExpressibleByArgument { case text, json }
+
+    @OptionGroup var input: InputOptions
+    @OptionGroup var filters: FindingFilters
+    @Option(help: "Output format: text or json.") var format: Format = .text
+    @Option(help: "Colour the text report: auto, always or never.") var color: String = "auto"
+    @Option(help: "How many history events to show per finding in text.") var history: Int = 12
+    @Argument(help: "trace.dat or ftrace text files.") var files: [String]
+
+    func validate() throws {
+        if files.isEmpty { throw ValidationError("give at least one trace file") }
+        if !["auto", "always", "never"].contains(color) { throw ValidationError("--color takes auto, always or never") }
+    }
+
+    func run() throws {
+        var failed = false
+        var documents: [AnalysisDocument] = []
+        let useColor = color == "always" || (color == "auto" && isatty(1) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil)
+        for (i, path) in files.enumerated() {
+            let result = try Analyzer.analyze(path: path, textOptions: .init(keepUnreadable: input.verbose ? 200 : 0))
+            input.reportUnreadable(result.stats, path: path)
+            let findings = filters.apply(result.findings)
+            failed = failed || filters.fails(findings)
+            switch format {
+            case .text:
+                writeStdout((i > 0 ? "\n" : "") + TextReport(color: useColor, showHistory: history).render(result, findings: findings))
+            case .json:
+                documents.append(AnalysisDocument(result, findings: findings))
+            }
+        }
+        if format == .json {
+            let encoder = JSONEncoder.stable(pretty: true)
+            let data = documents.count == 1 ? try encoder.encode(documents[0]) : try encoder.encode(documents)
+            writeStdout(String(decoding: data, as: UTF8.self) + "\n")
+        }
+        if failed { throw ExitCode(1) }
+    }
+}
