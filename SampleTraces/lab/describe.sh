@@ -129,7 +129,8 @@ done < <(sed -n '/^== pci devices/,/^==/p' "$INFO" | grep '^0000:' || true)
     echo '```'; head -n 5 "$TMP/lost.txt"; echo '```'
   fi
   if [ $KIND = dat ]; then
-    echo "- kernel buffer statistics (\`trace-cmd report --stat\`), per CPU: $(awk '/^CPU: /{c=$2} /^overrun:/{o=$2} /^dropped events:/{printf "cpu%s overrun=%s dropped=%s; ", c, o, $3} /^read events:/{}' "$TMP/stat.txt")"
+    echo "- kernel buffer statistics (\`trace-cmd report --stat\`), per CPU: $(awk '/^CPU: /{c=$2} /^entries:/{e=$2} /^overrun:/{o=$2} /^dropped events:/{d=$3} /^read events:/{printf "cpu%s entries=%s overrun=%s dropped=%s read=%s; ", c, e, o, d, $3}' "$TMP/stat.txt")"
+    echo "  (trace-cmd samples these before its final flush: non-zero \"entries\" were still in the kernel buffer at stop and are normally in the file; \"overrun\" counts events overwritten, i.e. lost)"
   fi
   [ -s "$TMP/failed.txt" ] && echo "- host libtraceevent could not render (\`[FAILED TO PARSE]\`): $(cat "$TMP/failed.txt")"
   echo "- events per type:"

@@ -19,7 +19,7 @@
 #   LAB_OUT_MB    size of the raw output disk in MiB          (default 256)
 #   LAB_TIMEOUT   hard limit for the QEMU run in seconds      (default 600)
 #   LAB_GUEST_ENV "KEY=VALUE ..." exported to the workload    (e.g. LOOP_SECONDS=240)
-#   LAB_KEEP=1    keep the run folder's disk images
+#   LAB_KEEP=1    keep the run folder (disks, initramfs, unpacked /out) for debugging
 # Guest console, lab-info (timings, PCI devices, ring-buffer stats) and the trace-cmd log
 # go to $(dirname OUT)/logs/.
 #
@@ -121,7 +121,9 @@ for f in "$RUN"/out/*; do
   esac
 done
 
+# Everything worth keeping was copied out (results next to OUT, logs to logs/); the run
+# folder holds the disks (up to LAB_OUT_MB of data) and a copy of the results.
 if [ "${LAB_KEEP:-0}" != 1 ]; then
-  rm -f "$RUN"/*.img
+  rm -rf "$RUN"
 fi
 echo ">> info: $LOGDIR/$NAME.info.txt"

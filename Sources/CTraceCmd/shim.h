@@ -12,6 +12,7 @@
 struct tep_record *tracecmd_read_next_data(struct tracecmd_input *handle, int *rec_cpu);
 struct tep_record *tracecmd_peek_data(struct tracecmd_input *handle, int cpu);
 struct tep_record *tracecmd_read_data(struct tracecmd_input *handle, int cpu);
+struct tep_record *tracecmd_read_cpu_last(struct tracecmd_input *handle, int cpu);
 int tracecmd_cpus(struct tracecmd_input *handle);
 int tracecmd_long_size(struct tracecmd_input *handle);
 const char *tracecmd_get_uname(struct tracecmd_input *handle);

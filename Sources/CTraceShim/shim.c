@@ -15,6 +15,7 @@
 
 struct tep_record *tracecmd_peek_data(struct tracecmd_input *handle, int cpu);
 int tracecmd_cpus(struct tracecmd_input *handle);
+struct tep_record *tracecmd_read_cpu_last(struct tracecmd_input *handle, int cpu);
 
 void dmatrace_quiet_libraries(void)
 {
@@ -52,10 +53,15 @@ int dmatrace_probe_trace_dat(const char *path, unsigned timeout_seconds, int *si
         struct tracecmd_input *handle = dmatrace_open_trace_dat(path);
         if (!handle)
             _exit(DMATRACE_PROBE_REJECTED);
-        /* Touch the first page of every CPU: that decompresses and walks real data. */
+        /* Touch the first and last page of every CPU: that decompresses and walks real data. */
         int cpus = tracecmd_cpus(handle);
-        for (int cpu = 0; cpu < cpus; cpu++)
+        for (int cpu = 0; cpu < cpus; cpu++) {
             (void)tracecmd_peek_data(handle, cpu);
+            /* The reader checks each CPU's last record after iterating: take that risk here too. */
+            struct tep_record *last = tracecmd_read_cpu_last(handle, cpu);
+            if (last)
+                tracecmd_free_record(last);
+        }
         _exit(DMATRACE_PROBE_OK);
     }
     int status = 0;

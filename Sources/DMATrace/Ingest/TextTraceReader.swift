@@ -12,10 +12,18 @@ public final class TextTraceReader: DMAEventSource {
     public private(set) var facts: TraceFacts
     private let path: String
     private let options: Options
+    /// Text given in memory (tests, rule examples) instead of a file.
+    private let inMemory: Data?
 
-    init(path: String, sniffed: Data, options: Options) throws {
+    /// Reads ftrace text held in memory; `name` stands for the file in messages.
+    public convenience init(name: String, text: String, options: Options = .init()) throws {
+        try self.init(path: name, sniffed: Data(text.utf8.prefix(4096)), options: options, content: Data(text.utf8))
+    }
+
+    init(path: String, sniffed: Data, options: Options, content: Data? = nil) throws {
         self.path = path
         self.options = options
+        self.inMemory = content
         if Self.looksBinary(sniffed) {
             throw IngestError(path: path, problem: "is binary data, neither a trace.dat nor ftrace text")
         }
@@ -36,10 +44,19 @@ public final class TextTraceReader: DMAEventSource {
     }
 
     public func read(_ handler: (DMAEvent) throws -> Void) throws -> IngestStats {
-        guard let file = FileHandle(forReadingAtPath: path) else {
+        var pending = inMemory
+        let file = inMemory == nil ? FileHandle(forReadingAtPath: path) : nil
+        if inMemory == nil && file == nil {
             throw IngestError(path: path, problem: "cannot be opened for reading")
         }
-        defer { try? file.close() }
+        defer { try? file?.close() }
+        func nextChunk() throws -> Data {
+            if let data = pending {
+                pending = Data()
+                return data
+            }
+            return try file?.read(upToCount: 1 << 20) ?? Data()
+        }
         var state = TextStreamState(options: options)
         var seenEvents = Set<String>()
         var carry = Data()
@@ -53,7 +70,7 @@ public final class TextTraceReader: DMAEventSource {
         while true {
             let chunk: Data
             do {
-                chunk = try file.read(upToCount: 1 << 20) ?? Data()
+                chunk = try nextChunk()
             } catch {
                 throw IngestError(path: path, problem: "read failed: \(error.localizedDescription)")
             }

@@ -95,10 +95,12 @@ public final class TraceDatReader: DMAEventSource {
         var decoder = RecordDecoder(tep: tep)
         var stats = IngestStats()
         var cpu: Int32 = 0
+        var lastSeen: [Int32: UInt64] = [:]
         while let record = tracecmd_read_next_data(handle, &cpu) {
             defer { tracecmd_free_record(record) }
             stats.records += 1
             let rec = record.pointee
+            lastSeen[rec.cpu] = rec.ts
             stats.noteTimestamp(rec.ts)
             if rec.missed_events != 0 {
                 let count: UInt64? = rec.missed_events > 0 ? UInt64(rec.missed_events) : nil
@@ -115,7 +117,29 @@ public final class TraceDatReader: DMAEventSource {
             stats.dmaEvents += 1
             try handler(event)
         }
+        try checkReachedEnd(handle, lastSeen: lastSeen)
         return stats
+    }
+
+    /// libtracecmd ends the iteration quietly when a compressed chunk will not
+    /// decompress; a partial trace must not pass for a whole one. Each CPU's
+    /// last record in the file must be the last one the iteration delivered.
+    private func checkReachedEnd(_ handle: OpaquePointer, lastSeen: [Int32: UInt64]) throws {
+        for cpu in 0..<tracecmd_cpus(handle) {
+            let last = tracecmd_read_cpu_last(handle, cpu)
+            defer { if let last { tracecmd_free_record(last) } }
+            switch (last?.pointee.ts, lastSeen[cpu]) {
+            case (nil, nil):
+                continue
+            case (nil, .some):
+                throw IngestError(path: path, problem: "trace.dat is corrupted: the end of CPU \(cpu)'s data cannot be read")
+            case (.some(let end), let seen):
+                if end != seen {
+                    let got = seen.map { "stopped at \(formatSeconds($0)) s" } ?? "gave no record"
+                    throw IngestError(path: path, problem: "trace.dat is corrupted: CPU \(cpu)'s data \(got) but the file has records up to \(formatSeconds(end)) s (a damaged compressed block?)")
+                }
+            }
+        }
     }
 
     /// With `-T`, trace-cmd puts a kernel_stack record right after each event on

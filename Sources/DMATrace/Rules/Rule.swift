@@ -60,8 +60,11 @@ public struct RuleExample: Sendable {
                 cpu = Int(rest.dropFirst(3).prefix(upTo: space)) ?? 0
                 rest = rest[rest.index(after: space)...]
             }
-            guard let space = rest.firstIndex(of: " ") else { continue }
-            let seconds = Double(rest[..<space]) ?? 0
+            // Lines that are not events (lost-event markers) go in as they are.
+            guard let space = rest.firstIndex(of: " "), let seconds = Double(rest[..<space]) else {
+                out += line + "\n"
+                continue
+            }
             let ts = String(format: "%.6f", seconds)
             let task = rest.contains("print:") || rest.contains("tracing_mark_write") ? "init-1" : "kworker/0:1-42"
             out += "  \(task.padding(toLength: 16, withPad: " ", startingAt: 0)) [00\(cpu)] \(ts): \(rest[rest.index(after: space)...])\n"
