@@ -34,8 +34,9 @@ MODROOT=$KD/root/usr          # modprobe -d wants the folder that holds lib/modu
 [ -f "$WORKLOAD" ] || { echo "no workload $WORKLOAD" >&2; exit 1; }
 if [ $# -eq 0 ]; then set -- -e dma -e swiotlb -e iommu; fi
 BUSYBOX=/bin/busybox
-[ -x "$BUSYBOX" ] && file -L "$BUSYBOX" | grep -q 'statically linked' \
-  || { echo "need busybox-static (apt-get install busybox-static)" >&2; exit 1; }
+if ! { [ -x "$BUSYBOX" ] && file -L "$BUSYBOX" | grep -q 'statically linked'; }; then
+  echo "need busybox-static (apt-get install busybox-static)" >&2; exit 1
+fi
 
 STAGE=$(mktemp -d "${TMPDIR:-/tmp}/lab-initramfs.XXXXXX")
 trap 'rm -rf "$STAGE"' EXIT
@@ -58,7 +59,7 @@ SEEN=" "
 mods_for() {
   local list=$1; shift
   : > "$list"
-  local line path base dst
+  local kind path base dst
   # --show-depends prints "insmod /abs/path.ko.xz [params]" in load order, deps first;
   # "builtin X" lines are for modules compiled into the kernel (nothing to load).
   while read -r kind path _rest; do

@@ -78,7 +78,9 @@ if [ -z "${K7:-}" ]; then
         <(names linux-modules-7. | sed -n 's/^linux-modules-\(7\.[0-9.]*+deb[0-9]*-amd64\)$/\1/p' | sort) \
        | sort -V | tail -n1)
 fi
-[ -n "$K612" ] && [ -n "$K7" ] || { echo "could not find kernels (6.12: '$K612', 7.x: '$K7')" >&2; exit 1; }
+if [ -z "$K612" ] || [ -z "$K7" ]; then
+  echo "could not find kernels (6.12: '$K612', 7.x: '$K7')" >&2; exit 1
+fi
 echo ">> 6.12 kernel: $K612"
 echo ">> 7.x  kernel: $K7"
 
@@ -110,7 +112,7 @@ fetch_unpack() {
              -maxdepth 0 -type f 2>/dev/null | head -n1 || true)
     cfg=$(find "$dest/root/boot/config-$kver" "$dest/root/usr/lib/modules/$kver/config" \
              -maxdepth 0 -type f 2>/dev/null | head -n1 || true)
-    [ -n "$vml" ] && [ -n "$cfg" ] || { echo "vmlinuz/config missing for $kver" >&2; exit 1; }
+    if [ -z "$vml" ] || [ -z "$cfg" ]; then echo "vmlinuz/config missing for $kver" >&2; exit 1; fi
     ln -sfn "${vml#"$dest"/}" "$dest/vmlinuz"
     ln -sfn "${cfg#"$dest"/}" "$dest/config"
     [ -d "$dest/root/usr/lib/modules/$kver/kernel" ] \
@@ -127,4 +129,4 @@ fetch_unpack() {
 
 fetch_unpack "$K612" 6.12 "linux-image-$K612"
 fetch_unpack "$K7" 7 "linux-binary-$K7" "linux-modules-$K7" "linux-base-$K7"
-echo ">> done: $(ls -d "$KDIR"/*/ | tr '\n' ' ')"
+echo ">> done: 6.12 -> $(readlink "$KDIR/6.12"), 7 -> $(readlink "$KDIR/7")"

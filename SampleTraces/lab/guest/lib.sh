@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # /lab/lib.sh: helpers for /init and the workload scripts (busybox sh, sourced).
 #
 # Workloads use:

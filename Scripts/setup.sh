@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what dma-trace needs to build and test on Debian/Ubuntu: the
+# trace-cmd libraries (found through pkg-config) and trace-cmd itself, which
+# the differential tests and the benchmark compare against.
+set -euo pipefail
+packages=(libtraceevent-dev libtracefs-dev libtracecmd-dev trace-cmd pkg-config)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+fi
+command -v swift >/dev/null || { echo "setup.sh: Swift 6 is required (swift not on PATH)" >&2; exit 1; }
