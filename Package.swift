@@ -10,6 +10,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         .systemLibrary(
@@ -26,7 +27,7 @@ let package = Package(
         ),
         .target(
             name: "DMATrace",
-            dependencies: ["CTraceCmd", "CTraceShim"]
+            dependencies: ["CTraceCmd", "CTraceShim", .product(name: "Yams", package: "Yams")]
         ),
         .executableTarget(
             name: "dma-trace",

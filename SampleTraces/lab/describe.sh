@@ -115,7 +115,7 @@ done < <(sed -n '/^== pci devices/,/^==/p' "$INFO" | grep '^0000:' || true)
     echo "- record command (in guest): \`trace-cmd record $RECARGS -o /out/trace.dat\`"
   fi
   echo "- workload: \`workloads/$WORKLOAD\`: $(awk '!/^#/{exit} {sub(/^# ?/, ""); printf "%s ", $0}' "$HERE/workloads/$WORKLOAD")"
-  [ -n "$(field loop_rounds)" ] && echo "- loop rounds: $(field loop_rounds)"
+  if grep -q '_rounds=' "$INFO"; then echo "- loop rounds: $(grep '_rounds=' "$INFO" | tr '\n' ' ')"; fi
   echo "- guest timing (s since boot): trace_start=$(field trace_start) workload_start=$(field workload_start) workload_end=$(field workload_end) record_end=$(field record_end); host: qemu rc=$(field host_qemu_rc) wall=$(field host_wall_s)s"
   echo "- records: $(s records) events (plus $(s stacks) ftrace:kernel_stack records with $(s frames) frames) from $(s first) to $(s last)"
   if [ $KIND = dat ]; then

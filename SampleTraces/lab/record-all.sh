@@ -12,8 +12,8 @@
 #                           with CPU hogs, must show "EVENTS DROPPED", under 3 MB
 #   3. kC.D-tracefs.txt     7.x plain, no trace-cmd: `cat trace` after a short workload,
 #      kC.D-trace_pipe.txt  and `cat trace_pipe` during a second one; under 2 MB each
-#   4. big-nvme.dat         6.12 plain, about 280 s of 4 KiB O_DIRECT I/O on nvme with
-#                           `-b 100000`: 4.5 M events, nothing lost. Benchmarks only:
+#   4. big-nvme.dat         6.12 plain, 4 to 5 minutes of 4 KiB O_DIRECT I/O on nvme with
+#                           `-b 200000`: 4.3 M+ events, nothing lost. Benchmarks only:
 #                           NEVER commit it (it stays outside the repository on purpose).
 # After each: `trace-cmd report | head`, `| wc -l`, `--stat` on the console, and a
 # manifest entry (describe.sh). Exits non-zero if a check failed (all are still attempted).
@@ -90,12 +90,13 @@ done
 
 # 4. the big one. 6 GB guest RAM: trace-cmd keeps ~330 MB of per-CPU data in the guest's
 # tmpfs before merging; the 2 GiB output disk takes the tar of the ~20 MB result easily.
-# -b 100000: the readers fall up to ~90 s behind under TCG (half of this buffer was in use
-# at the end of the reference run); a smaller buffer would overflow.
+# -b 200000 (KB per CPU): under TCG the readers fall ~100 s behind the workload; with
+# -b 100000 half of the buffer (700 k events per CPU) was still unread at the end of a
+# 280 s run, so 200000 leaves a wide margin before overwrite mode starts losing events.
 if [ "${LAB_SKIP_BIG:-0}" != 1 ]; then
   timed big-nvme env LAB_MEM=6G LAB_OUT_MB=2048 LAB_TIMEOUT=1200 \
     "$HERE/record.sh" 6.12 plain "$HERE/workloads/nvme-4k-loop.sh" \
-    "$LAB_OUT/big-nvme.dat" -e dma -e swiotlb -e iommu -b 100000
+    "$LAB_OUT/big-nvme.dat" -e dma -e swiotlb -e iommu -b 200000
   check_dat "$LAB_OUT/big-nvme.dat" 0
   n=$(trace-cmd report "$LAB_OUT/big-nvme.dat" 2>/dev/null | grep -c -E '^CPU:[0-9]+ \[' || true)
   [ "$n" -eq 0 ] || fail "big-nvme.dat has $n lost-event lines"

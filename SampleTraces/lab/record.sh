@@ -18,7 +18,7 @@
 #   LAB_MEM       guest RAM                                   (default 3G, as MANIFEST.md)
 #   LAB_OUT_MB    size of the raw output disk in MiB          (default 256)
 #   LAB_TIMEOUT   hard limit for the QEMU run in seconds      (default 600)
-#   LAB_GUEST_ENV "KEY=VALUE ..." exported to the workload    (e.g. LOOP_SECONDS=240)
+#   LAB_GUEST_ENV "KEY=VALUE ..." exported to the workload    (e.g. TARGET_EVENTS=500000)
 #   LAB_KEEP=1    keep the run folder (disks, initramfs, unpacked /out) for debugging
 # Guest console, lab-info (timings, PCI devices, ring-buffer stats) and the trace-cmd log
 # go to $(dirname OUT)/logs/.
@@ -67,6 +67,7 @@ truncate -s 1G "$RUN/nvme.img"
 truncate -s 512M "$RUN/sata.img"
 truncate -s 128M "$RUN/usb.img"
 
+# shellcheck disable=SC2054  # the commas belong to QEMU option values
 QEMU=(timeout --kill-after=10 "$LAB_TIMEOUT" qemu-system-x86_64
   -machine q35 -accel tcg,thread=multi -cpu max -smp 2 -m "$LAB_MEM"
   -nographic -no-reboot "${QEXTRA[@]}"

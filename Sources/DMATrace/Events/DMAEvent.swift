@@ -56,6 +56,8 @@ public struct DMAAttributes: OptionSet, Sendable, Hashable, Codable, CustomStrin
     public static let noWarn = DMAAttributes(rawValue: 1 << 8)
     public static let privileged = DMAAttributes(rawValue: 1 << 9)
     public static let mmio = DMAAttributes(rawValue: 1 << 10)
+    /// The driver declares that the buffer shares cache lines on purpose.
+    public static let cachelinesOverlap = DMAAttributes(rawValue: 1 << 11)
 
     static let names: [(DMAAttributes, String)] = [
         (.weakOrdering, "WEAK_ORDERING"), (.writeCombine, "WRITE_COMBINE"),
@@ -78,9 +80,12 @@ public struct DMAAttributes: OptionSet, Sendable, Hashable, Codable, CustomStrin
                 value |= known.0.rawValue
             } else if part.hasPrefix("0x"), let v = UInt64(part.dropFirst(2), radix: 16) {
                 value |= v
-            } else {
-                return nil
+            } else if part == "CACHE_CLEAN" {
+                // Bit 11's earlier name.
+                value |= 1 << 11
             }
+            // Names a newer kernel added are skipped: dropping SKIP_CPU_SYNC or MMIO
+            // along with them would be worse than not knowing one new bit.
         }
         self.init(rawValue: value)
     }

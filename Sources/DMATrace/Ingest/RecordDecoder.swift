@@ -1,3 +1,4 @@
+import Foundation
 import CTraceCmd
 import CTraceShim
 
@@ -314,8 +315,10 @@ struct RecordDecoder {
 
     private mutating func formatted(_ record: UnsafeMutablePointer<tep_record>) -> String {
         let count = Int32(formatBuffer.count)
-        let n = formatBuffer.withUnsafeMutableBufferPointer { buf in
-            dmatrace_format_info(tep, record, buf.baseAddress, count)
+        let n = TraceDatReader.libraryLock.withLock {
+            formatBuffer.withUnsafeMutableBufferPointer { buf in
+                dmatrace_format_info(tep, record, buf.baseAddress, count)
+            }
         }
         guard n > 0 else { return "" }
         var text = formatBuffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }

@@ -18,6 +18,9 @@ enum TextLine {
     case stackFrame(String)
     /// Headers, `cpus=N`, comments, blank lines.
     case header(cpus: Int?)
+    /// tracefs: "# entries-in-buffer/entries-written: 10/25   #P:2": in overwrite
+    /// mode the difference was lost before the first line.
+    case bufferEntries(inBuffer: UInt64, written: UInt64, cpus: Int?)
     case unreadable(String)
 }
 
@@ -27,9 +30,14 @@ enum TextLineParser {
         if trimmed.isEmpty { return .header(cpus: nil) }
         if trimmed.first == "#" {
             // tracefs: "# entries-in-buffer/entries-written: 10/10   #P:2"
-            if let r = trimmed.range(of: "#P:") {
-                return .header(cpus: Int(trimmed[r.upperBound...].prefix(while: { $0.isNumber })))
+            let cpus = trimmed.range(of: "#P:").flatMap { Int(trimmed[$0.upperBound...].prefix(while: { $0.isNumber })) }
+            if let r = trimmed.range(of: "entries-in-buffer/entries-written:") {
+                let counts = trimmed[r.upperBound...].drop(while: { $0 == " " }).prefix(while: { $0 != " " }).split(separator: "/")
+                if counts.count == 2, let a = UInt64(counts[0]), let b = UInt64(counts[1]) {
+                    return .bufferEntries(inBuffer: a, written: b, cpus: cpus)
+                }
             }
+            if let cpus { return .header(cpus: cpus) }
             return .header(cpus: nil)
         }
         if trimmed.hasPrefix("cpus=") { return .header(cpus: Int(trimmed.dropFirst(5).prefix(while: { $0.isNumber }))) }

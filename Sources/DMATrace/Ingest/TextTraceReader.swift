@@ -125,6 +125,14 @@ struct TextStreamState {
         switch TextLineParser.parse(line) {
         case .header(let n):
             if let n { cpus = n }
+        case .bufferEntries(let inBuffer, let written, let n):
+            if let n { cpus = n }
+            if written > inBuffer, stats.records == 0 {
+                // Overwritten before the snapshot: a gap before the first record, on every CPU.
+                stats.lostGaps += 1
+                stats.lostEventsCounted += written - inBuffer
+                pendingLost[-1, default: []].append(written - inBuffer)
+            }
         case .lost(let cpu, let count):
             stats.lostGaps += 1
             if let count { stats.lostEventsCounted += count } else { stats.uncountedGaps += 1 }
@@ -147,6 +155,7 @@ struct TextStreamState {
                 }
                 return
             }
+            try flushLost(cpu: -1, at: r.timestamp, emit: emit)
             try flushLost(cpu: r.cpu, at: r.timestamp, emit: emit)
             let name = String(r.event)
             guard var known = KnownEvent.classify(system: nil, name: name) else {

@@ -15,13 +15,19 @@ public final class TraceDatReader: DMAEventSource {
     /// file is judged to hang the library.
     static let probeTimeoutSeconds: UInt32 = 60
 
+    /// libtraceevent parses event formats through static buffers: two opens at
+    /// once in one process corrupt each other. Opening (and printk formatting) is serialized.
+    static let libraryLock = NSLock()
+
     public init(path: String) throws {
         self.path = path
         self.facts = TraceFacts(path: path, format: .traceDat)
-        dmatrace_quiet_libraries()
         try Self.probe(path: path)
-        handle = try Self.openHandle(path: path)
-        readFacts()
+        try Self.libraryLock.withLock {
+            dmatrace_quiet_libraries()
+            handle = try Self.openHandle(path: path)
+            readFacts()
+        }
     }
 
     deinit {
@@ -86,7 +92,7 @@ public final class TraceDatReader: DMAEventSource {
             if let handle { tracecmd_close(handle) }
             handle = nil
             try Self.probe(path: path)
-            handle = try Self.openHandle(path: path)
+            handle = try Self.libraryLock.withLock { try Self.openHandle(path: path) }
         }
         consumed = true
         guard let handle, let tep = tracecmd_get_tep(handle) else {

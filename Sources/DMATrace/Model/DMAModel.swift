@@ -34,9 +34,11 @@ public final class DMAModel {
     private var coherentPhysIndex = IntervalIndex<CoherentAllocation>()
     /// iommu:map entries by IOVA until their iommu:unmap (the events carry no device).
     private var iommuMappings: [UInt64: (phys: UInt64, size: UInt64)] = [:]
+    private var sawIOMMUMaps = false
     private var nextID = 0
     private var lastTimestampOfCPU: [Int32: UInt64] = [:]
     public private(set) var gaps: [LostGap] = []
+    public private(set) var lostBeforeStart = false
     public private(set) var traceStart: UInt64?
     public private(set) var traceEnd: UInt64 = 0
     /// The most recent trace_marker text, and when it was written.
@@ -67,6 +69,12 @@ public final class DMAModel {
     }
 
     public func profile(of device: String) -> DeviceProfile? { devices[device]?.profile }
+
+    /// The trace saw the device's driver start and lost nothing before that:
+    /// nothing it releases can have been mapped before the trace.
+    public func historyComplete(_ device: String) -> Bool {
+        !lostBeforeStart && (devices[device]?.profile.historyStartsInTrace ?? false)
+    }
 
     /// Live streaming mappings (and those superseded without unmap), for end-of-trace rules.
     public func outstandingMappings() -> [StreamingMapping] {
@@ -100,7 +108,8 @@ public final class DMAModel {
         }
         let d = DeviceState(name: name, at: ts)
         switch kind {
-        case .alloc, .iommuGroup: d.profile.historyStartsInTrace = true
+        case .alloc(let a) where !a.failed: d.profile.historyStartsInTrace = true
+        case .iommuGroup: d.profile.historyStartsInTrace = true
         default: break
         }
         devices[name] = d
@@ -117,6 +126,9 @@ public final class DMAModel {
         case .lostEvents(let count):
             let gap = LostGap(cpu: event.cpu, from: lastTimestampOfCPU[event.cpu], to: event.timestamp, count: count)
             gaps.append(gap)
+            // Lost before the first record of a CPU (overwrite mode drops the oldest data):
+            // no device's history can be assumed to start inside the trace.
+            if gap.from == nil { lostBeforeStart = true }
             sink(.eventsLost(gap))
             return
         case .marker(let text):
@@ -125,6 +137,7 @@ public final class DMAModel {
             return
         case .iommuMap(let m):
             iommuMappings[m.iova] = (m.physAddr, m.size)
+            sawIOMMUMaps = true
             return
         case .iommuUnmap(let u):
             iommuMappings[u.iova] = nil
@@ -139,8 +152,12 @@ public final class DMAModel {
         switch event.kind {
         case .map(let m): mapSingle(m, event, dev)
         case .mapSG(let m): mapSG(m, event, dev)
-        case .mapSGError:
+        case .mapSGError(let e):
             dev.profile.failedMaps += 1
+            if let first = e.physAddrs.first {
+                remember(dev, Tombstone(reason: .mapFailed, event: event, mapEvent: event, start: first, length: 1,
+                                       function: .scatterGather), key: first ^ Self.sgKeyTag)
+            }
             sink(.mapFailed(event))
         case .unmap(let u): unmapSingle(u, event, dev)
         case .unmapSG(let u): unmapSG(u, event, dev)
@@ -173,12 +190,12 @@ public final class DMAModel {
             return
         }
         guard m.size > 0 else {
-            sink(.anomaly(event, "map of size 0"))
+            sink(.anomaly(event, "map of size 0", applied: false))
             return
         }
         guard m.dmaAddr.addingReportingOverflow(m.size - 1).overflow == false,
               m.physAddr.addingReportingOverflow(m.size - 1).overflow == false else {
-            sink(.anomaly(event, "address range wraps past 2^64"))
+            sink(.anomaly(event, "address range wraps past 2^64", applied: false))
             return
         }
         let bounced = takeBounce(dev, phys: m.physAddr)
@@ -201,17 +218,17 @@ public final class DMAModel {
             return
         }
         if m.dmaAddrs.count != m.lengths.count {
-            sink(.anomaly(event, "dma_map_sg arrays disagree: \(m.dmaAddrs.count) dma addresses, \(m.lengths.count) lengths"))
+            sink(.anomaly(event, "dma_map_sg arrays disagree: \(m.dmaAddrs.count) dma addresses, \(m.lengths.count) lengths", applied: false))
             return
         }
         if !m.truncated && (m.physAddrs.count != m.inputEntries || m.dmaAddrs.count != m.mappedEntries) {
-            sink(.anomaly(event, "dma_map_sg counts disagree with arrays: nents=\(m.inputEntries) phys=\(m.physAddrs.count), ents=\(m.mappedEntries) dma=\(m.dmaAddrs.count)"))
+            sink(.anomaly(event, "dma_map_sg counts disagree with arrays: nents=\(m.inputEntries) phys=\(m.physAddrs.count), ents=\(m.mappedEntries) dma=\(m.dmaAddrs.count)", applied: true))
         }
         var segments: [StreamingMapping.Segment] = []
         let pairPhys = m.physAddrs.count == m.dmaAddrs.count
         for (i, (dma, len)) in zip(m.dmaAddrs, m.lengths).enumerated() {
             guard len > 0, !dma.addingReportingOverflow(len - 1).overflow else {
-                sink(.anomaly(event, "dma_map_sg segment \(i) has length 0 or wraps past 2^64"))
+                sink(.anomaly(event, "dma_map_sg segment \(i) has length 0 or wraps past 2^64", applied: false))
                 return
             }
             segments.append(.init(dmaAddr: dma, physAddr: pairPhys ? m.physAddrs[i] : 0, length: len))
@@ -250,7 +267,22 @@ public final class DMAModel {
             } else {
                 dev.profile.translatedSegments += 1
                 if iommuMappings[s.dmaAddr & ~4095] != nil { dev.profile.iommuBackedSegments += 1 }
+                if dev.profile.translatedSegments == 1 { withdrawAssumedPhys(dev) }
             }
+        }
+    }
+
+    /// Allocations made before the device showed a translated address were taken
+    /// as dma-direct (dma == phys). Now that it shows an IOMMU or bounce path, that
+    /// guess may be an IOVA: take those ranges back out of the physical index.
+    private func withdrawAssumedPhys(_ dev: DeviceState) {
+        for a in dev.liveAllocations.values where a.physAssumed {
+            for r in a.physRanges { coherentPhysIndex.remove(start: r.physAddr, length: r.length, a) }
+            if case .value(let v) = a.cpuAddr, let p = a.physRanges.first?.physAddr, let n = linearOffsetVotes[v &- p] {
+                linearOffsetVotes[v &- p] = n > 1 ? n - 1 : nil
+            }
+            a.physRanges = []
+            a.physAssumed = false
         }
     }
 
@@ -389,7 +421,7 @@ public final class DMAModel {
     private func unmapSG(_ u: SGUnmapEvent, _ event: DMAEvent, _ dev: DeviceState) {
         dev.profile.unmaps += 1
         guard let first = u.physAddrs.first else {
-            sink(.anomaly(event, "dma_unmap_sg with no entries"))
+            sink(.anomaly(event, "dma_unmap_sg with no entries", applied: false))
             return
         }
         func samePages(_ m: StreamingMapping) -> Bool {
@@ -485,7 +517,7 @@ public final class DMAModel {
             }
         }
         let near = address.flatMap { dev.byDMA.containing($0).first?.value }
-        return .neverSeen(mayPredateTrace: !dev.profile.historyStartsInTrace, near: near)
+        return .neverSeen(mayPredateTrace: !historyComplete(dev.profile.name), near: near)
     }
 
     // MARK: - Sync
@@ -493,7 +525,7 @@ public final class DMAModel {
     private func sync(_ s: SyncEvent, _ event: DMAEvent, _ dev: DeviceState) {
         if s.target == .cpu { dev.profile.syncsForCPU += 1 } else { dev.profile.syncsForDevice += 1 }
         guard let first = s.dmaAddrs.first else {
-            sink(.anomaly(event, "sync with no address"))
+            sink(.anomaly(event, "sync with no address", applied: false))
             return
         }
         let length = s.lengths.first ?? 0
@@ -516,6 +548,9 @@ public final class DMAModel {
         m.record(event)
         var outOfRange = false
         for (a, l) in zip(s.dmaAddrs, s.lengths) {
+            // After iommu-dma merged a list, the entries past the mapped segments carry
+            // DMA_MAPPING_ERROR and length 0: they are not part of the sync.
+            if l == 0 || a == Self.mappingError { continue }
             guard let seg = m.segment(containing: a) else { outOfRange = true; continue }
             if l > seg.length - (a - seg.dmaAddr) { outOfRange = true }
         }
@@ -559,22 +594,26 @@ public final class DMAModel {
     private func alloc(_ a: AllocEvent, _ event: DMAEvent, _ dev: DeviceState) {
         if a.failed || a.dmaAddr == Self.mappingError || (a.dmaAddr == 0 && a.cpuAddr.value == 0) { return }
         guard a.size > 0, !a.dmaAddr.addingReportingOverflow(a.size - 1).overflow else {
-            sink(.anomaly(event, "allocation of size 0 or wrapping past 2^64"))
+            sink(.anomaly(event, "allocation of size 0 or wrapping past 2^64", applied: false))
             return
         }
         dev.profile.allocs += 1
         var phys: [StreamingMapping.Segment] = []
+        var assumed = false
         if a.api == .sgt, !a.physAddrs.isEmpty {
             let chunk = max(a.size / UInt64(a.physAddrs.count), 1)
             phys = a.physAddrs.map { .init(dmaAddr: 0, physAddr: $0, length: chunk) }
         } else if let iommu = iommuMappings[a.dmaAddr] {
             phys = [.init(dmaAddr: a.dmaAddr, physAddr: iommu.phys, length: a.size)]
-        } else if dev.profile.translatedSegments == 0 && dev.profile.bouncedMappings == 0 {
-            // dma-direct: the bus address is the physical address (no IOMMU map was seen for it).
+        } else if dev.profile.translatedSegments == 0 && dev.profile.iommuBackedSegments == 0 && !sawIOMMUMaps {
+            // dma-direct as far as the trace shows: the bus address is the physical address.
+            // Withdrawn if the device later turns out to be translated.
             phys = [.init(dmaAddr: a.dmaAddr, physAddr: a.dmaAddr, length: a.size)]
+            assumed = true
         }
         let allocation = CoherentAllocation(id: newID(), device: dev.profile.name, event: a, allocEvent: event,
                                             physRanges: phys)
+        allocation.physAssumed = assumed
         if let p = phys.first?.physAddr, case .value(let v) = a.cpuAddr, !a.attrs.contains(.noKernelMapping),
            a.api != .sgt, linearOffsetVotes.count < 512 || linearOffsetVotes[v &- p] != nil {
             linearOffsetVotes[v &- p, default: 0] += 1
@@ -597,7 +636,7 @@ public final class DMAModel {
             if let previous = dev.freedAllocations[f.dmaAddr] {
                 sink(.freeWithoutAllocation(event, .alreadyReleased(release: previous, original: nil)))
             } else {
-                sink(.freeWithoutAllocation(event, .neverSeen(mayPredateTrace: !dev.profile.historyStartsInTrace, near: nil)))
+                sink(.freeWithoutAllocation(event, .neverSeen(mayPredateTrace: !historyComplete(dev.profile.name), near: nil)))
             }
             return
         }

@@ -27,8 +27,8 @@ public enum ModelFact {
     case freed(CoherentAllocation, free: DMAEvent, FreeEvent)
     case freeWithoutAllocation(DMAEvent, UnmatchedContext)
     case iommuFault(DMAEvent, IOMMUFaultEvent)
-    /// The event contradicts itself; it was not applied to the model.
-    case anomaly(DMAEvent, String)
+    /// The event contradicts itself; `applied` tells whether the model still used it.
+    case anomaly(DMAEvent, String, applied: Bool)
     case eventsLost(LostGap)
 }
 

@@ -100,6 +100,8 @@ public final class CoherentAllocation {
     /// The physical memory behind it, when the trace shows it (direct path,
     /// an iommu:map for its IOVA, or the sg table's pages).
     public internal(set) var physRanges: [StreamingMapping.Segment]
+    /// `physRanges` is the dma address taken as physical (dma-direct assumed, not shown).
+    var physAssumed = false
     public let allocEvent: DMAEvent
     public internal(set) var history: [DMAEvent]
 

@@ -1,24 +1,24 @@
 import Foundation
 
 /// The `--format json` document of one analyzed trace.
-public struct AnalysisDocument: Encodable {
-    public struct FindingJSON: Encodable {
-        var rule: String
-        var severity: Severity
-        var device: String
-        var timestamp: Double
-        var cpu: Int32
-        var task: String
-        var pid: Int32
-        var message: String
-        var fingerprint: String
-        var callSite: String?
-        var occurrences: Int
-        var caveats: [String]
-        var marker: String?
-        var events: [EventJSON]
-        var stack: [String]?
-        var helpURI: String
+public struct AnalysisDocument: Codable, Sendable {
+    public struct FindingJSON: Codable, Sendable {
+        public var rule: String
+        public var severity: Severity
+        public var device: String
+        public var timestamp: Double
+        public var cpu: Int32
+        public var task: String
+        public var pid: Int32
+        public var message: String
+        public var fingerprint: String
+        public var callSite: String?
+        public var occurrences: Int
+        public var caveats: [String]
+        public var marker: String?
+        public var events: [EventJSON]
+        public var stack: [String]?
+        public var helpURI: String
 
         init(_ f: Finding) {
             rule = f.rule
@@ -40,33 +40,34 @@ public struct AnalysisDocument: Encodable {
         }
     }
 
-    public struct DeviceJSON: Encodable {
-        var profile: DeviceProfile
-        var path: DeviceProfile.Path
-        var coherence: DeviceProfile.Coherence
-        var cannotCheck: [String]
+    public struct DeviceJSON: Codable, Sendable {
+        public var profile: DeviceProfile
+        public var path: DeviceProfile.Path
+        public var coherence: DeviceProfile.Coherence
+        public var cannotCheck: [String]
     }
 
-    public struct Summary: Encodable {
-        var errors = 0
-        var warnings = 0
-        var notes = 0
+    public struct Summary: Codable, Sendable {
+        public var errors = 0
+        public var warnings = 0
+        public var notes = 0
+        public init() {}
     }
 
-    var tool = "dma-trace"
-    var trace: TraceFacts
-    var records: UInt64
-    var dmaEvents: UInt64
-    var firstTimestamp: Double?
-    var lastTimestamp: Double?
-    var lostGaps: [LostGap]
-    var unreadableLines: UInt64
-    var malformedRecords: UInt64
-    var notModeled: [String: UInt64]
-    var linearMapOffset: String?
-    var devices: [DeviceJSON]
-    var findings: [FindingJSON]
-    var summary: Summary
+    public var tool = "dma-trace"
+    public var trace: TraceFacts
+    public var records: UInt64
+    public var dmaEvents: UInt64
+    public var firstTimestamp: Double?
+    public var lastTimestamp: Double?
+    public var lostGaps: [LostGap]
+    public var unreadableLines: UInt64
+    public var malformedRecords: UInt64
+    public var notModeled: [String: UInt64]
+    public var linearMapOffset: String?
+    public var devices: [DeviceJSON]
+    public var findings: [FindingJSON]
+    public var summary: Summary
 
     public init(_ r: AnalysisResult, findings: [Finding]) {
         trace = r.facts
@@ -86,6 +87,18 @@ public struct AnalysisDocument: Encodable {
 }
 
 extension AnalysisDocument.Summary {
+    public static func of(_ findings: [AnalysisDocument.FindingJSON]) -> Self {
+        var s = Self()
+        for f in findings {
+            switch f.severity {
+            case .error: s.errors += 1
+            case .warning: s.warnings += 1
+            case .note: s.notes += 1
+            }
+        }
+        return s
+    }
+
     static func of(_ findings: [Finding]) -> Self {
         var s = Self()
         for f in findings {

@@ -2,7 +2,7 @@ import Foundation
 
 /// The JSON form of one normalized event (NDJSON in `events --json`, and the
 /// evidence of findings). Addresses are hex strings: JSON numbers lose u64s.
-public struct EventJSON: Encodable, Sendable {
+public struct EventJSON: Codable, Sendable {
     public var timestamp: Double
     public var cpu: Int32
     public var pid: Int32?
@@ -13,11 +13,19 @@ public struct EventJSON: Encodable, Sendable {
     public var args: [String: ArgValue]
     public var stack: [String]?
 
-    public enum ArgValue: Encodable, Sendable {
+    public enum ArgValue: Codable, Sendable {
         case string(String)
         case int(Int64)
         case bool(Bool)
         case list([String])
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if let b = try? c.decode(Bool.self) { self = .bool(b) }
+            else if let i = try? c.decode(Int64.self) { self = .int(i) }
+            else if let s = try? c.decode(String.self) { self = .string(s) }
+            else { self = .list(try c.decode([String].self)) }
+        }
 
         public func encode(to encoder: Encoder) throws {
             var c = encoder.singleValueContainer()

@@ -23,11 +23,18 @@ public struct Finding: Sendable {
     /// How many occurrences this finding stands for (grouped notes).
     public var occurrences: Int = 1
 
-    /// Whether events lost on any CPU before this finding could explain it
-    /// (an unseen map or alloc), or only gaps on the evidence's own CPUs.
-    var lostEventScope: LostEventScope = .evidence
+    /// Which lost-event gaps could explain this finding.
+    var lostEventScope: LostEventScope = .window
 
-    enum LostEventScope { case evidence, anyCPUBefore }
+    enum LostEventScope {
+        /// A gap on any CPU within the evidence's time span (an unseen unmap or sync,
+        /// possibly from interrupt context on another CPU).
+        case window
+        /// A gap on any CPU before the finding (an unseen map or alloc).
+        case anyCPUBefore
+        /// A gap on any CPU after the evidence began (an unseen unmap or free: leaks).
+        case anyCPUAfter
+    }
 
     public var seconds: Double { Double(timestamp) / 1e9 }
 }
@@ -50,7 +57,7 @@ public final class RuleContext {
     /// Reports a finding anchored on `event`. `severity` nil means the rule's default.
     func report(_ rule: RuleDescription, severity: Severity? = nil, event: DMAEvent, device: String? = nil,
                 message: String, history: [DMAEvent], stack: KernelStack? = nil, shape: String,
-                caveats: [String] = [], occurrences: Int = 1, scope: Finding.LostEventScope = .evidence) {
+                caveats: [String] = [], occurrences: Int = 1, scope: Finding.LostEventScope = .window) {
         let effectiveStack = stack ?? event.stack ?? history.lazy.compactMap(\.stack).first
         let site = Self.callSite(effectiveStack)
         let dev = device ?? event.device ?? "-"
@@ -108,18 +115,19 @@ extension RuleContext {
             let times = f.history.map(\.timestamp) + [f.timestamp]
             let lo = times.min() ?? f.timestamp
             let hi = times.max() ?? f.timestamp
-            let cpus = Set(f.history.map(\.cpu) + [f.cpu])
             let hit = gaps.first { gap in
                 switch f.lostEventScope {
-                case .anyCPUBefore:
-                    return gap.to <= hi
-                case .evidence:
-                    return cpus.contains(gap.cpu) && gap.to >= lo && (gap.from ?? 0) <= hi
+                // A gap opens after its CPU's last record: one that opens at the finding's
+                // own last event cannot hide anything the finding depends on.
+                case .anyCPUBefore: return (gap.from ?? 0) < hi
+                case .anyCPUAfter: return gap.to > lo
+                case .window: return gap.to > lo && (gap.from ?? 0) < hi
                 }
             }
             guard let gap = hit else { continue }
             let lost = gap.count.map { "\($0) events" } ?? "an unknown number of events"
-            findings[i].caveats.append("CPU \(gap.cpu) lost \(lost) before \(formatSeconds(gap.to)) s, within this finding's evidence: a missing map, unmap or sync could explain it")
+            let whereLost = gap.cpu >= 0 ? "CPU \(gap.cpu)" : "the trace"
+            findings[i].caveats.append("\(whereLost) lost \(lost) before \(formatSeconds(gap.to)) s, within this finding's evidence: a missing map, unmap or sync could explain it")
             findings[i].severity = findings[i].severity.downgraded
             downgradedCount += 1
         }

@@ -32,6 +32,10 @@ final class CachelineSharingRule: DMARule {
 
     func observe(_ fact: ModelFact, _ context: RuleContext) {
         guard case .sharedCacheLine(let new, let neighbor, let line) = fact, candidates.count < 4096 else { return }
+        // The driver declared the sharing (DMA_ATTR_CACHELINES_OVERLAP), or the API does no
+        // cache maintenance for the mapping (SKIP_CPU_SYNC): kernel/dma/debug.c skips both.
+        let exempt: DMAAttributes = [.cachelinesOverlap, .skipCPUSync]
+        guard new.attrs.isDisjoint(with: exempt), neighbor.attrs.isDisjoint(with: exempt) else { return }
         // Coherence may only become visible later in the trace: judge at the end.
         candidates.append(Candidate(new: new, neighbor: neighbor, line: line, history: neighbor.history + [new.mapEvent]))
     }

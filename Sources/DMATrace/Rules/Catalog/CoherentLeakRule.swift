@@ -27,18 +27,19 @@ final class CoherentLeakRule: DMARule {
         var groups: [String: [CoherentAllocation]] = [:]
         for a in context.model.outstandingAllocations() { groups[a.device, default: []].append(a) }
         for (device, allocations) in groups.sorted(by: { $0.key < $1.key }) {
-            if activity.tornDown(device, context) {
+            if activity.tornDown(device) {
                 for a in allocations {
                     context.report(Self.description, event: a.allocEvent, device: device,
                                    message: "the \(Describe.allocation(a)) was never freed although the driver released the device's other coherent memory: a leak",
-                                   history: a.history, shape: "coherent|\(a.api.rawValue)|\(a.size)")
+                                   history: a.history, shape: "coherent|\(a.api.rawValue)|\(a.size)", scope: .anyCPUAfter)
                 }
             } else {
                 let first = allocations[0]
                 let total = allocations.reduce(UInt64(0)) { $0 &+ $1.size }
                 context.report(Self.description, severity: .note, event: first.allocEvent, device: device,
                                message: "\(allocations.count) coherent allocation(s), \(total) bytes, still live when the trace ended (rings and queues live as long as the driver is bound); the first: \(Describe.allocation(first))",
-                               history: first.history, shape: "coherent-outstanding", occurrences: allocations.count)
+                               history: first.history, shape: "coherent-outstanding", occurrences: allocations.count,
+                               scope: .anyCPUAfter)
             }
         }
     }

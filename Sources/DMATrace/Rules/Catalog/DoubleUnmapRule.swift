@@ -20,7 +20,7 @@ final class DoubleUnmapRule: DMARule {
 
     func observe(_ fact: ModelFact, _ context: RuleContext) {
         guard case .unmapWithoutMapping(let e, .alreadyReleased(let release, let original)) = fact else { return }
-        let complete = e.device.flatMap { context.model.profile(of: $0)?.historyStartsInTrace } ?? false
+        let complete = e.device.map { context.model.historyComplete($0) } ?? false
         let caveat = complete ? [] : ["the device was active before the trace: a mapping of the same address made before tracing began would make this unmap legitimate"]
         context.report(Self.description, severity: complete ? nil : .warning, event: e,
                        message: "\(e.kind.name) of \(e.kind.details) releases memory already unmapped at \(formatSeconds(release.timestamp)) s and not mapped since",

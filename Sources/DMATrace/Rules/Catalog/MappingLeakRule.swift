@@ -59,7 +59,7 @@ final class MappingLeakRule: DMARule {
         var order: [Group] = []
         for m in context.model.outstandingMappings() {
             let shape = Self.shape(m)
-            let torn = activity.tornDown(shape.device, context)
+            let torn = activity.tornDown(shape.device)
             let g = Group(device: shape.device, function: shape.function, direction: shape.direction,
                           severity: torn || outlived(m, end: end, context) ? .warning : .note, torn: torn)
             if groups[g] == nil { order.append(g) }
@@ -91,7 +91,8 @@ final class MappingLeakRule: DMARule {
             }
             context.report(Self.description, severity: severity, event: oldest.mapEvent, device: shape.device,
                            message: "\(what) never unmapped: \(reason)",
-                           history: oldest.history, shape: Describe.shape(oldest), occurrences: count)
+                           history: oldest.history, shape: Describe.shape(oldest), occurrences: count,
+                           scope: .anyCPUAfter)
         }
     }
 }

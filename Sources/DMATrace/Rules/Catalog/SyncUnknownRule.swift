@@ -24,9 +24,12 @@ final class SyncUnknownRule: DMARule {
         guard case .syncWithoutMapping(let e, let ctx) = fact else { return }
         switch ctx {
         case .alreadyReleased(let release, let original):
-            context.report(Self.description, event: e,
+            let complete = e.device.map { context.model.historyComplete($0) } ?? false
+            context.report(Self.description, severity: complete ? nil : .warning, event: e,
                            message: "\(e.kind.name) of \(e.kind.details) after the mapping was unmapped at \(formatSeconds(release.timestamp)) s: the driver touches memory it no longer owns",
-                           history: (original.map { [$0] } ?? []) + [release, e], shape: Describe.shape(e), scope: .anyCPUBefore)
+                           history: (original.map { [$0] } ?? []) + [release, e], shape: Describe.shape(e),
+                           caveats: complete ? [] : ["the device was active before the trace: a mapping of the same address made before tracing began would make this sync legitimate"],
+                           scope: .anyCPUBefore)
         case .neverSeen(let mayPredate, _):
             context.report(Self.description, severity: mayPredate ? .note : nil, event: e,
                            message: mayPredate

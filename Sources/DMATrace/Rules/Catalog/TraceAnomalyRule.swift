@@ -2,7 +2,7 @@
 final class TraceAnomalyRule: DMARule {
     static let description = RuleDescription(
         id: "trace-anomaly", name: "Self-contradictory event", severity: .note,
-        summary: "An event contradicts itself (size 0, a range past 2^64, sg arrays that disagree) and was left out of the model.",
+        summary: "An event contradicts itself (size 0, a range past 2^64, sg arrays that disagree); what cannot be applied is left out of the model.",
         examples: [
             RuleExample(triggers: true, severity: .note, [
                 Example.probe,
@@ -18,21 +18,22 @@ final class TraceAnomalyRule: DMARule {
     private var byReason: [String: (first: DMAEvent, count: Int)] = [:]
 
     func observe(_ fact: ModelFact, _ context: RuleContext) {
-        guard case .anomaly(let e, let reason) = fact else { return }
-        let key = (e.device ?? "-") + "|" + reason.prefix(while: { $0 != ":" })
+        guard case .anomaly(let e, let reason, let applied) = fact else { return }
+        let key = (e.device ?? "-") + "|" + reason.prefix(while: { $0 != ":" }) + (applied ? "|applied" : "|skipped")
         if let existing = byReason[key] {
             byReason[key] = (existing.first, existing.count + 1)
         } else {
             byReason[key] = (e, 1)
         }
-        _ = reason
     }
 
     func finish(_ context: RuleContext) {
         for (key, entry) in byReason.sorted(by: { $0.value.first.timestamp < $1.value.first.timestamp }) {
-            let reason = String(key.split(separator: "|", maxSplits: 1).last ?? "")
+            let parts = key.split(separator: "|")
+            let reason = parts.count > 1 ? String(parts[1]) : ""
+            let fate = key.hasSuffix("|applied") ? "they were still applied as far as they are consistent" : "they were not applied to the model"
             context.report(Self.description, event: entry.first,
-                           message: "\(entry.count) event(s) contradict themselves (\(reason)), e.g. \(entry.first.kind.name) \(entry.first.kind.details); they were not applied to the model",
+                           message: "\(entry.count) event(s) contradict themselves (\(reason)), e.g. \(entry.first.kind.name) \(entry.first.kind.details); \(fate)",
                            history: [entry.first], shape: reason, occurrences: entry.count)
         }
     }

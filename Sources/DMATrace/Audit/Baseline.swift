@@ -1,0 +1,44 @@
+import Foundation
+
+/// Known findings by fingerprint: `--write-baseline` records them, `--baseline`
+/// then reports only new ones and lists entries that no longer occur.
+public struct Baseline: Codable, Sendable, Equatable {
+    public struct Entry: Codable, Sendable, Equatable, Hashable {
+        public var fingerprint: String
+        public var rule: String
+        public var device: String
+        public var message: String
+    }
+
+    public var version = 1
+    public var tool = "dma-trace"
+    public var entries: [Entry]
+
+    public init(findings: [AnalysisDocument.FindingJSON]) {
+        var seen = Set<String>()
+        entries = findings.compactMap { f in
+            guard seen.insert(f.fingerprint).inserted else { return nil }
+            return Entry(fingerprint: f.fingerprint, rule: f.rule, device: f.device, message: f.message)
+        }.sorted { ($0.rule, $0.device, $0.fingerprint) < ($1.rule, $1.device, $1.fingerprint) }
+    }
+
+    public static func load(path: String) throws -> Baseline {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw IngestError(path: path, problem: "baseline cannot be read")
+        }
+        do {
+            return try JSONDecoder().decode(Baseline.self, from: data)
+        } catch {
+            throw IngestError(path: path, problem: "is not a dma-trace baseline (\(error))")
+        }
+    }
+
+    public func write(to path: String) throws {
+        let data = try JSONEncoder.stable(pretty: true).encode(self)
+        guard FileManager.default.createFile(atPath: path, contents: data + Data("\n".utf8)) else {
+            throw IngestError(path: path, problem: "baseline cannot be written")
+        }
+    }
+
+    public var fingerprints: Set<String> { Set(entries.map(\.fingerprint)) }
+}

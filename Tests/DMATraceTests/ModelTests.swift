@@ -1,0 +1,101 @@
+import Foundation
+import Testing
+@testable import DMATrace
+
+/// The model's bookkeeping on hand-made traces: facts, not rule verdicts.
+@Suite struct ModelTests {
+    let dev = Example.dev
+
+    func findings(_ lines: [String]) throws -> [Finding] {
+        try Fixtures.analyze(text: RuleExample(triggers: true, lines).ftraceText).findings
+    }
+
+    @Test func mergedSGSyncEntriesAreNotOutOfRange() throws {
+        // iommu-dma merged two entries into one segment; the sync still lists nents
+        // entries, the surplus as DMA_MAPPING_ERROR with length 0.
+        let f = try findings([
+            Example.probe,
+            Example.mapSG("1.0", dir: "FROM_DEVICE", phys: ["200000", "201000"], dma: ["fffe0000"], sizes: [8192]),
+            "1.1 dma_sync_sg_for_cpu: \(dev) dir=FROM_DEVICE dma_addrs={0xfffe0000,0xffffffffffffffff} sizes={8192,0}",
+            Example.unmapSG("1.2", dir: "FROM_DEVICE", phys: ["200000", "201000"]),
+        ])
+        #expect(!f.contains { $0.rule == "sync-out-of-range" })
+        #expect(!f.contains { $0.severity >= .warning }, "\(f.map(\.message))")
+    }
+
+    @Test func unmapOfAFailedSGMapIsMappingErrorUsed() throws {
+        let f = try findings([
+            Example.probe,
+            "1.0 dma_map_sg_err: \(dev) dir=TO_DEVICE dma_addrs={0x300000} err=-12 attrs=",
+            Example.unmapSG("1.1", dir: "TO_DEVICE", phys: ["300000"]),
+        ])
+        #expect(f.contains { $0.rule == "mapping-error-used" && $0.severity == .error })
+        #expect(!f.contains { $0.rule == "unmap-unknown" })
+    }
+
+    @Test func unknownAttributeNamesKeepTheKnownOnes() throws {
+        #expect(DMAAttributes(text: "SKIP_CPU_SYNC|SOME_FUTURE_ATTR") == .skipCPUSync)
+        #expect(DMAAttributes(text: "CACHE_CLEAN") == .cachelinesOverlap)
+        #expect(DMAAttributes(text: "0x20") == .skipCPUSync)
+    }
+
+    @Test func overwrittenTracefsSnapshotLosesHistory() throws {
+        let text = """
+        # tracer: nop
+        #
+        # entries-in-buffer/entries-written: 2/90   #P:2
+        #
+                  <idle>-0     [000] d.h2.     1.000000: dma_unmap_page: \(dev) dir=FROM_DEVICE dma_addr=1000 size=4096 attrs=
+        """
+        let result = try Fixtures.analyze(text: text)
+        #expect(result.lostGaps.count == 1 && result.lostGaps[0].count == 88)
+        let unknown = try #require(result.findings.first { $0.rule == "unmap-unknown" })
+        #expect(unknown.severity == .note)
+    }
+
+    @Test func lostEventsDowngradeWhatTheyCouldExplain() throws {
+        let text = RuleExample(triggers: true, [
+            Example.probe,
+            Example.map("1.0", dir: "FROM_DEVICE", dma: "100000", size: 4096),
+            Example.map("1.1", dir: "FROM_DEVICE", dma: "200000", size: 4096),
+            Example.sync("1.15", cpu: true, dir: "FROM_DEVICE", dma: "200000", size: 4096),
+            "cpu1 1.2 dma_unmap_page: \(dev) dir=FROM_DEVICE dma_addr=100000 size=2048 attrs=",
+            "CPU:1 [LOST 3 EVENTS]",
+            "cpu1 1.3 dma_unmap_page: \(dev) dir=FROM_DEVICE dma_addr=300000 size=4096 attrs=",
+        ]).ftraceText
+        let result = try Fixtures.analyze(text: text)
+        // Before the gap: the size mismatch keeps its severity.
+        #expect(result.findings.contains { $0.rule == "unmap-size-mismatch" && $0.severity == .error })
+        // After it: the map may be among the lost events.
+        let unknown = try #require(result.findings.first { $0.rule == "unmap-unknown" })
+        #expect(unknown.severity == .warning && unknown.caveats.contains { $0.contains("lost") })
+        #expect(result.findings.contains { $0.rule == "events-lost" })
+    }
+
+    @Test func assumedDirectAllocationIsWithdrawnWhenTheDeviceIsTranslated() throws {
+        // Recorded without -e iommu: the first allocation looks direct until a map shows an IOVA.
+        let f = try findings([
+            Example.alloc("0.5", dma: "fffff000", size: 4096, virt: "0xffff888000200000"),
+            Example.map("1.0", dir: "TO_DEVICE", dma: "ffffe000", size: 4096, phys: "300000"),
+            Example.map("1.1", dir: "TO_DEVICE", dma: "ffffd000", size: 512, phys: "fffff000"),
+            Example.unmap("1.2", dir: "TO_DEVICE", dma: "ffffd000", size: 512),
+            Example.unmap("1.3", dir: "TO_DEVICE", dma: "ffffe000", size: 4096),
+        ])
+        #expect(!f.contains { $0.rule == "streaming-over-coherent" })
+    }
+
+    @Test func intervalIndexFindsOverlapsAcrossBucketsOnce() {
+        final class Box { let n: Int; init(_ n: Int) { self.n = n } }
+        var index = IntervalIndex<Box>()
+        let a = Box(1), b = Box(2), big = Box(3)
+        index.insert(start: 0x1_0000 - 16, length: 32, a)        // straddles a bucket edge
+        index.insert(start: 0x5_0000, length: 0x3_0000, b)        // spans four buckets
+        index.insert(start: 0, length: 1 << 30, big)               // lives in the large list
+        #expect(index.overlapping(start: 0x1_0000, length: 1).map(\.value.n).sorted() == [1, 3])
+        #expect(index.overlapping(start: 0x6_0000, length: 0x2_0000).map(\.value.n).sorted() == [2, 3])
+        index.remove(start: 0x5_0000, length: 0x3_0000, b)
+        #expect(index.overlapping(start: 0x6_0000, length: 1).map(\.value.n) == [3])
+        #expect(index.count == 2)
+        #expect(index.overlapping(start: UInt64.max - 10, length: 100).isEmpty)
+    }
+}
