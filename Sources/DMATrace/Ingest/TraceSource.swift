@@ -18,7 +18,7 @@ public struct TraceFacts: Sendable, Codable {
     public var clock: String?
     /// Names of the dma/swiotlb/iommu events the trace has formats for (trace.dat)
     /// or has records of (text).
-    public var eventFormats: Set<String> = []
+    public var eventFormats: [String] = []
     public var generation: EventGeneration = .unknown
     public var hasKallsyms: Bool = false
 

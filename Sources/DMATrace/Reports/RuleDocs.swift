@@ -1,3 +1,5 @@
+import Foundation
+
 /// Rule reference pages: the part generated from each rule's own description
 /// (kept in sync by a test) and the hand-written prose around it.
 public enum RuleDocs {
@@ -33,6 +35,29 @@ public enum RuleDocs {
             return block + "\n\n## What it means\n\n## Why it matters\n\n## How to fix the driver\n\n## What it cannot see\n"
         }
         return String(existing[..<begin.lowerBound]) + block + String(existing[end.upperBound...])
+    }
+
+    /// Where the rule pages are: `DMA_TRACE_DOCS_URL` (a base URL ending in /), or
+    /// the Docs/rules folder of the source tree the binary was built in.
+    public static var docsBase: URL? {
+        if let env = ProcessInfo.processInfo.environment["DMA_TRACE_DOCS_URL"], let url = URL(string: env) { return url }
+        var dir = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<4 {
+            let candidate = dir.appendingPathComponent("Docs/rules", isDirectory: true)
+            if FileManager.default.fileExists(atPath: candidate.path) { return candidate }
+            dir = dir.deletingLastPathComponent()
+        }
+        return nil
+    }
+
+    public static func pageURL(_ rule: RuleDescription) -> URL? {
+        docsBase?.appendingPathComponent("\(rule.id).md")
+    }
+
+    /// The page's text when the docs are on this machine.
+    public static func installedPage(_ rule: RuleDescription) -> String? {
+        guard let url = pageURL(rule), url.isFileURL else { return nil }
+        return try? String(contentsOf: url, encoding: .utf8)
     }
 
     /// Whether a page's generated block matches the rule as it is now.

@@ -24,7 +24,10 @@ public struct TextReport {
         var out: [String] = []
         let span = r.stats.firstTimestamp.flatMap { f in r.stats.lastTimestamp.map { formatSeconds($0 - f) } } ?? "?"
         let lost = r.lostGaps.isEmpty ? "no events lost" : "\(r.lostGaps.count) lost-event gap(s)"
-        out.append(paint("\(r.facts.path)", "1") + ": kernel \(r.facts.kernelRelease ?? "unknown"), \(r.facts.cpus.map { "\($0) CPUs" } ?? "CPUs unknown"), \(span) s, \(r.stats.dmaEvents) events, \(lost)")
+        var header = ""
+        if r.stats.unreadableLines > 0 { header += "; \(r.stats.unreadableLines) unreadable text line(s) skipped (-v shows them)" }
+        if r.stats.malformedRecords > 0 { header += "; \(r.stats.malformedRecords) malformed record(s) skipped" }
+        out.append(paint("\(r.facts.path)", "1") + ": kernel \(r.facts.kernelRelease ?? "unknown"), \(r.facts.cpus.map { "\($0) CPUs" } ?? "CPUs unknown"), \(span) s, \(r.stats.dmaEvents) events, \(lost)\(header)")
         out.append("")
         out.append(paint("Devices", "1"))
         for d in r.devices {

@@ -4,8 +4,7 @@ import Foundation
 public enum SARIFReporter: AuditReporter {
     public static let identifier = "sarif"
     public static let summary = "SARIF 2.1.0 for GitHub code scanning and other SARIF consumers."
-    static let schema = "https://json.schemastore.org/sarif-2.1.0.json"
-    static let docsBase = "https://github.com/dma-trace/dma-trace/blob/main/"
+    static let schema = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 
     struct Log: Encodable {
         var schema = SARIFReporter.schema
@@ -22,7 +21,6 @@ public enum SARIFReporter: AuditReporter {
     struct Tool: Encodable { var driver: Driver }
     struct Driver: Encodable {
         var name = "dma-trace"
-        var informationUri = SARIFReporter.docsBase + "README.md"
         var semanticVersion = DMATraceVersion.current
         var rules: [Rule]
     }
@@ -32,9 +30,11 @@ public enum SARIFReporter: AuditReporter {
         var name: String
         var shortDescription: Text
         var fullDescription: Text
-        var helpUri: String
+        var helpUri: String?
+        var help: Help
         var defaultConfiguration: Configuration
     }
+    struct Help: Encodable { var text: String; var markdown: String }
     struct Configuration: Encodable { var level: String }
     struct Artifact: Encodable { var location: ArtifactLocation }
     struct ArtifactLocation: Encodable { var uri: String; var index: Int? }
@@ -70,6 +70,11 @@ public enum SARIFReporter: AuditReporter {
             .joined(separator: "/")
     }
 
+    /// SARIF rule names are identifier-like: double-mapping -> DoubleMapping.
+    static func pascalCase(_ id: String) -> String {
+        id.split(separator: "-").map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined()
+    }
+
     public static func render(_ r: AuditResult) throws -> String {
         let rules = r.rulesRun
         let ruleIndex = Dictionary(uniqueKeysWithValues: rules.enumerated().map { ($1.id, $0) })
@@ -80,7 +85,7 @@ public enum SARIFReporter: AuditReporter {
             let location = ArtifactLocation(uri: uri(t.path), index: i)
             artifacts.append(Artifact(location: ArtifactLocation(uri: uri(t.path), index: nil)))
             if t.document == nil {
-                notifications.append(Notification(level: "error", message: Text(text: "\(t.path): \(t.error ?? "unreadable")"),
+                notifications.append(Notification(level: "error", message: Text(text: t.error ?? "\(t.path): unreadable"),
                                                   locations: [Location(physicalLocation: PhysicalLocation(artifactLocation: location), logicalLocations: nil)]))
             }
             for f in t.findings {
@@ -93,10 +98,13 @@ public enum SARIFReporter: AuditReporter {
                                       properties: ["device": f.device, "timestamp": String(format: "%.9f", f.timestamp)]))
             }
         }
-        let driver = Driver(rules: rules.map {
-            Rule(id: $0.id, name: $0.name.replacingOccurrences(of: " ", with: ""), shortDescription: Text(text: $0.summary),
-                 fullDescription: Text(text: "\($0.name): \($0.summary)"), helpUri: docsBase + $0.docPath,
-                 defaultConfiguration: Configuration(level: $0.severity.description))
+        let driver = Driver(rules: rules.map { rule in
+            let page = RuleDocs.installedPage(rule)
+            return Rule(id: rule.id, name: pascalCase(rule.id), shortDescription: Text(text: rule.summary),
+                        fullDescription: Text(text: "\(rule.name): \(rule.summary)"),
+                        helpUri: RuleDocs.pageURL(rule)?.absoluteString,
+                        help: Help(text: rule.summary, markdown: page ?? "**\(rule.name)**\n\n\(rule.summary)"),
+                        defaultConfiguration: Configuration(level: rule.severity.description))
         })
         let log = Log(runs: [Run(tool: Tool(driver: driver), artifacts: artifacts, results: results,
                                  invocations: [Invocation(executionSuccessful: r.unreadable.isEmpty, toolExecutionNotifications: notifications)])])

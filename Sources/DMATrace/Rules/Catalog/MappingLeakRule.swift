@@ -54,14 +54,19 @@ final class MappingLeakRule: DMARule {
         let end = context.model.traceEnd
         // Judge each mapping against its own shape's siblings, then report per
         // (device, function, direction, verdict) so thousands of by-design notes stay one line.
-        struct Group: Hashable { let device: String; let function: String; let direction: String; let severity: Severity; let torn: Bool }
+        struct Group: Hashable {
+            let device: String, function: String, direction: String, severity: Severity, torn: Bool
+            /// Replaced by a new mapping of the same memory without an unmap (dma-direct, by design).
+            let abandoned: Bool
+        }
         var groups: [Group: [StreamingMapping]] = [:]
         var order: [Group] = []
         for m in context.model.outstandingMappings() {
             let shape = Self.shape(m)
             let torn = activity.tornDown(shape.device)
             let g = Group(device: shape.device, function: shape.function, direction: shape.direction,
-                          severity: torn || outlived(m, end: end, context) ? .warning : .note, torn: torn)
+                          severity: torn || outlived(m, end: end, context) ? .warning : .note, torn: torn,
+                          abandoned: m.superseded)
             if groups[g] == nil { order.append(g) }
             groups[g, default: []].append(m)
         }
@@ -84,8 +89,10 @@ final class MappingLeakRule: DMARule {
             } else if outlived, let siblings {
                 severity = .warning
                 reason = "all \(siblings.count) finished mappings of this shape were unmapped within \(formatSeconds(siblings.max)) s, this one stayed \(formatSeconds(age)) s: most likely a leak"
+            } else if g.abandoned {
+                reason = "its memory was mapped again later without an unmap; the device uses dma-direct without bouncing, where dma_need_unmap() is false and drivers may skip unmaps by design (7.x NVMe does); under an IOMMU or swiotlb this would leak"
             } else if profile?.mayskipUnmaps ?? false {
-                reason = "the device uses dma-direct without bouncing, where dma_need_unmap() is false and drivers may skip unmaps by design (7.x NVMe does); under an IOMMU or swiotlb this would leak"
+                reason = "still outstanding when the trace ended (long-lived buffers such as receive rings stay mapped while the interface is up); on this dma-direct device without bouncing dma_need_unmap() is false, so the driver may also skip the unmap by design (7.x NVMe does); under an IOMMU or swiotlb that would leak"
             } else {
                 reason = "still outstanding when the trace ended; long-lived buffers such as receive rings stay mapped while the interface is up"
             }
