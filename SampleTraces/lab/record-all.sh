@@ -90,9 +90,11 @@ done
 
 # 4. the big one. 6 GB guest RAM: trace-cmd keeps ~330 MB of per-CPU data in the guest's
 # tmpfs before merging; the 2 GiB output disk takes the tar of the ~20 MB result easily.
-# -b 200000 (KB per CPU): under TCG the readers fall ~100 s behind the workload; with
-# -b 100000 half of the buffer (700 k events per CPU) was still unread at the end of a
-# 280 s run, so 200000 leaves a wide margin before overwrite mode starts losing events.
+# -b 200000 (KB per CPU): generous on purpose. The readers' splice() waits until the
+# buffer is buffer_percent (default 50) full, so about half of any buffer is always unread
+# (--stat shows 700 k "entries" per CPU with -b 100000, 1.4 M with -b 200000) and is
+# flushed when trace-cmd stops; the free half absorbs bursts while the readers, sharing
+# 2 vCPUs with two dd loops under TCG, get around to it. Nothing was lost with either size.
 if [ "${LAB_SKIP_BIG:-0}" != 1 ]; then
   timed big-nvme env LAB_MEM=6G LAB_OUT_MB=2048 LAB_TIMEOUT=1200 \
     "$HERE/record.sh" 6.12 plain "$HERE/workloads/nvme-4k-loop.sh" \

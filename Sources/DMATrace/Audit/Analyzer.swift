@@ -24,12 +24,17 @@ public enum Analyzer {
 
     public static func analyze(source: DMAEventSource, options: AnalysisOptions = .init()) throws -> AnalysisResult {
         let rules = RuleRegistry.instantiate { !options.disabledRules.contains($0) }
+        // Per fact kind, the rules that asked for it: most facts concern few rules.
+        var routes = [[DMARule]](repeating: [], count: ModelFact.Kind.allCases.count)
+        for rule in rules {
+            for kind in type(of: rule).interests { routes[kind.rawValue].append(rule) }
+        }
         var context: RuleContext!
         let model = DMAModel { fact in
-            for rule in rules { rule.observe(fact, context) }
+            for rule in routes[fact.kind.rawValue] { rule.observe(fact, context) }
         }
         context = RuleContext(model: model, traceFacts: source.facts, severityOverrides: options.severityOverrides)
-        let stats = try source.read { model.apply($0) }
+        let stats = try EventPipe.run(source) { model.apply($0) }
         for rule in rules { rule.finish(context) }
         context.applyLostEventDowngrades()
         let findings = context.findings.sorted {

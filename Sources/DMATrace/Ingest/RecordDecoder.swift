@@ -118,8 +118,9 @@ struct RecordView {
     }
 }
 
-/// The fields one event type needs, looked up by name once.
-struct EventLayout {
+/// The fields one event type needs, looked up by name once. A class so the
+/// per-record lookup hands out a reference instead of copying thirty fields.
+final class EventLayout {
     let known: KnownEvent?
     let name: String
     let isDMASystem: Bool
@@ -158,7 +159,9 @@ struct EventLayout {
 /// stage): no domain decisions here, only faithful decoding.
 struct RecordDecoder {
     let tep: OpaquePointer
-    private var layouts: [Int: EventLayout?] = [:]
+    /// Indexed by event type id (small integers in every trace.dat seen); nil = not looked up yet.
+    private var layouts: [EventLayout?] = []
+    private var looked: [Bool] = []
     private var comms: [Int32: String] = [:]
     private var symbols: [UInt64: String] = [:]
     private let swap: Bool
@@ -187,9 +190,18 @@ struct RecordDecoder {
     func pid(of record: UnsafeMutablePointer<tep_record>) -> Int32 { tep_data_pid(tep, record) }
 
     private mutating func layout(for id: Int32) -> EventLayout? {
-        if let cached = layouts[Int(id)] { return cached }
+        let i = Int(id)
+        guard i >= 0, i < 1 << 16 else {
+            return tep_find_event(tep, id).map { EventLayout(event: $0, longSize: longSize) }
+        }
+        if i < looked.count, looked[i] { return layouts[i] }
+        if i >= looked.count {
+            looked += [Bool](repeating: false, count: i + 1 - looked.count)
+            layouts += [EventLayout?](repeating: nil, count: i + 1 - layouts.count)
+        }
         let made = tep_find_event(tep, id).map { EventLayout(event: $0, longSize: longSize) }
-        layouts[Int(id)] = made
+        layouts[i] = made
+        looked[i] = true
         return made
     }
 

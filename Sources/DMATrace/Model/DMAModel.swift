@@ -1,10 +1,11 @@
+import DequeModule
+
 /// Replays normalized events through a model of the DMA API (the Perfetto
 /// "tracker"): live streaming mappings and coherent allocations per device,
 /// with their history and ownership. Reports facts; judges nothing.
 public final class DMAModel {
     public static let mappingError: UInt64 = .max
     static let cacheLine: UInt64 = 64
-    static let tombstoneLimit = 8192
     static let supersededLimit = 65536
 
     final class DeviceState {
@@ -12,7 +13,6 @@ public final class DMAModel {
         var byDMA = IntervalIndex<StreamingMapping>()
         /// sg mappings by the physical address of their first entry (dma_unmap_sg traces physical addresses).
         var sgByFirstPhys: [UInt64: [StreamingMapping]] = [:]
-        var singleByPhys: [UInt64: [StreamingMapping]] = [:]
         var live: [Int: StreamingMapping] = [:]
         var allocations: [UInt64: [CoherentAllocation]] = [:]
         var liveAllocations: [Int: CoherentAllocation] = [:]
@@ -20,11 +20,10 @@ public final class DMAModel {
         /// Mappings replaced without an unmap on a device that may skip unmaps; kept
         /// (bounded) in case an unmap proves them live after all.
         var superseded: [UInt64: [StreamingMapping]] = [:]
-        var supersededOrder: [(UInt64, Int)] = []
-        var tombstones: [UInt64: Tombstone] = [:]
-        var tombstoneOrder: [UInt64] = []
+        var supersededOrder = Deque<(UInt64, Int)>()
+        var tombstones = TombstoneCache()
         var freedAllocations: [UInt64: DMAEvent] = [:]
-        var freedOrder: [UInt64] = []
+        var freedOrder = Deque<UInt64>()
 
         init(name: String, at ts: UInt64) { profile = DeviceProfile(name: name, at: ts) }
     }
@@ -80,7 +79,7 @@ public final class DMAModel {
     public func outstandingMappings() -> [StreamingMapping] {
         var out: [StreamingMapping] = []
         for d in devices.values {
-            out.append(contentsOf: d.live.values)
+            out.append(contentsOf: d.byDMA.allValues())
             for list in d.superseded.values { out.append(contentsOf: list) }
         }
         return out.sorted { $0.id < $1.id }
@@ -101,12 +100,21 @@ public final class DMAModel {
         return (best.key, best.value, total)
     }
 
+    private var lastDevice: DeviceState?
+
     private func device(_ name: String, at ts: UInt64, kind: DMAEventKind) -> DeviceState {
+        // Events come in runs of one device: skip the hash for a repeat.
+        if let d = lastDevice, d.profile.name == name {
+            d.profile.lastTimestamp = ts
+            return d
+        }
         if let d = devices[name] {
+            lastDevice = d
             d.profile.lastTimestamp = ts
             return d
         }
         let d = DeviceState(name: name, at: ts)
+        lastDevice = d
         switch kind {
         case .alloc(let a) where !a.failed: d.profile.historyStartsInTrace = true
         case .iommuGroup: d.profile.historyStartsInTrace = true
@@ -155,7 +163,7 @@ public final class DMAModel {
         case .mapSGError(let e):
             dev.profile.failedMaps += 1
             if let first = e.physAddrs.first {
-                remember(dev, Tombstone(reason: .mapFailed, event: event, mapEvent: event, start: first, length: 1,
+                remember(dev, Tombstone(reason: .mapFailed, event: event, mapping: nil, start: first, length: 1,
                                        function: .scatterGather), key: first ^ Self.sgKeyTag)
             }
             sink(.mapFailed(event))
@@ -184,7 +192,7 @@ public final class DMAModel {
     private func mapSingle(_ m: SingleMapEvent, _ event: DMAEvent, _ dev: DeviceState) {
         if m.dmaAddr == Self.mappingError {
             dev.profile.failedMaps += 1
-            remember(dev, Tombstone(reason: .mapFailed, event: event, mapEvent: event, start: m.dmaAddr, length: 1,
+            remember(dev, Tombstone(reason: .mapFailed, event: event, mapping: nil, start: m.dmaAddr, length: 1,
                                    function: .single(m.api)), key: m.dmaAddr)
             sink(.mapFailed(event))
             return
@@ -211,7 +219,7 @@ public final class DMAModel {
         if m.mappedEntries == 0 || m.dmaAddrs.isEmpty {
             dev.profile.failedMaps += 1
             if let first = m.physAddrs.first {
-                remember(dev, Tombstone(reason: .mapFailed, event: event, mapEvent: event, start: first, length: 1,
+                remember(dev, Tombstone(reason: .mapFailed, event: event, mapping: nil, start: first, length: 1,
                                        function: .scatterGather), key: first ^ Self.sgKeyTag)
             }
             sink(.mapFailed(event))
@@ -287,6 +295,7 @@ public final class DMAModel {
     }
 
     private func insert(_ mapping: StreamingMapping, _ dev: DeviceState) {
+        mapping.deviceState = dev
         dev.profile.maps += 1
         dev.profile.bytesMapped &+= mapping.size
         checkOverlaps(mapping, dev)
@@ -296,12 +305,11 @@ public final class DMAModel {
         }
         if mapping.isScatterGather {
             dev.sgByFirstPhys[mapping.physAddr, default: []].append(mapping)
-        } else {
-            dev.singleByPhys[mapping.physAddr, default: []].append(mapping)
         }
-        dev.live[mapping.id] = mapping
-        dev.profile.liveMappings = dev.live.count
-        dev.profile.peakLiveMappings = max(dev.profile.peakLiveMappings, dev.live.count)
+        dev.profile.liveMappings += 1
+        dev.profile.peakLiveMappings = max(dev.profile.peakLiveMappings, dev.profile.liveMappings)
+        if dev.profile.firstMapTimestamp == nil { dev.profile.firstMapTimestamp = mapping.mappedAt }
+        dev.profile.lastMapTimestamp = mapping.mappedAt
         forgetTombstones(dev, for: mapping)
         sink(.mapped(mapping))
     }
@@ -392,12 +400,8 @@ public final class DMAModel {
         if mapping.isScatterGather {
             dev.sgByFirstPhys[mapping.physAddr]?.removeAll { $0 === mapping }
             if dev.sgByFirstPhys[mapping.physAddr]?.isEmpty == true { dev.sgByFirstPhys[mapping.physAddr] = nil }
-        } else {
-            dev.singleByPhys[mapping.physAddr]?.removeAll { $0 === mapping }
-            if dev.singleByPhys[mapping.physAddr]?.isEmpty == true { dev.singleByPhys[mapping.physAddr] = nil }
         }
-        dev.live[mapping.id] = nil
-        dev.profile.liveMappings = dev.live.count
+        dev.profile.liveMappings -= 1
     }
 
     // MARK: - Unmap
@@ -435,7 +439,8 @@ public final class DMAModel {
         let chosen = sgCandidates.first(where: { samePages($0) && $0.inputEntries == n })
             ?? sgCandidates.first(where: { samePages($0) && $0.truncated && $0.physRanges.count == n })
             ?? sgCandidates.first(where: samePages) ?? sgCandidates.first
-            ?? dev.singleByPhys[first]?.first
+            ?? physIndex.containing(first).lazy.map(\.value)
+                .first { $0.device == dev.profile.name && !$0.isScatterGather && $0.physAddr == first }
         if let m = chosen {
             release(m, dev, event: event, size: nil, direction: u.direction, function: .scatterGather,
                     entries: u.physAddrs.count)
@@ -486,34 +491,29 @@ public final class DMAModel {
                          wasLive: Bool = true) {
         if wasLive { removeLive(m, dev) }
         if !m.pendingOverlaps.isEmpty { confirmLive(m) }
-        m.record(event)
         let key = m.isScatterGather ? m.physAddr ^ Self.sgKeyTag : m.dmaAddr
-        remember(dev, Tombstone(reason: .unmapped, event: event, mapEvent: m.mapEvent, start: m.dmaAddr,
+        remember(dev, Tombstone(reason: .unmapped, event: event, mapping: m, start: m.dmaAddr,
                                length: m.size, function: m.function), key: key)
         sink(.unmapped(m, unmap: event, size: size, direction: direction, function: function, entries: entries))
     }
 
     private func remember(_ dev: DeviceState, _ t: Tombstone, key: UInt64) {
-        if dev.tombstones.updateValue(t, forKey: key) == nil { dev.tombstoneOrder.append(key) }
-        if dev.tombstoneOrder.count > Self.tombstoneLimit {
-            dev.tombstones[dev.tombstoneOrder.removeFirst()] = nil
-        }
+        dev.tombstones.set(key, t)
     }
 
     private func forgetTombstones(_ dev: DeviceState, for m: StreamingMapping) {
-        guard !dev.tombstones.isEmpty else { return }
         let key = m.isScatterGather ? m.physAddr ^ Self.sgKeyTag : m.dmaAddr
-        if let t = dev.tombstones[key], t.reason == .unmapped { dev.tombstones[key] = nil }
+        if let t = dev.tombstones.get(key), t.reason == .unmapped { dev.tombstones.remove(key) }
     }
 
     private func unmatched(_ dev: DeviceState, key: UInt64, address: UInt64?) -> UnmatchedContext {
         if address == Self.mappingError {
-            return .mappingError(failedMap: dev.tombstones[Self.mappingError]?.event)
+            return .mappingError(failedMap: dev.tombstones.get(Self.mappingError)?.event)
         }
-        if let t = dev.tombstones[key] {
+        if let t = dev.tombstones.get(key) {
             switch t.reason {
             case .mapFailed: return .mappingError(failedMap: t.event)
-            case .unmapped: return .alreadyReleased(release: t.event, original: t.mapEvent)
+            case .unmapped: return .alreadyReleased(release: t.event, original: t.mapping?.mapEvent)
             }
         }
         let near = address.flatMap { dev.byDMA.containing($0).first?.value }
@@ -582,11 +582,8 @@ public final class DMAModel {
         }
         if m.isScatterGather {
             dev.sgByFirstPhys[m.physAddr, default: []].append(m)
-        } else {
-            dev.singleByPhys[m.physAddr, default: []].append(m)
         }
-        dev.live[m.id] = m
-        dev.profile.liveMappings = dev.live.count
+        dev.profile.liveMappings += 1
     }
 
     // MARK: - Coherent memory
@@ -598,6 +595,7 @@ public final class DMAModel {
             return
         }
         dev.profile.allocs += 1
+        if dev.profile.firstMapTimestamp == nil { dev.profile.probeAllocations += 1 }
         var phys: [StreamingMapping.Segment] = []
         var assumed = false
         if a.api == .sgt, !a.physAddrs.isEmpty {
@@ -614,6 +612,7 @@ public final class DMAModel {
         let allocation = CoherentAllocation(id: newID(), device: dev.profile.name, event: a, allocEvent: event,
                                             physRanges: phys)
         allocation.physAssumed = assumed
+        allocation.beforeFirstMap = dev.profile.firstMapTimestamp == nil
         if let p = phys.first?.physAddr, case .value(let v) = a.cpuAddr, !a.attrs.contains(.noKernelMapping),
            a.api != .sgt, linearOffsetVotes.count < 512 || linearOffsetVotes[v &- p] != nil {
             linearOffsetVotes[v &- p, default: 0] += 1
@@ -644,10 +643,12 @@ public final class DMAModel {
         if dev.allocations[f.dmaAddr]?.isEmpty == true { dev.allocations[f.dmaAddr] = nil }
         dev.liveAllocations[a.id] = nil
         dev.profile.liveAllocations = dev.liveAllocations.count
+        dev.profile.lastFreeTimestamp = event.timestamp
+        if a.beforeFirstMap { dev.profile.probeAllocationsFreed += 1 }
         for r in a.physRanges { coherentPhysIndex.remove(start: r.physAddr, length: r.length, a) }
         a.history.append(event)
         if dev.freedAllocations.updateValue(event, forKey: f.dmaAddr) == nil { dev.freedOrder.append(f.dmaAddr) }
-        if dev.freedOrder.count > Self.tombstoneLimit { dev.freedAllocations[dev.freedOrder.removeFirst()] = nil }
+        if dev.freedOrder.count > TombstoneCache.slots { dev.freedAllocations[dev.freedOrder.removeFirst()] = nil }
         sink(.freed(a, free: event, f))
     }
 

@@ -43,6 +43,20 @@ public struct DeviceProfile: Sendable, Codable {
     public var syncsOfUnbouncedMappings: UInt64 = 0
     /// Mappings abandoned without unmap and replaced by a new mapping of the same memory.
     public var supersededMappings: UInt64 = 0
+    public var firstMapTimestamp: UInt64?
+    public var lastMapTimestamp: UInt64?
+    public var lastFreeTimestamp: UInt64?
+    /// Coherent allocations made before the first streaming map (probe time), and how many were freed.
+    public var probeAllocations: UInt64 = 0
+    public var probeAllocationsFreed: UInt64 = 0
+
+    /// The trace shows the driver releasing the device (unbind, remove): it freed at least
+    /// half of its probe-time coherent memory and mapped nothing afterwards. A driver that
+    /// frees a scratch buffer at run time does not qualify.
+    public var tornDown: Bool {
+        guard let free = lastFreeTimestamp, probeAllocations > 0 else { return false }
+        return probeAllocationsFreed * 2 >= probeAllocations && free >= (lastMapTimestamp ?? 0)
+    }
 
     init(name: String, at ts: UInt64) {
         self.name = name

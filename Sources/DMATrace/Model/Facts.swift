@@ -58,3 +58,34 @@ public struct LostGap: Sendable, Codable {
     public var to: UInt64
     public var count: UInt64?
 }
+
+extension ModelFact {
+    /// The fact's case without its payload: rules subscribe by kind, so each
+    /// fact reaches only the rules that judge it.
+    public enum Kind: Int, CaseIterable, Sendable {
+        case mapped, mapFailed, physicalOverlap, dmaAddressReuse, overlapsCoherent, sharedCacheLine
+        case unmapped, unmapWithoutMapping, synced, syncWithoutMapping
+        case allocated, freed, freeWithoutAllocation, iommuFault, anomaly, eventsLost
+    }
+
+    public var kind: Kind {
+        switch self {
+        case .mapped: .mapped
+        case .mapFailed: .mapFailed
+        case .physicalOverlap: .physicalOverlap
+        case .dmaAddressReuse: .dmaAddressReuse
+        case .overlapsCoherent: .overlapsCoherent
+        case .sharedCacheLine: .sharedCacheLine
+        case .unmapped: .unmapped
+        case .unmapWithoutMapping: .unmapWithoutMapping
+        case .synced: .synced
+        case .syncWithoutMapping: .syncWithoutMapping
+        case .allocated: .allocated
+        case .freed: .freed
+        case .freeWithoutAllocation: .freeWithoutAllocation
+        case .iommuFault: .iommuFault
+        case .anomaly: .anomaly
+        case .eventsLost: .eventsLost
+        }
+    }
+}

@@ -53,12 +53,12 @@ struct IntervalIndex<Value: AnyObject> {
         }
         var removed = false
         for b in (start >> Self.bucketShift)...((end - 1) >> Self.bucketShift) {
-            guard var list = buckets[b] else { continue }
-            if let i = list.firstIndex(where: { $0.value === value && $0.start == start }) {
-                list.remove(at: i)
-                removed = true
-            }
-            buckets[b] = list.isEmpty ? nil : list
+            // Mutate the bucket in place: copying it out would copy its storage.
+            guard let i = buckets[b]?.firstIndex(where: { $0.value === value && $0.start == start }) else { continue }
+            buckets[b]!.remove(at: i)
+            removed = true
+            // An emptied bucket keeps its storage for the next mapping there: one per
+            // 64 KiB of address space ever used, bounded by memory size, not trace length.
         }
         if removed { count -= 1 }
     }
@@ -67,6 +67,13 @@ struct IntervalIndex<Value: AnyObject> {
     func overlapping(start: UInt64, length: UInt64) -> [(start: UInt64, end: UInt64, value: Value)] {
         guard length > 0 else { return [] }
         let end = Self.end(start, length)
+        let firstBucket = start >> Self.bucketShift
+        let lastBucket = (end - 1) >> Self.bucketShift
+        if firstBucket == lastBucket && large.isEmpty {
+            // The common case: one bucket, where each registered range appears once.
+            guard let list = buckets[firstBucket], !list.isEmpty else { return [] }
+            return list.compactMap { e in e.start < end && start < e.end ? (start: e.start, end: e.end, value: e.value) : nil }
+        }
         var out: [(UInt64, UInt64, Value)] = []
         // A range spanning several buckets is found once per bucket: keep it once.
         var seen = Set<SeenKey>()
@@ -75,8 +82,6 @@ struct IntervalIndex<Value: AnyObject> {
                   seen.insert(SeenKey(object: ObjectIdentifier(e.value), start: e.start)).inserted else { return }
             out.append((e.start, e.end, e.value))
         }
-        let firstBucket = start >> Self.bucketShift
-        let lastBucket = (end - 1) >> Self.bucketShift
         if lastBucket - firstBucket > 4096 {
             // A huge query: walk the buckets that exist instead of the range.
             for (b, list) in buckets where b >= firstBucket && b <= lastBucket { list.forEach(consider) }
@@ -85,6 +90,17 @@ struct IntervalIndex<Value: AnyObject> {
         }
         large.forEach(consider)
         return out.map { (start: $0.0, end: $0.1, value: $0.2) }
+    }
+
+    /// Every registered value once, in no particular order.
+    func allValues() -> [Value] {
+        var seen = Set<ObjectIdentifier>()
+        var out: [Value] = []
+        for list in buckets.values {
+            for e in list where seen.insert(ObjectIdentifier(e.value)).inserted { out.append(e.value) }
+        }
+        for e in large where seen.insert(ObjectIdentifier(e.value)).inserted { out.append(e.value) }
+        return out
     }
 
     /// Values whose range contains `address`.

@@ -37,7 +37,9 @@ public final class StreamingMapping {
     public let mapEvent: DMAEvent
     /// swiotlb bounced (part of) the buffer: the device sees a copy.
     public internal(set) var bounced: Bool
-    public internal(set) var history: [DMAEvent] = []
+    /// Events after the map (syncs, bounces), bounded; `history` adds the map itself.
+    var laterEvents: [DMAEvent] = []
+    public var history: [DMAEvent] { [mapEvent] + laterEvents }
     public internal(set) var owner: Owner = .device
     /// Byte ranges (dma address space) the CPU took with sync_for_cpu and has not given back.
     var cpuOwnedRanges: [Range<UInt64>] = []
@@ -47,6 +49,9 @@ public final class StreamingMapping {
     var pendingOverlaps: [StreamingMapping] = []
     /// Set once the mapping was superseded on a device that may skip unmaps.
     var superseded = false
+    /// The device's state, for rules that judge by what the device shows (unowned:
+    /// the model holds both, and a device outlives its mappings).
+    unowned var deviceState: DMAModel.DeviceState!
 
     static let historyLimit = 24
 
@@ -64,7 +69,6 @@ public final class StreamingMapping {
         self.truncated = truncated
         self.mapEvent = mapEvent
         self.bounced = bounced
-        history = [mapEvent]
     }
 
     public var dmaAddr: UInt64 { segments.first?.dmaAddr ?? 0 }
@@ -73,13 +77,15 @@ public final class StreamingMapping {
     public var mappedAt: UInt64 { mapEvent.timestamp }
     public var isScatterGather: Bool { function == .scatterGather }
     public var deviceMayWrite: Bool { direction?.deviceMayWrite ?? true }
+    /// What the trace shows about the mapping's device, now.
+    public var deviceProfile: DeviceProfile { deviceState.profile }
 
     func record(_ event: DMAEvent) {
-        if history.count >= Self.historyLimit {
+        if laterEvents.count >= Self.historyLimit - 1 {
             // Keep the map itself and the most recent events.
-            history.remove(at: 1)
+            laterEvents.removeFirst()
         }
-        history.append(event)
+        laterEvents.append(event)
     }
 
     /// The segment containing a dma address, if any.
@@ -102,6 +108,8 @@ public final class CoherentAllocation {
     public internal(set) var physRanges: [StreamingMapping.Segment]
     /// `physRanges` is the dma address taken as physical (dma-direct assumed, not shown).
     var physAssumed = false
+    /// Allocated before the device's first streaming map: probe-time rings and queues.
+    var beforeFirstMap = false
     public let allocEvent: DMAEvent
     public internal(set) var history: [DMAEvent]
 
@@ -125,8 +133,44 @@ struct Tombstone {
     enum Reason { case unmapped, mapFailed }
     let reason: Reason
     let event: DMAEvent
-    let mapEvent: DMAEvent?
+    /// The released mapping (a reference: its map event is not copied again).
+    let mapping: StreamingMapping?
     let start: UInt64
     let length: UInt64
     let function: StreamingMapping.Function?
+}
+
+/// Recently released addresses of one device, in a fixed direct-mapped table:
+/// no hashing of Swift's seeded kind, no eviction queue. A collision forgets the
+/// older entry, which can only hide a double unmap, never invent one.
+struct TombstoneCache {
+    static let slots = 4096
+    private var keys: [UInt64] = []
+    private var values: [Tombstone?] = []
+
+    private static func slot(_ key: UInt64) -> Int {
+        Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> 52)
+    }
+
+    func get(_ key: UInt64) -> Tombstone? {
+        guard !keys.isEmpty else { return nil }
+        let i = Self.slot(key)
+        return keys[i] == key ? values[i] : nil
+    }
+
+    mutating func set(_ key: UInt64, _ t: Tombstone) {
+        if keys.isEmpty {
+            keys = [UInt64](repeating: 0, count: Self.slots)
+            values = [Tombstone?](repeating: nil, count: Self.slots)
+        }
+        let i = Self.slot(key)
+        keys[i] = key
+        values[i] = t
+    }
+
+    mutating func remove(_ key: UInt64) {
+        guard !keys.isEmpty else { return }
+        let i = Self.slot(key)
+        if keys[i] == key { values[i] = nil }
+    }
 }

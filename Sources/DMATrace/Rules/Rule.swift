@@ -96,6 +96,8 @@ public struct RuleDescription: Sendable {
 /// A rule judges model facts. Adding one means one new type and one line in `RuleRegistry`.
 public protocol DMARule: AnyObject {
     static var description: RuleDescription { get }
+    /// The facts `observe` looks at; only those are delivered.
+    static var interests: Set<ModelFact.Kind> { get }
     init()
     func observe(_ fact: ModelFact, _ context: RuleContext)
     /// Called once after the last event.

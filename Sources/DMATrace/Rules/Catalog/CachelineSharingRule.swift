@@ -1,6 +1,8 @@
 /// On a non-coherent device, cache maintenance works on whole lines: a
 /// device-written buffer must not share a line with other live data.
 final class CachelineSharingRule: DMARule {
+    static let interests: Set<ModelFact.Kind> = [.sharedCacheLine]
+
     static let description = RuleDescription(
         id: "cacheline-sharing", name: "Cache line shared with a device-written buffer", severity: .warning,
         summary: "On a non-coherent device a FROM_DEVICE/BIDIRECTIONAL mapping shares a cache line with another live mapping (a note when the kernel bounced it).",

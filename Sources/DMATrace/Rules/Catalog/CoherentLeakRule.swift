@@ -1,4 +1,6 @@
 final class CoherentLeakRule: DMARule {
+    static let interests: Set<ModelFact.Kind> = []
+
     static let description = RuleDescription(
         id: "coherent-leak", name: "Coherent allocation never freed", severity: .warning,
         summary: "A dma_alloc_* allocation is still live at the end of the trace: a leak when the driver tore the device down, otherwise a note.",
@@ -19,15 +21,13 @@ final class CoherentLeakRule: DMARule {
             ]),
         ])
 
-    private var activity = DeviceActivity()
-
-    func observe(_ fact: ModelFact, _ context: RuleContext) { activity.note(fact) }
+    func observe(_ fact: ModelFact, _ context: RuleContext) {}
 
     func finish(_ context: RuleContext) {
         var groups: [String: [CoherentAllocation]] = [:]
         for a in context.model.outstandingAllocations() { groups[a.device, default: []].append(a) }
         for (device, allocations) in groups.sorted(by: { $0.key < $1.key }) {
-            if activity.tornDown(device) {
+            if context.model.profile(of: device)?.tornDown ?? false {
                 for a in allocations {
                     context.report(Self.description, event: a.allocEvent, device: device,
                                    message: "the \(Describe.allocation(a)) was never freed although the driver released the device's other coherent memory: a leak",

@@ -1,6 +1,8 @@
 /// dma_alloc_* results whose CPU address is outside the linear map, so
 /// virt_to_page() on it yields a bogus page.
 final class CoherentNoStructPageRule: DMARule {
+    static let interests: Set<ModelFact.Kind> = [.allocated, .overlapsCoherent, .mapped]
+
     static let description = RuleDescription(
         id: "coherent-no-struct-page", name: "Coherent memory without a linear-map address", severity: .note,
         summary: "A coherent allocation's CPU address is not in the linear map (NO_KERNEL_MAPPING cookie, vmalloc remap, device pool); an error when it is then used as if it had a struct page.",

@@ -1,5 +1,7 @@
 /// A translated dma address handed out again while the model still has it live.
 final class DMAAddressReuseRule: DMARule {
+    static let interests: Set<ModelFact.Kind> = [.dmaAddressReuse]
+
     static let description = RuleDescription(
         id: "dma-address-reuse", name: "DMA address reused while mapped", severity: .warning,
         summary: "A new mapping got an IOVA or bounce slot still covered by a live mapping of the same device.",

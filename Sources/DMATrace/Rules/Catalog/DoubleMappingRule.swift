@@ -1,5 +1,7 @@
 /// Live streaming mappings of the same bytes where the device may write one of them.
 final class DoubleMappingRule: DMARule {
+    static let interests: Set<ModelFact.Kind> = [.physicalOverlap]
+
     static let description = RuleDescription(
         id: "double-mapping", name: "Double mapping", severity: .error,
         summary: "Live streaming mappings overlap in physical memory while the device may write one of them.",

@@ -1,4 +1,6 @@
 final class DoubleUnmapRule: DMARule {
+    static let interests: Set<ModelFact.Kind> = [.unmapWithoutMapping]
+
     static let description = RuleDescription(
         id: "double-unmap", name: "Double unmap", severity: .error,
         summary: "An address is unmapped again after its mapping was already unmapped, with no map in between.",

@@ -1,5 +1,7 @@
 /// The trace lost events: says how many, where, and which findings that touches.
 final class EventsLostRule: DMARule {
+    static let interests: Set<ModelFact.Kind> = [.eventsLost]
+
     static let description = RuleDescription(
         id: "events-lost", name: "Events lost", severity: .warning,
         summary: "The ring buffer dropped events; findings whose evidence overlaps a gap are downgraded.",

@@ -1,4 +1,6 @@
 final class FreeAddressMismatchRule: DMARule {
+    static let interests: Set<ModelFact.Kind> = [.freed]
+
     static let description = RuleDescription(
         id: "free-address-mismatch", name: "Free with a different CPU address", severity: .error,
         summary: "Coherent memory is freed with a CPU address other than the one dma_alloc_* returned.",

@@ -1,4 +1,6 @@
 final class FreeSizeMismatchRule: DMARule {
+    static let interests: Set<ModelFact.Kind> = [.freed]
+
     static let description = RuleDescription(
         id: "free-size-mismatch", name: "Free with a different size", severity: .error,
         summary: "Coherent memory is freed with a size other than the one allocated.",

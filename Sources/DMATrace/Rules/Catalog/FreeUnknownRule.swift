@@ -1,4 +1,6 @@
 final class FreeUnknownRule: DMARule {
+    static let interests: Set<ModelFact.Kind> = [.freeWithoutAllocation]
+
     static let description = RuleDescription(
         id: "free-unknown", name: "Free of memory never allocated", severity: .error,
         summary: "A dma_free_* matches no live allocation: never allocated in the trace, or already freed.",

@@ -1,4 +1,6 @@
 final class IOMMUFaultRule: DMARule {
+    static let interests: Set<ModelFact.Kind> = [.iommuFault]
+
     static let description = RuleDescription(
         id: "iommu-fault", name: "IOMMU page fault", severity: .error,
         summary: "The device accessed an IOVA the IOMMU had no mapping for (use after unmap, or a bad address).",

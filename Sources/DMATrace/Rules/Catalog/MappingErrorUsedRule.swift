@@ -1,4 +1,6 @@
 final class MappingErrorUsedRule: DMARule {
+    static let interests: Set<ModelFact.Kind> = [.unmapWithoutMapping, .syncWithoutMapping]
+
     static let description = RuleDescription(
         id: "mapping-error-used", name: "Failed mapping used", severity: .error,
         summary: "A map failed (DMA_MAPPING_ERROR) and the driver later unmapped or synced it: dma_mapping_error() was not checked.",

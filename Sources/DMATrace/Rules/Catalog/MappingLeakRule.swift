@@ -1,6 +1,8 @@
 /// Streaming mappings still live when the trace ends, told apart from
 /// long-lived buffers and unmaps skipped by design.
 final class MappingLeakRule: DMARule {
+    static let interests: Set<ModelFact.Kind> = [.unmapped]
+
     static let description = RuleDescription(
         id: "mapping-leak", name: "Streaming mapping never unmapped", severity: .warning,
         summary: "A streaming mapping is still live at the end of the trace: a leak when the driver tore the device down or its siblings were all released quickly, otherwise a note.",
@@ -25,18 +27,17 @@ final class MappingLeakRule: DMARule {
             ]),
         ])
 
-    private struct Shape: Hashable { let device: String; let function: String; let direction: String; let size: UInt64 }
-    private var activity = DeviceActivity()
+    private struct Shape: Hashable { let device: String; let function: StreamingMapping.Function; let direction: DMADirection?; let size: UInt64 }
     /// Longest lifetime of each shape's completed mappings, and how many completed.
     private var lifetimes: [Shape: (max: UInt64, count: Int)] = [:]
 
     private static func shape(_ m: StreamingMapping) -> Shape {
-        Shape(device: m.device, function: "\(m.function)", direction: Describe.dir(m.direction), size: m.size)
+        Shape(device: m.device, function: m.function, direction: m.direction, size: m.size)
     }
 
     func observe(_ fact: ModelFact, _ context: RuleContext) {
-        activity.note(fact)
-        if case .unmapped(let m, let unmap, _, _, _, _) = fact {
+        // Lifetimes only matter on devices that must unmap (outlived() ignores the others).
+        if case .unmapped(let m, let unmap, _, _, _, _) = fact, !m.deviceState.profile.mayskipUnmaps {
             let life = unmap.timestamp &- m.mappedAt
             let key = Self.shape(m)
             let old = lifetimes[key] ?? (0, 0)
@@ -55,7 +56,7 @@ final class MappingLeakRule: DMARule {
         // Judge each mapping against its own shape's siblings, then report per
         // (device, function, direction, verdict) so thousands of by-design notes stay one line.
         struct Group: Hashable {
-            let device: String, function: String, direction: String, severity: Severity, torn: Bool
+            let device: String, function: StreamingMapping.Function, direction: DMADirection?, severity: Severity, torn: Bool
             /// Replaced by a new mapping of the same memory without an unmap (dma-direct, by design).
             let abandoned: Bool
         }
@@ -63,7 +64,7 @@ final class MappingLeakRule: DMARule {
         var order: [Group] = []
         for m in context.model.outstandingMappings() {
             let shape = Self.shape(m)
-            let torn = activity.tornDown(shape.device)
+            let torn = (context.model.profile(of: shape.device)?.tornDown ?? false)
             let g = Group(device: shape.device, function: shape.function, direction: shape.direction,
                           severity: torn || outlived(m, end: end, context) ? .warning : .note, torn: torn,
                           abandoned: m.superseded)

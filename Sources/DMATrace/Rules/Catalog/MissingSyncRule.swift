@@ -1,6 +1,8 @@
 /// Ownership broken where the trace can show it: the CPU took a buffer twice
 /// without giving it back, or a SKIP_CPU_SYNC mapping was never synced.
 final class MissingSyncRule: DMARule {
+    static let interests: Set<ModelFact.Kind> = [.synced, .unmapped]
+
     static let description = RuleDescription(
         id: "missing-sync", name: "Missing or out-of-order sync", severity: .warning,
         summary: "Buffer ownership is broken: sync_for_cpu twice without sync_for_device, or a SKIP_CPU_SYNC mapping the driver never synced.",
@@ -73,12 +75,12 @@ final class MissingSyncRule: DMARule {
                            message: "the \(Describe.mapping(m)) was mapped and unmapped with SKIP_CPU_SYNC and never synced for the CPU: whatever the device wrote is not guaranteed visible to the CPU."
                                + (m.syncsForDevice > 0 ? " (It was synced for the device, so it may simply never have received data.)" : "")
                                + (m.bounced ? Self.bounceNote : "") + (observable ? "" : blind),
-                           history: m.history, shape: Describe.shape(m) + "|skip-cpu")
+                           history: m.history + [unmap], shape: Describe.shape(m) + "|skip-cpu")
         } else if m.direction == .toDevice, m.syncsForDevice == 0 {
             context.report(Self.description, severity: observable ? .warning : .note, event: unmap,
                            message: "the \(Describe.mapping(m)) was mapped with SKIP_CPU_SYNC and never synced for the device: the device may have read stale memory instead of what the CPU wrote."
                                + (m.bounced ? Self.bounceNote : "") + (observable ? "" : blind),
-                           history: m.history, shape: Describe.shape(m) + "|skip-dev")
+                           history: m.history + [unmap], shape: Describe.shape(m) + "|skip-dev")
         }
     }
 }

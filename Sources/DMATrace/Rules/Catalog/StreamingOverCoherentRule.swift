@@ -1,5 +1,7 @@
 /// A streaming mapping of memory that belongs to a live coherent allocation.
 final class StreamingOverCoherentRule: DMARule {
+    static let interests: Set<ModelFact.Kind> = [.overlapsCoherent]
+
     static let description = RuleDescription(
         id: "streaming-over-coherent", name: "Streaming map of coherent memory", severity: .error,
         summary: "A streaming mapping overlaps a live coherent allocation (virt_to_page() on dma_alloc_coherent memory).",

@@ -1,4 +1,6 @@
 final class SyncDirectionMismatchRule: DMARule {
+    static let interests: Set<ModelFact.Kind> = [.synced]
+
     static let description = RuleDescription(
         id: "sync-direction-mismatch", name: "Sync with a different direction", severity: .error,
         summary: "A sync names another DMA direction than the mapping (BIDIRECTIONAL mappings excepted).",

@@ -1,4 +1,6 @@
 final class SyncForCPUToDeviceRule: DMARule {
+    static let interests: Set<ModelFact.Kind> = [.synced]
+
     static let description = RuleDescription(
         id: "sync-for-cpu-to-device", name: "Device read-only memory synced for the CPU", severity: .error,
         summary: "A TO_DEVICE mapping is synced for the CPU as if the device had written it.",

@@ -1,4 +1,6 @@
 final class SyncForDeviceFromDeviceRule: DMARule {
+    static let interests: Set<ModelFact.Kind> = [.synced]
+
     static let description = RuleDescription(
         id: "sync-for-device-from-device", name: "Device write-only memory synced for the device", severity: .error,
         summary: "A FROM_DEVICE mapping is synced for the device with another direction, as if the CPU had filled it.",

@@ -1,4 +1,6 @@
 final class SyncOutOfRangeRule: DMARule {
+    static let interests: Set<ModelFact.Kind> = [.synced]
+
     static let description = RuleDescription(
         id: "sync-out-of-range", name: "Sync outside the mapping", severity: .error,
         summary: "A sync covers bytes beyond the end of the mapping it starts in.",

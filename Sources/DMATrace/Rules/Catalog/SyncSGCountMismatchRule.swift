@@ -1,4 +1,6 @@
 final class SyncSGCountMismatchRule: DMARule {
+    static let interests: Set<ModelFact.Kind> = [.synced]
+
     static let description = RuleDescription(
         id: "sync-sg-count-mismatch", name: "sg sync with another entry count", severity: .error,
         summary: "dma_sync_sg_* must get the nents passed to dma_map_sg.",

@@ -1,4 +1,6 @@
 final class SyncUnknownRule: DMARule {
+    static let interests: Set<ModelFact.Kind> = [.syncWithoutMapping]
+
     static let description = RuleDescription(
         id: "sync-unknown", name: "Sync of memory not mapped", severity: .error,
         summary: "A sync matches no live mapping: after its unmap (an error), or never mapped in the trace (a note when it may predate the trace).",

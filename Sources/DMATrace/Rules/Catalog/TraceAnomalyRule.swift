@@ -1,5 +1,7 @@
 /// Events that contradict themselves: noted, never applied to the model.
 final class TraceAnomalyRule: DMARule {
+    static let interests: Set<ModelFact.Kind> = [.anomaly]
+
     static let description = RuleDescription(
         id: "trace-anomaly", name: "Self-contradictory event", severity: .note,
         summary: "An event contradicts itself (size 0, a range past 2^64, sg arrays that disagree); what cannot be applied is left out of the model.",

@@ -1,4 +1,6 @@
 final class UnmapDirectionMismatchRule: DMARule {
+    static let interests: Set<ModelFact.Kind> = [.unmapped]
+
     static let description = RuleDescription(
         id: "unmap-direction-mismatch", name: "Unmap with a different direction", severity: .error,
         summary: "A mapping is unmapped with a DMA direction other than the one it was mapped with.",
@@ -19,6 +21,6 @@ final class UnmapDirectionMismatchRule: DMARule {
         guard case .unmapped(let m, let unmap, _, let direction, _, _) = fact, direction != m.direction else { return }
         context.report(Self.description, event: unmap,
                        message: "unmaps DMA memory with a different direction [mapped with \(Describe.dir(m.direction))] [unmapped with \(Describe.dir(direction))] for the \(Describe.mapping(m))",
-                       history: m.history, shape: Describe.shape(m))
+                       history: m.history + [unmap], shape: Describe.shape(m))
     }
 }

@@ -1,4 +1,6 @@
 final class UnmapSGCountMismatchRule: DMARule {
+    static let interests: Set<ModelFact.Kind> = [.unmapped]
+
     static let description = RuleDescription(
         id: "unmap-sg-count-mismatch", name: "dma_unmap_sg with another entry count", severity: .error,
         summary: "dma_unmap_sg must get the nents passed to dma_map_sg, not the count it returned.",
@@ -22,6 +24,6 @@ final class UnmapSGCountMismatchRule: DMARule {
                        message: "unmaps an sg list with a different entry count [map count=\(m.inputEntries)] [unmap count=\(entries)]"
                            + (entries == m.segments.count ? " (the count dma_map_sg returned, not the nents it was given)" : "")
                            + " for the \(Describe.mapping(m))",
-                       history: m.history, shape: Describe.shape(m))
+                       history: m.history + [unmap], shape: Describe.shape(m))
     }
 }

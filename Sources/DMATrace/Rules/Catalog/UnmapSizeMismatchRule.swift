@@ -1,4 +1,6 @@
 final class UnmapSizeMismatchRule: DMARule {
+    static let interests: Set<ModelFact.Kind> = [.unmapped]
+
     static let description = RuleDescription(
         id: "unmap-size-mismatch", name: "Unmap with a different size", severity: .error,
         summary: "A mapping is unmapped with a size other than the one it was mapped with.",
@@ -20,6 +22,6 @@ final class UnmapSizeMismatchRule: DMARule {
               case .single = function, !m.isScatterGather, let mapped = m.segments.first?.length, mapped != size else { return }
         context.report(Self.description, event: unmap,
                        message: "unmaps DMA memory with a different size [map size=\(mapped) bytes] [unmap size=\(size) bytes] for the \(Describe.mapping(m))",
-                       history: m.history, shape: Describe.shape(m))
+                       history: m.history + [unmap], shape: Describe.shape(m))
     }
 }

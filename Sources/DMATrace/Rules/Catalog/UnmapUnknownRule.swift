@@ -1,4 +1,6 @@
 final class UnmapUnknownRule: DMARule {
+    static let interests: Set<ModelFact.Kind> = [.unmapWithoutMapping]
+
     static let description = RuleDescription(
         id: "unmap-unknown", name: "Unmap of memory never mapped", severity: .error,
         summary: "An unmap matches no mapping in the trace (a note when the mapping may predate the trace).",

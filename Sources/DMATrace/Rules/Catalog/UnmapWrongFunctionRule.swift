@@ -1,4 +1,6 @@
 final class UnmapWrongFunctionRule: DMARule {
+    static let interests: Set<ModelFact.Kind> = [.unmapped, .freed]
+
     static let description = RuleDescription(
         id: "unmap-wrong-function", name: "Unmap with the wrong function", severity: .error,
         summary: "A mapping or allocation is released with a function of another kind (sg vs single, memory vs MMIO, coherent vs pages vs sgt).",
@@ -33,6 +35,6 @@ final class UnmapWrongFunctionRule: DMARule {
               Self.family(function) != Self.family(m.function) else { return }
         context.report(Self.description, event: unmap,
                        message: "releases a \(Self.family(m.function)) mapping with a \(Self.family(function)) unmap [mapped with \(m.function)] [unmapped with \(unmap.kind.name)] for the \(Describe.mapping(m))",
-                       history: m.history, shape: Describe.shape(m))
+                       history: m.history + [unmap], shape: Describe.shape(m))
     }
 }
