@@ -91,4 +91,35 @@ import Testing
         #expect(a == b)
         #expect(!a.isEmpty)
     }
+
+    @Test func kernelStacksAttachAndNameTheDriver() throws {
+        let events = try Fixtures.events(path: Fixtures.sample("k6.12-stacks.dat"))
+        let dma = events.filter { $0.device != nil }
+        #expect(dma.count == 524 - 0 || dma.count > 400)
+        #expect(dma.allSatisfy { $0.stack != nil }, "every DMA event of a -T recording has its stack")
+        let result = try Analyzer.analyze(path: Fixtures.sample("k6.12-stacks.dat"))
+        let nvme = try #require(result.findings.first { $0.device == "0000:00:03.0" && $0.rule == "coherent-leak" })
+        #expect(nvme.callSite == "nvme_alloc_queue")
+        #expect(nvme.stack?.frames.first?.hasPrefix("trace_event_raw_event_dma") == true)
+        #expect(!result.findings.contains { $0.severity >= .warning })
+    }
+
+    @Test func lossyRecordingSaysSoAndBlamesNoDriver() throws {
+        let result = try Analyzer.analyze(path: Fixtures.sample("k6.12-lossy.dat"))
+        #expect(result.lostGaps.count == 46)
+        #expect(result.lostGaps.compactMap(\.count).reduce(0, +) == 6171)
+        let loud = result.findings.filter { $0.severity >= .warning }
+        #expect(loud.map(\.rule) == ["events-lost"], "\(loud.map { "\($0.rule): \($0.message)" })")
+        #expect(result.findings.contains { $0.caveats.contains { $0.contains("lost") } })
+    }
+
+    @Test(arguments: ["k7.3-tracefs.txt", "k7.3-trace_pipe.txt"])
+    func kernelTextRecordings(_ name: String) throws {
+        let result = try Analyzer.analyze(path: Fixtures.sample(name))
+        #expect(result.facts.format == .tracefs)
+        #expect(result.stats.unreadableLines == 0)
+        #expect(result.stats.dmaEvents > 50)
+        #expect(!result.findings.contains { $0.severity >= .warning })
+        if name == "k7.3-tracefs.txt" { #expect(result.facts.cpus == 2) }
+    }
 }

@@ -118,7 +118,7 @@ public final class TraceDatReader: DMAEventSource {
             guard var event = decoder.decode(record, stats: &stats) else { continue }
             if decoder.hasKernelStacks {
                 event.stack = takeStack(after: record, cpu: rec.cpu, pid: event.pid,
-                                        decoder: &decoder, stats: &stats)
+                                        decoder: &decoder, stats: &stats, lastSeen: &lastSeen)
             }
             stats.dmaEvents += 1
             try handler(event)
@@ -151,13 +151,15 @@ public final class TraceDatReader: DMAEventSource {
     /// With `-T`, trace-cmd puts a kernel_stack record right after each event on
     /// the same CPU for the same task; peeking keeps the stream in time order.
     private func takeStack(after record: UnsafeMutablePointer<tep_record>, cpu: Int32, pid: Int32,
-                           decoder: inout RecordDecoder, stats: inout IngestStats) -> KernelStack? {
+                           decoder: inout RecordDecoder, stats: inout IngestStats,
+                           lastSeen: inout [Int32: UInt64]) -> KernelStack? {
         guard let handle, let next = tracecmd_peek_data(handle, cpu),
               decoder.isKernelStack(next), decoder.pid(of: next) == pid else { return nil }
         // A later gap belongs to the next real record, not to the stack we swallow.
         guard next.pointee.missed_events == 0 else { return nil }
         guard let taken = tracecmd_read_data(handle, cpu) else { return nil }
         defer { tracecmd_free_record(taken) }
+        lastSeen[cpu] = taken.pointee.ts
         stats.records += 1
         stats.stackRecords += 1
         return decoder.decodeStack(taken)

@@ -102,7 +102,7 @@ enum Fingerprint {
 }
 
 extension RuleContext {
-    /// Lowers every finding whose evidence overlaps a lost-event gap, once.
+    /// Lowers every finding whose evidence overlaps a lost-event gap to a note, once.
     /// Returns how many were touched.
     @discardableResult
     func applyLostEventDowngrades() -> Int {
@@ -128,7 +128,8 @@ extension RuleContext {
             let lost = gap.count.map { "\($0) events" } ?? "an unknown number of events"
             let whereLost = gap.cpu >= 0 ? "CPU \(gap.cpu)" : "the trace"
             findings[i].caveats.append("\(whereLost) lost \(lost) before \(formatSeconds(gap.to)) s, within this finding's evidence: a missing map, unmap or sync could explain it")
-            findings[i].severity = findings[i].severity.downgraded
+            // Only maybe true: a lost map, unmap or sync explains it as well as a driver bug does.
+            findings[i].severity = .note
             downgradedCount += 1
         }
         return downgradedCount

@@ -19,9 +19,6 @@ public enum Severity: Int, Sendable, Codable, Comparable, CaseIterable, CustomSt
         self = s
     }
 
-    /// One level less sure: used when lost events may explain a finding.
-    var downgraded: Severity { Severity(rawValue: max(rawValue - 1, 0)) ?? .note }
-
     public func encode(to encoder: Encoder) throws {
         var c = encoder.singleValueContainer()
         try c.encode(description)

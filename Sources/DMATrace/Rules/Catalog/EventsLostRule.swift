@@ -4,7 +4,7 @@ final class EventsLostRule: DMARule {
 
     static let description = RuleDescription(
         id: "events-lost", name: "Events lost", severity: .warning,
-        summary: "The ring buffer dropped events; findings whose evidence overlaps a gap are downgraded.",
+        summary: "The ring buffer dropped events; findings that lost events could explain are lowered to notes.",
         examples: [
             RuleExample(triggers: true, severity: .warning, [
                 Example.probe,
@@ -36,7 +36,7 @@ final class EventsLostRule: DMARule {
         context.report(Self.description, event: first.1, device: "-",
                        message: "the trace lost events in \(gaps.count) gap(s) on CPU \(cpus): at least \(counted) events"
                            + (unknown > 0 ? ", plus \(unknown) gap(s) of unknown size" : "")
-                           + "; \(touched) finding(s) whose evidence overlaps a gap were downgraded. Record with a larger buffer (trace-cmd record -b) to check everything.",
+                           + "; \(touched) finding(s) that the lost events could explain were lowered to notes. Record with a larger buffer (trace-cmd record -b) to check everything.",
                        history: gaps.prefix(20).map(\.1), shape: "events-lost", occurrences: gaps.count)
     }
 }
