@@ -51,6 +51,7 @@ struct AnalyzeCommand: ParsableCommand {
     @Option(help: "Output format: text or json.") var format: Format = .text
     @Option(help: "Colour the text report: auto, always or never.") var color: String = "auto"
     @Option(help: "How many history events to show per finding in text.") var history: Int = 12
+    @Flag(help: "Include live mappings over time in the JSON (what the HTML report draws).") var timeline = false
     @Argument(help: "trace.dat or ftrace text files.") var files: [String]
 
     func validate() throws {
@@ -63,7 +64,9 @@ struct AnalyzeCommand: ParsableCommand {
         var documents: [AnalysisDocument] = []
         let useColor = color == "always" || (color == "auto" && isatty(1) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil)
         for (i, path) in files.enumerated() {
-            let result = try Analyzer.analyze(path: path, textOptions: .init(keepUnreadable: input.verbose ? 200 : 0))
+            var options = AnalysisOptions()
+            options.timeline = timeline
+            let result = try Analyzer.analyze(path: path, options: options, textOptions: .init(keepUnreadable: input.verbose ? 200 : 0))
             input.reportUnreadable(result.stats, path: path)
             let findings = filters.apply(result.findings)
             failed = failed || filters.fails(findings)

@@ -30,6 +30,7 @@ struct AuditCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Traces analyzed at once (default: all cores).")
     var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
     @Flag(help: "No progress line, even on a terminal.") var quiet = false
+    @Option(help: "Also write an HTML report per trace and an index.html into this folder.") var html: String?
 
     func validate() throws {
         if paths.isEmpty { throw ValidationError("give at least one trace, directory or pattern") }
@@ -47,7 +48,7 @@ struct AuditCommand: ParsableCommand {
         let known = try baseline.map { try Baseline.load(path: $0) }
         let collected = TraceCollector.collect(paths)
         let progress = Progress(enabled: !quiet && isatty(2) == 1, total: collected.files.count)
-        let analyses = WorkerPool(jobs: jobs).analyze(collected.files, progress: progress)
+        let analyses = WorkerPool(jobs: jobs, timeline: html != nil).analyze(collected.files, progress: progress)
         progress.finish()
         var raw = analyses.map { (path: $0.path, document: $0.document, error: $0.error) }
         raw += collected.problems.map { (path: $0.path, document: nil, error: $0.description) }
@@ -68,12 +69,44 @@ struct AuditCommand: ParsableCommand {
                 writeStdout(text)
             }
         }
+        if let dir = html { try writeHTML(result, into: dir) }
         for t in result.unreadable {
             FileHandle.standardError.write(Data("dma-trace: \(t.error ?? t.path)\n".utf8))
         }
         if !result.unreadable.isEmpty { throw ExitCode(2) }
         if let threshold = Severity(name: failOn), result.allFindings.contains(where: { $0.severity >= threshold }) {
             throw ExitCode(1)
+        }
+    }
+
+    /// One page per trace (named after its position and file name, so equal names in
+    /// different folders do not collide) and an index.
+    private func writeHTML(_ result: AuditResult, into dir: String) throws {
+        do {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        } catch {
+            throw UsageProblem(message: "\(dir): cannot create the HTML folder (\(error.localizedDescription))")
+        }
+        var entries: [HTMLReport.IndexEntry] = []
+        for (i, t) in result.traces.enumerated() {
+            let s = AnalysisDocument.Summary.of(t.findings)
+            guard var doc = t.document else {
+                entries.append(.init(trace: t.path, href: nil, errors: 0, warnings: 0, notes: 0, problem: t.error, kernel: "-"))
+                continue
+            }
+            doc.findings = t.findings
+            doc.summary = s
+            let name = String(format: "%03d-", i + 1) + (t.path as NSString).lastPathComponent + ".html"
+            let path = (dir as NSString).appendingPathComponent(name)
+            guard FileManager.default.createFile(atPath: path, contents: Data(HTMLReport.render(doc).utf8)) else {
+                throw UsageProblem(message: "\(path): cannot write the report")
+            }
+            entries.append(.init(trace: t.path, href: name, errors: s.errors, warnings: s.warnings, notes: s.notes,
+                                 problem: nil, kernel: doc.trace.kernelRelease ?? "-"))
+        }
+        let index = (dir as NSString).appendingPathComponent("index.html")
+        guard FileManager.default.createFile(atPath: index, contents: Data(HTMLReport.renderIndex(entries).utf8)) else {
+            throw UsageProblem(message: "\(index): cannot write the index")
         }
     }
 
@@ -99,9 +132,13 @@ final class WorkerPool: @unchecked Sendable {
     }
 
     let jobs: Int
+    let timeline: Bool
     private let lock = NSLock()
     private var results: [Outcome?] = []
-    init(jobs: Int) { self.jobs = jobs }
+    init(jobs: Int, timeline: Bool = false) {
+        self.jobs = jobs
+        self.timeline = timeline
+    }
 
     static var executable: URL {
         let selfExe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
@@ -119,7 +156,7 @@ final class WorkerPool: @unchecked Sendable {
             slots.wait()
             group.enter()
             queue.async {
-                let outcome = Self.runOne(exe, path)
+                let outcome = Self.runOne(exe, path, timeline: self.timeline)
                 self.lock.withLock {
                     self.results[i] = outcome
                     progress.done(events: outcome.document?.dmaEvents ?? 0)
@@ -132,10 +169,10 @@ final class WorkerPool: @unchecked Sendable {
         return lock.withLock { results.map { $0! } }
     }
 
-    static func runOne(_ exe: URL, _ path: String) -> Outcome {
+    static func runOne(_ exe: URL, _ path: String, timeline: Bool) -> Outcome {
         let p = Process()
         p.executableURL = exe
-        p.arguments = ["analyze", "--format", "json", "--fail-on", "none", "--", path]
+        p.arguments = ["analyze", "--format", "json", "--fail-on", "none"] + (timeline ? ["--timeline"] : []) + ["--", path]
         let out = Pipe()
         let errPipe = Pipe()
         p.standardOutput = out

@@ -3,6 +3,8 @@ public struct AnalysisOptions: Sendable {
     /// Rule ids to skip.
     public var disabledRules: Set<String> = []
     public var severityOverrides: [String: Severity] = [:]
+    /// Record live mappings and allocations over time (for the HTML report).
+    public var timeline = false
     public init() {}
 }
 
@@ -14,6 +16,7 @@ public struct AnalysisResult: Sendable {
     public var findings: [Finding]
     public var lostGaps: [LostGap]
     public var linearMapOffset: UInt64?
+    public var timeline: Timeline?
 }
 
 public enum Analyzer {
@@ -34,13 +37,17 @@ public enum Analyzer {
             for rule in routes[fact.kind.rawValue] { rule.observe(fact, context) }
         }
         context = RuleContext(model: model, traceFacts: source.facts, severityOverrides: options.severityOverrides)
-        let stats = try EventPipe.run(source) { model.apply($0) }
+        var timeline = options.timeline ? Timeline() : nil
+        let stats = try EventPipe.run(source) { event in
+            model.apply(event)
+            if timeline != nil, event.device != nil, let p = model.lastTouchedProfile { timeline!.note(at: event.timestamp, p) }
+        }
         for rule in rules { rule.finish(context) }
         context.applyLostEventDowngrades()
         let findings = context.findings.sorted {
             ($0.severity.rawValue, $1.timestamp, $1.rule) > ($1.severity.rawValue, $0.timestamp, $0.rule)
         }
         return AnalysisResult(facts: source.facts, stats: stats, devices: model.deviceProfiles, findings: findings,
-                              lostGaps: model.gaps, linearMapOffset: model.linearMapOffset?.offset)
+                              lostGaps: model.gaps, linearMapOffset: model.linearMapOffset?.offset, timeline: timeline)
     }
 }

@@ -69,6 +69,9 @@ public final class DMAModel {
 
     public func profile(of device: String) -> DeviceProfile? { devices[device]?.profile }
 
+    /// The profile of the device the last event touched (cheap: no lookup).
+    var lastTouchedProfile: DeviceProfile? { lastDevice?.profile }
+
     /// The trace saw the device's driver start and lost nothing before that:
     /// nothing it releases can have been mapped before the trace.
     public func historyComplete(_ device: String) -> Bool {
@@ -307,6 +310,7 @@ public final class DMAModel {
             dev.sgByFirstPhys[mapping.physAddr, default: []].append(mapping)
         }
         dev.profile.liveMappings += 1
+        dev.profile.liveBytes &+= mapping.size
         dev.profile.peakLiveMappings = max(dev.profile.peakLiveMappings, dev.profile.liveMappings)
         if dev.profile.firstMapTimestamp == nil { dev.profile.firstMapTimestamp = mapping.mappedAt }
         dev.profile.lastMapTimestamp = mapping.mappedAt
@@ -402,6 +406,7 @@ public final class DMAModel {
             if dev.sgByFirstPhys[mapping.physAddr]?.isEmpty == true { dev.sgByFirstPhys[mapping.physAddr] = nil }
         }
         dev.profile.liveMappings -= 1
+        dev.profile.liveBytes &-= mapping.size
     }
 
     // MARK: - Unmap
@@ -584,6 +589,7 @@ public final class DMAModel {
             dev.sgByFirstPhys[m.physAddr, default: []].append(m)
         }
         dev.profile.liveMappings += 1
+        dev.profile.liveBytes &+= m.size
     }
 
     // MARK: - Coherent memory
@@ -621,6 +627,7 @@ public final class DMAModel {
         dev.allocations[a.dmaAddr, default: []].append(allocation)
         dev.liveAllocations[allocation.id] = allocation
         dev.profile.liveAllocations = dev.liveAllocations.count
+        dev.profile.liveCoherentBytes &+= allocation.size
         dev.profile.peakLiveAllocations = max(dev.profile.peakLiveAllocations, dev.liveAllocations.count)
         dev.freedAllocations[a.dmaAddr] = nil
         sink(.allocated(allocation))
@@ -643,6 +650,7 @@ public final class DMAModel {
         if dev.allocations[f.dmaAddr]?.isEmpty == true { dev.allocations[f.dmaAddr] = nil }
         dev.liveAllocations[a.id] = nil
         dev.profile.liveAllocations = dev.liveAllocations.count
+        dev.profile.liveCoherentBytes &-= a.size
         dev.profile.lastFreeTimestamp = event.timestamp
         if a.beforeFirstMap { dev.profile.probeAllocationsFreed += 1 }
         for r in a.physRanges { coherentPhysIndex.remove(start: r.physAddr, length: r.length, a) }

@@ -33,6 +33,8 @@ public struct DeviceProfile: Sendable, Codable {
     public var bounces: UInt64 = 0
     public var bytesMapped: UInt64 = 0
     public var liveMappings: Int = 0
+    public var liveBytes: UInt64 = 0
+    public var liveCoherentBytes: UInt64 = 0
     public var peakLiveMappings: Int = 0
     public var liveAllocations: Int = 0
     public var peakLiveAllocations: Int = 0

@@ -68,6 +68,8 @@ public struct AnalysisDocument: Codable, Sendable {
     public var devices: [DeviceJSON]
     public var findings: [FindingJSON]
     public var summary: Summary
+    /// Present when the analysis recorded one (`analyze --timeline`, the HTML report).
+    public var timeline: Timeline?
 
     public init(_ r: AnalysisResult, findings: [Finding]) {
         trace = r.facts
@@ -83,6 +85,7 @@ public struct AnalysisDocument: Codable, Sendable {
         devices = r.devices.map { DeviceJSON(profile: $0, path: $0.path, coherence: $0.coherence, cannotCheck: $0.limitations) }
         self.findings = findings.map(FindingJSON.init)
         summary = Summary.of(findings)
+        timeline = r.timeline
     }
 }
 
