@@ -302,15 +302,7 @@ public final class DMAModel {
         dev.profile.maps += 1
         dev.profile.bytesMapped &+= mapping.size
         checkOverlaps(mapping, dev)
-        for s in mapping.segments { dev.byDMA.insert(start: s.dmaAddr, length: s.length, mapping) }
-        if !mapping.function.isMMIOMapping {
-            for r in mapping.physRanges { physIndex.insert(start: r.physAddr, length: r.length, mapping) }
-        }
-        if mapping.isScatterGather {
-            dev.sgByFirstPhys[mapping.physAddr, default: []].append(mapping)
-        }
-        dev.profile.liveMappings += 1
-        dev.profile.liveBytes &+= mapping.size
+        register(mapping, dev)
         dev.profile.peakLiveMappings = max(dev.profile.peakLiveMappings, dev.profile.liveMappings)
         if dev.profile.firstMapTimestamp == nil { dev.profile.firstMapTimestamp = mapping.mappedAt }
         dev.profile.lastMapTimestamp = mapping.mappedAt
@@ -541,7 +533,7 @@ public final class DMAModel {
                 confirmLive(sup)
                 sup.superseded = false
                 dev.profile.supersededMappings -= 1
-                reinsert(sup, dev)
+                register(sup, dev)
                 if s.target == .cpu { dev.profile.syncsForCPU -= 1 } else { dev.profile.syncsForDevice -= 1 }
                 sync(s, event, dev)
                 return
@@ -580,7 +572,8 @@ public final class DMAModel {
                                         entriesMismatch: entries)))
     }
 
-    private func reinsert(_ m: StreamingMapping, _ dev: DeviceState) {
+    /// Makes a mapping live in every index (the reverse of `removeLive`).
+    private func register(_ m: StreamingMapping, _ dev: DeviceState) {
         for s in m.segments { dev.byDMA.insert(start: s.dmaAddr, length: s.length, m) }
         if !m.function.isMMIOMapping {
             for r in m.physRanges { physIndex.insert(start: r.physAddr, length: r.length, m) }

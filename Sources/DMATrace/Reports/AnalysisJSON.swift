@@ -90,22 +90,14 @@ public struct AnalysisDocument: Codable, Sendable {
 }
 
 extension AnalysisDocument.Summary {
-    public static func of(_ findings: [AnalysisDocument.FindingJSON]) -> Self {
-        var s = Self()
-        for f in findings {
-            switch f.severity {
-            case .error: s.errors += 1
-            case .warning: s.warnings += 1
-            case .note: s.notes += 1
-            }
-        }
-        return s
-    }
+    public static func of(_ findings: [AnalysisDocument.FindingJSON]) -> Self { of(severities: findings.map(\.severity)) }
 
-    static func of(_ findings: [Finding]) -> Self {
+    static func of(_ findings: [Finding]) -> Self { of(severities: findings.map(\.severity)) }
+
+    static func of(severities: [Severity]) -> Self {
         var s = Self()
-        for f in findings {
-            switch f.severity {
+        for severity in severities {
+            switch severity {
             case .error: s.errors += 1
             case .warning: s.warnings += 1
             case .note: s.notes += 1
