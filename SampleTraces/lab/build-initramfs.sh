@@ -9,6 +9,8 @@
 #   flags     passed to `trace-cmd record` in the guest (default: -e dma -e swiotlb -e iommu);
 #             the single word --no-record means: do not start trace-cmd at all
 #   env LAB_GUEST_ENV  optional "KEY=VALUE KEY2=VALUE2" made available to the workload
+#   env LAB_EXTRA_FILES optional "FILE1 FILE2": copied into the guest's /lab/ (e.g. an
+#                      out-of-tree module such as faultinject/dmafi.ko for the workload)
 #
 # Contents, and WHY:
 # - busybox-static: a whole userland in one static binary, no libc version questions.
@@ -88,6 +90,10 @@ mods_for "$STAGE/lab/modules.list" nvme ahci xhci_pci usb_storage sd_mod e1000e
 cp "$HERE/guest/init" "$STAGE/init"
 cp "$HERE/guest/lib.sh" "$STAGE/lab/lib.sh"
 cp "$WORKLOAD" "$STAGE/lab/workload.sh"
+for f in ${LAB_EXTRA_FILES:-}; do
+  [ -f "$f" ] || { echo "LAB_EXTRA_FILES: no file $f" >&2; exit 1; }
+  cp "$f" "$STAGE/lab/"
+done
 basename "$WORKLOAD" > "$STAGE/lab/workload-name"
 chmod 755 "$STAGE/init"
 echo "$*" > "$STAGE/lab/record-args"

@@ -114,7 +114,9 @@ done < <(sed -n '/^== pci devices/,/^==/p' "$INFO" | grep '^0000:' || true)
   else
     echo "- record command (in guest): \`trace-cmd record $RECARGS -o /out/trace.dat\`"
   fi
-  echo "- workload: \`workloads/$WORKLOAD\`: $(awk '!/^#/{exit} {sub(/^# ?/, ""); printf "%s ", $0}' "$HERE/workloads/$WORKLOAD")"
+  # (faultinject/ keeps its workload next to its module)
+  WLDIR=workloads; [ -f "$HERE/$WLDIR/$WORKLOAD" ] || WLDIR=faultinject
+  echo "- workload: \`$WLDIR/$WORKLOAD\`: $(awk '!/^#/{exit} {sub(/^# ?/, ""); printf "%s ", $0}' "$HERE/$WLDIR/$WORKLOAD")"
   if grep -q '_rounds=' "$INFO"; then echo "- loop rounds: $(grep '_rounds=' "$INFO" | tr '\n' ' ')"; fi
   echo "- guest timing (s since boot): trace_start=$(field trace_start) workload_start=$(field workload_start) workload_end=$(field workload_end) record_end=$(field record_end); host: qemu rc=$(field host_qemu_rc) wall=$(field host_wall_s)s"
   echo "- records: $(s records) events (plus $(s stacks) ftrace:kernel_stack records with $(s frames) frames) from $(s first) to $(s last)"

@@ -20,6 +20,9 @@
 #   LAB_TIMEOUT   hard limit for the QEMU run in seconds      (default 600)
 #   LAB_GUEST_ENV "KEY=VALUE ..." exported to the workload    (e.g. TARGET_EVENTS=500000)
 #   LAB_KEEP=1    keep the run folder (disks, initramfs, unpacked /out) for debugging
+#   LAB_QEMU_EXTRA extra QEMU arguments, appended after the lab's devices
+#                 (e.g. "-device edu,dma_mask=0xffffffff" for faultinject/)
+#   LAB_EXTRA_FILES files copied into the guest's /lab/ (see build-initramfs.sh)
 # Guest console, lab-info (timings, PCI devices, ring-buffer stats) and the trace-cmd log
 # go to $(dirname OUT)/logs/.
 #
@@ -79,6 +82,8 @@ QEMU=(timeout --kill-after=10 "$LAB_TIMEOUT" qemu-system-x86_64
   -drive "file=$RUN/usb.img,if=none,id=usbd,format=raw" -device usb-storage,bus=xhci.0,drive=usbd
   -netdev user,id=n0,restrict=on -device e1000e,netdev=n0
   -monitor "unix:$RUN/monitor.sock,server,nowait")
+# shellcheck disable=SC2206  # word splitting of the extra arguments is intended
+[ -n "${LAB_QEMU_EXTRA:-}" ] && QEMU+=(${LAB_QEMU_EXTRA})
 printf '%q ' "${QEMU[@]}" > "$RUN/qemu-cmdline.txt"; echo >> "$RUN/qemu-cmdline.txt"
 
 echo ">> run folder $RUN"

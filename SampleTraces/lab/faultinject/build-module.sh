@@ -3,8 +3,9 @@
 #
 #   KERNEL  an alias or release from $LAB_CACHE/kernels (default: 6.12 7), e.g. 6.12,
 #           7, 6.12.117+deb13-amd64. With LAB_ARCH=arm64 the arm64 kernels of
-#           fetch-arm64.sh ($LAB_CACHE/kernels-arm64) are used and the module is
-#           cross-compiled with trixie's gcc-14-aarch64-linux-gnu.
+#           arm64.sh ($LAB_CACHE/kernels-arm64) are used and the module is
+#           cross-compiled with trixie's gcc-14-aarch64-linux-gnu (host tools from the
+#           amd64 linux-kbuild package of the same version).
 #
 # Result: $LAB_CACHE/modules/KVER/dmafi.ko (plus build.log next to it).
 #
@@ -57,34 +58,44 @@ if [ "$LAB_ARCH" = arm64 ] && [ ! -x "$CHROOT/usr/bin/aarch64-linux-gnu-gcc-14" 
   rm -f "$CHROOT/etc/apt/sources.list"; chroot "$CHROOT" apt-get clean
 fi
 
-# ---- 2. private apt state (the one fetch-kernels.sh made; arm64 has its own)
+# ---- 2. private apt states: amd64 (the one fetch-kernels.sh made) and, for LAB_ARCH=arm64,
+# an arm64 one (fetch-arm64.sh made it). The headers come from LAB_ARCH's index; linux-kbuild
+# (the host tools: fixdep, modpost, ...) always from amd64's, because they run in the chroot.
+# apt_opts DIR ARCH: the options for a private apt state in DIR.
+apt_opts() {
+  echo "-o Dir::Etc::SourceList=$1/sources.list -o Dir::Etc::SourceParts=/dev/null"
+  echo "-o Dir::Etc::PreferencesParts=/dev/null -o Dir::State::Lists=$1/lists"
+  echo "-o Dir::State::status=$1/state/status -o Dir::Cache=$1/cache"
+  echo "-o APT::Architecture=$2 -o APT::Architectures=$2"
+}
+# apt_state DIR ARCH: create the state (sources: trixie, trixie-backports) and update once.
+apt_state() {
+  mkdir -p "$1/lists/partial" "$1/cache/archives/partial" "$1/state"
+  [ -e "$1/state/status" ] || : > "$1/state/status"
+  if id _apt >/dev/null 2>&1; then chown _apt "$1/lists/partial"; fi
+  printf 'deb [signed-by=%s] %s %s main\n' "$KEYRING" "$URI" trixie "$KEYRING" "$URI" trixie-backports \
+    > "$1/sources.list"
+  # shellcheck disable=SC2046
+  ls "$1"/lists/*trixie_InRelease >/dev/null 2>&1 || apt-get $(apt_opts "$1" "$2") -qq update
+}
+apt_state "$APTDIR" amd64
 if [ "$LAB_ARCH" = arm64 ]; then
-  APTDIR=$LAB_CACHE/apt-arm64 DEBDIR=$LAB_CACHE/debs-arm64 KDIR=$LAB_CACHE/kernels-arm64
+  AAPT=$LAB_CACHE/apt-arm64-trixie ADEB=$LAB_CACHE/debs-arm64 KDIR=$LAB_CACHE/kernels-arm64
+  apt_state "$AAPT" arm64
 else
-  KDIR=$LAB_CACHE/kernels
+  AAPT=$APTDIR ADEB=$DEBDIR KDIR=$LAB_CACHE/kernels
 fi
-mkdir -p "$APTDIR/lists/partial" "$APTDIR/cache/archives/partial" "$APTDIR/state" "$DEBDIR"
-[ -e "$APTDIR/state/status" ] || : > "$APTDIR/state/status"
-if id _apt >/dev/null 2>&1; then chown _apt "$DEBDIR" "$APTDIR/lists/partial"; fi
-cat > "$APTDIR/sources.list" <<SRCS
-deb [signed-by=$KEYRING] $URI trixie main
-deb [signed-by=$KEYRING] $URI trixie-backports main
-SRCS
-APTOPT=(
-  -o "Dir::Etc::SourceList=$APTDIR/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
-  -o "Dir::Etc::PreferencesParts=/dev/null" -o "Dir::State::Lists=$APTDIR/lists"
-  -o "Dir::State::status=$APTDIR/state/status" -o "Dir::Cache=$APTDIR/cache"
-  -o "APT::Architecture=$LAB_ARCH" -o "APT::Architectures=$LAB_ARCH"
-)
-ls "$APTDIR"/lists/*trixie_InRelease >/dev/null 2>&1 || apt-get "${APTOPT[@]}" -qq update
+mkdir -p "$DEBDIR" "$ADEB"
+if id _apt >/dev/null 2>&1; then chown _apt "$DEBDIR" "$ADEB"; fi
 
-# get_deb PKG: download PKG's newest .deb into $DEBDIR once, print its path.
+# get_deb APTDIR ARCH DEBDIR PKG: download PKG's newest .deb into DEBDIR once, print its path.
 get_deb() {
   local f
-  f=$(ls "$DEBDIR/${1}"_*.deb 2>/dev/null | head -n1 || true)
+  f=$(ls "$3/${4}"_*.deb 2>/dev/null | head -n1 || true)
   if [ -z "$f" ]; then
-    (cd "$DEBDIR" && apt-get "${APTOPT[@]}" -qq download "$1") >&2
-    f=$(ls "$DEBDIR/${1}"_*.deb | head -n1)
+    # shellcheck disable=SC2046
+    (cd "$3" && apt-get $(apt_opts "$1" "$2") -qq download "$4") >&2
+    f=$(ls "$3/${4}"_*.deb | head -n1)
   fi
   echo "$f"
 }
@@ -99,10 +110,15 @@ for K in "$@"; do
     echo ">> linux-headers for $KVER into the chroot"
     # linux-headers-KVER depends on linux-headers-X-common and linux-kbuild-X: take their
     # exact names from the package's Depends line.
-    DEPS=$(apt-cache "${APTOPT[@]}" show "linux-headers-$KVER" | sed -n 's/^Depends: //p' | head -n1 \
-           | tr ',' '\n' | sed 's/^ *//; s/ .*//' | grep -E '^linux-(headers-.*-common.*|kbuild-.*)$' || true)
+    # shellcheck disable=SC2046
+    DEPS=$(apt-cache $(apt_opts "$AAPT" "$LAB_ARCH") show "linux-headers-$KVER" | sed -n 's/^Depends: //p' \
+           | head -n1 | tr ',' '\n' | sed 's/^ *//; s/ .*//' | grep -E '^linux-(headers-.*-common.*|kbuild-.*)$' || true)
     for p in "linux-headers-$KVER" $DEPS; do
-      d=$(get_deb "$p"); echo "   unpack $(basename "$d")"; dpkg-deb -x "$d" "$CHROOT"
+      case "$p" in
+        linux-kbuild-*) d=$(get_deb "$APTDIR" amd64 "$DEBDIR" "$p") ;;
+        *) d=$(get_deb "$AAPT" "$LAB_ARCH" "$ADEB" "$p") ;;
+      esac
+      echo "   unpack $(basename "$d")"; dpkg-deb -x "$d" "$CHROOT"
     done
     [ -e "$CHROOT$HDR/Makefile" ] || { echo "no $HDR/Makefile after unpacking" >&2; exit 1; }
     touch "$CHROOT$HDR/.lab-done"
@@ -112,8 +128,9 @@ for K in "$@"; do
   cp "$HERE/dmafi.c" "$HERE/Kbuild" "$HERE/Makefile" "$CHROOT$B/"
   OUTD=$LAB_CACHE/modules/$KVER
   mkdir -p "$OUTD"
+  # Debian's headers set ARCH and CROSS_COMPILE themselves (.kernelvariables): for the
+  # arm64 headers that is aarch64-linux-gnu-gcc-14, the chroot's cross compiler.
   MAKEARGS=(-C "$HDR" M="$B" modules)
-  [ "$LAB_ARCH" = arm64 ] && MAKEARGS+=(ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-)
   echo ">> building dmafi.ko for $KVER ($LAB_ARCH)"
   mountpoint -q "$CHROOT/proc" || mount -t proc proc "$CHROOT/proc"
   set +e

@@ -629,8 +629,8 @@ static int sc_skip_cpu_sync(struct dmafi *fi)
 static int sc_unchecked_map_failure(struct dmafi *fi)
 {
 	static const int bits[] = { 12, 24 };
-	u8 *buf = NULL;
-	dma_addr_t h;
+	u8 *buf = NULL, *spare;
+	dma_addr_t h, hs;
 	int i, mask_bits = 0;
 
 	/*
@@ -640,6 +640,19 @@ static int sc_unchecked_map_failure(struct dmafi *fi)
 	 * buffer above 16 MiB is not addressable, and swiotlb (if any) bounces into a pool
 	 * that is above 16 MiB too, so the map fails either way.
 	 */
+	/*
+	 * iommu-dma side effect: a failed IOVA allocation below 4 GiB sets the domain's
+	 * max32_alloc_size hint, and every later 32-bit allocation of this device then fails
+	 * fast until an IOVA is freed into the rbtree (rcache-sized frees do not count). So
+	 * a spare 192 KiB mapping (48 pages: too big for the IOVA rcache) is made before and
+	 * released after the failure; on dma-direct it is just one more clean map/unmap.
+	 */
+	spare = fi_buf(fi, 192 * 1024);
+	if (!spare)
+		return -ENOMEM;
+	hs = map_checked(fi, spare, 192 * 1024, DMA_TO_DEVICE, 0);
+	if (hs == DMA_MAPPING_ERROR)
+		return -EIO;
 	for (i = 0; i < ARRAY_SIZE(bits); i++) {
 		if (dma_set_mask(fi->dev, DMA_BIT_MASK(bits[i])) == 0) {
 			mask_bits = bits[i];
@@ -648,6 +661,7 @@ static int sc_unchecked_map_failure(struct dmafi *fi)
 	}
 	if (!mask_bits) {
 		ERR(fi, "no small DMA mask accepted: cannot force a mapping failure here\n");
+		dma_unmap_single(fi->dev, hs, 192 * 1024, DMA_TO_DEVICE);
 		return -EOPNOTSUPP;
 	}
 	for (i = 0; i < 8; i++) {
@@ -657,15 +671,17 @@ static int sc_unchecked_map_failure(struct dmafi *fi)
 	}
 	if (!buf) {
 		dma_set_mask(fi->dev, DMA_BIT_MASK(32));
+		dma_unmap_single(fi->dev, hs, 192 * 1024, DMA_TO_DEVICE);
 		return -ENOMEM;
 	}
 	LOG(fi, "DMA mask now %d bits; buffer phys %#llx\n", mask_bits, (u64)virt_to_phys(buf));
-	h = dma_map_single_attrs(fi->dev, buf, 4096, DMA_TO_DEVICE, DMA_ATTR_NO_WARN);
+	h = dma_map_single(fi->dev, buf, 4096, DMA_TO_DEVICE);
 	dma_set_mask(fi->dev, DMA_BIT_MASK(32));
 	LOG(fi, "dma_map_single returned %#llx (%s); mask back to 32 bits\n", (u64)h,
 	    h == DMA_MAPPING_ERROR ? "DMA_MAPPING_ERROR" : "a real mapping: the failure was not forced");
 	/* BUG: dma_mapping_error() never asked; the "mapping" is used and unmapped */
 	dma_unmap_single(fi->dev, h, 4096, DMA_TO_DEVICE);
+	dma_unmap_single(fi->dev, hs, 192 * 1024, DMA_TO_DEVICE);
 	return h == DMA_MAPPING_ERROR ? 0 : -EAGAIN;
 }
 

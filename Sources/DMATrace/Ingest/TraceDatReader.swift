@@ -36,7 +36,10 @@ public final class TraceDatReader: DMAEventSource {
 
     private static func probe(path: String) throws {
         var signal: Int32 = 0
-        let outcome = dmatrace_probe_trace_dat(path, probeTimeoutSeconds, &signal)
+        // The child inherits the parent's memory as it is at fork(): if another thread were
+        // inside libtraceevent's format parser then, the child would start from its half-done
+        // static state. Forking under the same lock keeps that from happening.
+        let outcome = libraryLock.withLock { dmatrace_probe_trace_dat(path, probeTimeoutSeconds, &signal) }
         switch UInt32(outcome) {
         case DMATRACE_PROBE_OK.rawValue:
             return

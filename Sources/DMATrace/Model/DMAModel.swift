@@ -32,7 +32,17 @@ public final class DMAModel {
     private var physIndex = IntervalIndex<StreamingMapping>()
     private var coherentPhysIndex = IntervalIndex<CoherentAllocation>()
     /// iommu:map entries by IOVA until their iommu:unmap (the events carry no device).
-    private var iommuMappings: [UInt64: (phys: UInt64, size: UInt64)] = [:]
+    /// iommu:map events carry no device and IOVAs repeat across domains: an entry
+    /// is trusted for an event only when the same task on the same CPU made it just before.
+    private struct IOMMUEntry { let phys: UInt64; let size: UInt64; let cpu: Int32; let pid: Int32; let at: UInt64 }
+    private var iommuMappings: [UInt64: IOMMUEntry] = [:]
+    static let iommuCorrelationWindow: UInt64 = 50_000_000
+
+    private func iommuEntry(for iova: UInt64, serving event: DMAEvent) -> IOMMUEntry? {
+        guard let e = iommuMappings[iova], e.cpu == event.cpu, e.pid == event.pid,
+              event.timestamp >= e.at, event.timestamp - e.at <= Self.iommuCorrelationWindow else { return nil }
+        return e
+    }
     private var sawIOMMUMaps = false
     private var nextID = 0
     private var lastTimestampOfCPU: [Int32: UInt64] = [:]
@@ -147,7 +157,7 @@ public final class DMAModel {
             if markers.count < Self.markerLimit { markers.append((event.timestamp, text)) }
             return
         case .iommuMap(let m):
-            iommuMappings[m.iova] = (m.physAddr, m.size)
+            iommuMappings[m.iova] = IOMMUEntry(phys: m.physAddr, size: m.size, cpu: event.cpu, pid: event.pid, at: event.timestamp)
             sawIOMMUMaps = true
             return
         case .iommuUnmap(let u):
@@ -600,7 +610,7 @@ public final class DMAModel {
         if a.api == .sgt, !a.physAddrs.isEmpty {
             let chunk = max(a.size / UInt64(a.physAddrs.count), 1)
             phys = a.physAddrs.map { .init(dmaAddr: 0, physAddr: $0, length: chunk) }
-        } else if let iommu = iommuMappings[a.dmaAddr] {
+        } else if let iommu = iommuEntry(for: a.dmaAddr, serving: event) {
             phys = [.init(dmaAddr: a.dmaAddr, physAddr: iommu.phys, length: a.size)]
         } else if dev.profile.translatedSegments == 0 && dev.profile.iommuBackedSegments == 0 && !sawIOMMUMaps {
             // dma-direct as far as the trace shows: the bus address is the physical address.
