@@ -38,7 +38,7 @@ fi
 field() { sed -n "s/^$1=//p" "$INFO" | head -n1; }
 
 KVER=$(field kernel)
-CONFIG=$(find "$LAB_CACHE/kernels/$KVER/" -maxdepth 1 -name config -print -quit)
+CONFIG=$(find "$LAB_CACHE/kernels/$KVER/" "$LAB_CACHE/kernels-arm64/$KVER/" -maxdepth 1 -name config -print -quit 2>/dev/null || true)
 DMADBG=$(grep -E '^(# )?CONFIG_DMA_API_DEBUG[ =]' "$CONFIG" 2>/dev/null || echo "(config not found)")
 RECARGS=$(field record_args)
 WORKLOAD=$(field workload)

@@ -577,32 +577,55 @@ static int sc_sync_cpu_twice(struct dmafi *fi)
 	return ret;
 }
 
-static int sc_cacheline_share(struct dmafi *fi)
+/*
+ * Two buffers side by side in one 64-byte cache line (one kmalloc(64) object): bytes
+ * 0..from_len-1 mapped FROM_DEVICE, the rest TO_DEVICE, both live at once. Harmless on a
+ * cache-coherent device; on a non-coherent one the invalidation for the device's write
+ * throws away whatever the CPU wrote into the other half meanwhile. arm64 kernels
+ * bounce a FROM_DEVICE mapping through swiotlb when its size is not cache-line aligned
+ * "as kmalloc would round it" (DMA_BOUNCE_UNALIGNED_KMALLOC): 32 bytes are bounced (the
+ * bug is hidden on this kernel), 48 bytes are not (kmalloc_size_roundup(48) = 64 counts
+ * as aligned), so the line really is shared.
+ */
+static int cacheline_pair(struct dmafi *fi, size_t from_len)
 {
 	u8 *buf = fi_buf(fi, 64);	/* kmalloc-64: one cache line */
+	size_t to_len = 64 - from_len;
 	dma_addr_t ha, hb;
 	int ret;
 
 	if (!buf)
 		return -ENOMEM;
-	memset(buf + 32, 0x99, 32);
-	ha = map_checked(fi, buf, 32, DMA_FROM_DEVICE, 0);
+	memset(buf + from_len, 0x99, to_len);
+	ha = map_checked(fi, buf, from_len, DMA_FROM_DEVICE, 0);
 	if (ha == DMA_MAPPING_ERROR)
 		return -EIO;
-	/* BUG (on a non-coherent device): the other half of the same cache line */
-	hb = map_checked(fi, buf + 32, 32, DMA_TO_DEVICE, 0);
+	/* BUG (on a non-coherent device): the rest of the same cache line, mapped too */
+	hb = map_checked(fi, buf + from_len, to_len, DMA_TO_DEVICE, 0);
 	if (hb == DMA_MAPPING_ERROR) {
-		dma_unmap_single(fi->dev, ha, 32, DMA_FROM_DEVICE);
+		dma_unmap_single(fi->dev, ha, from_len, DMA_FROM_DEVICE);
 		return -EIO;
 	}
-	ret = edu_xfer(fi, hb, 32, false);
+	LOG(fi, "FROM_DEVICE %zu bytes %s, TO_DEVICE %zu bytes in the same line\n", from_len,
+	    ha == (dma_addr_t)virt_to_phys(buf) ? "not bounced" : "bounced", to_len);
+	ret = edu_xfer(fi, hb, to_len, false);
 	if (!ret)
-		ret = edu_xfer(fi, ha, 32, true);
-	dma_unmap_single(fi->dev, ha, 32, DMA_FROM_DEVICE);
-	dma_unmap_single(fi->dev, hb, 32, DMA_TO_DEVICE);
-	LOG(fi, "cpu reads %#x at 0 (device copied 0x99 there) and %#x at 32 (expect 0x99)\n",
-	    buf[0], buf[32]);
+		ret = edu_xfer(fi, ha, from_len, true);
+	dma_unmap_single(fi->dev, ha, from_len, DMA_FROM_DEVICE);
+	dma_unmap_single(fi->dev, hb, to_len, DMA_TO_DEVICE);
+	LOG(fi, "cpu reads %#x at 0 (device copied 0x99 there) and %#x at %zu (expect 0x99)\n",
+	    buf[0], buf[from_len], from_len);
 	return ret;
+}
+
+static int sc_cacheline_share(struct dmafi *fi)
+{
+	return cacheline_pair(fi, 48);
+}
+
+static int sc_cacheline_share_bounced(struct dmafi *fi)
+{
+	return cacheline_pair(fi, 32);
 }
 
 static int sc_skip_cpu_sync(struct dmafi *fi)
@@ -626,6 +649,64 @@ static int sc_skip_cpu_sync(struct dmafi *fi)
 	return ret;
 }
 
+/*
+ * Second way to make a map fail, where no small mask is accepted (dma-direct with all of
+ * RAM inside ZONE_DMA, e.g. arm64 virt with 2 GiB): fill the swiotlb pool. A
+ * non-coherent device bounces every FROM_DEVICE mapping whose size is not a multiple of
+ * the cache line (DMA_BOUNCE_UNALIGNED_KMALLOC); each such mapping takes a 2 KiB slot.
+ * The fillers are correct driver code (checked, NO_WARN, each in its own cache line);
+ * the one map that is not checked is the bug.
+ */
+static int exhaust_swiotlb(struct dmafi *fi)
+{
+	const int max = 8192;
+	/*
+	 * 32 bytes: not a multiple of the cache line, and kmalloc would not round it up to
+	 * one either (kmalloc_size_roundup(48) is 64, which counts as aligned: no bounce).
+	 */
+	const size_t slot = 64, len = 32;
+	u8 *pool = fi_buf(fi, max * slot);
+	dma_addr_t *hs, h;
+	int i, n, ret = 0;
+
+	if (!pool)
+		return -ENOMEM;
+	hs = kvmalloc_array(max, sizeof(*hs), GFP_KERNEL);
+	if (!hs)
+		return -ENOMEM;
+	for (n = 0; n < max; n++) {
+		hs[n] = dma_map_single_attrs(fi->dev, pool + n * slot, len, DMA_FROM_DEVICE,
+					     DMA_ATTR_NO_WARN);
+		if (dma_mapping_error(fi->dev, hs[n]))
+			break;
+		if (n == 0 && hs[0] == (dma_addr_t)virt_to_phys(pool)) {
+			/* not bounced (a coherent device): this cannot fill anything */
+			dma_unmap_single(fi->dev, hs[0], len, DMA_FROM_DEVICE);
+			ERR(fi, "small FROM_DEVICE mappings are not bounced here: cannot fill swiotlb\n");
+			kvfree(hs);
+			return -EOPNOTSUPP;
+		}
+	}
+	if (n == max) {
+		ERR(fi, "%d bounced mappings did not fill swiotlb\n", n);
+		ret = -EOPNOTSUPP;
+	} else {
+		LOG(fi, "%d bounced %zu-byte FROM_DEVICE mappings filled the swiotlb pool (the next map failed, checked)\n",
+		    n, len);
+		h = dma_map_single(fi->dev, pool + n * slot, len, DMA_FROM_DEVICE);
+		LOG(fi, "dma_map_single returned %#llx (%s)\n", (u64)h,
+		    h == DMA_MAPPING_ERROR ? "DMA_MAPPING_ERROR" : "a real mapping: the failure was not forced");
+		/* BUG: dma_mapping_error() never asked; the "mapping" is used and unmapped */
+		dma_unmap_single(fi->dev, h, len, DMA_FROM_DEVICE);
+		if (h != DMA_MAPPING_ERROR)
+			ret = -EAGAIN;
+	}
+	for (i = 0; i < n; i++)
+		dma_unmap_single(fi->dev, hs[i], len, DMA_FROM_DEVICE);
+	kvfree(hs);
+	return ret;
+}
+
 static int sc_unchecked_map_failure(struct dmafi *fi)
 {
 	static const int bits[] = { 12, 24 };
@@ -638,9 +719,9 @@ static int sc_unchecked_map_failure(struct dmafi *fi)
 	 * way around it. iommu-dma accepts any mask and fails to find an IOVA below 4 KiB;
 	 * dma-direct refuses masks below ZONE_DMA (16 MiB on x86) but with a 24-bit mask a
 	 * buffer above 16 MiB is not addressable, and swiotlb (if any) bounces into a pool
-	 * that is above 16 MiB too, so the map fails either way.
-	 */
-	/*
+	 * that is above 16 MiB too, so the map fails either way. Where no such mask is
+	 * accepted: exhaust_swiotlb().
+	 *
 	 * iommu-dma side effect: a failed IOVA allocation below 4 GiB sets the domain's
 	 * max32_alloc_size hint, and every later 32-bit allocation of this device then fails
 	 * fast until an IOVA is freed into the rbtree (rcache-sized frees do not count). So
@@ -660,9 +741,12 @@ static int sc_unchecked_map_failure(struct dmafi *fi)
 		}
 	}
 	if (!mask_bits) {
-		ERR(fi, "no small DMA mask accepted: cannot force a mapping failure here\n");
+		int ret;
+
+		LOG(fi, "no DMA mask below 32 bits accepted: filling swiotlb instead\n");
+		ret = exhaust_swiotlb(fi);
 		dma_unmap_single(fi->dev, hs, 192 * 1024, DMA_TO_DEVICE);
-		return -EOPNOTSUPP;
+		return ret;
 	}
 	for (i = 0; i < 8; i++) {
 		buf = fi_buf(fi, 4096);
@@ -785,6 +869,7 @@ static const struct scenario scenarios[] = {
 	{ "sync-after-unmap", sc_sync_after_unmap },
 	{ "sync-cpu-twice", sc_sync_cpu_twice },
 	{ "cacheline-share", sc_cacheline_share },
+	{ "cacheline-share-bounced", sc_cacheline_share_bounced },
 	{ "skip-cpu-sync", sc_skip_cpu_sync },
 	{ "unchecked-map-failure", sc_unchecked_map_failure },
 	{ "leak", sc_leak },

@@ -28,7 +28,7 @@ TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
   echo "expected dma-trace findings per scenario and variant are in scenarios.json;"
   echo "\`faultinject/check-findings.py\` compares them. Timestamps are guest seconds since boot."
   echo
-  echo "| file | kernel | variant | bytes | edu (0000:00:06.0) dma events | all records |"
+  echo "| file | kernel | kernel command line | bytes | edu (0000:00:06.0) dma/swiotlb events | all records |"
   echo "|---|---|---|---|---|---|"
 } > "$TMP/head.md"
 : > "$TMP/body.md"
@@ -45,8 +45,11 @@ for v in "${ORDER[@]}"; do
   echo "| \`$v.dat\` | $kver | \`$cmdl\` | $(stat -c %s "$f") | $edu | $recs |" >> "$TMP/head.md"
   {
     # describe.sh's entry, with the committed file's name in place of the work path
-    sed -e "s#^- file: \`[^\`]*\`#- file: \`SampleTraces/faultinject/$v.dat\` (variant $v)#" "$TMP/entry.md"
-    echo "- scenarios run (name, exit status of the run write; EOPNOTSUPP = 95 means skipped):"
+    # (the guest lists PCI drivers after rmmod, so the edu device shows no driver)
+    sed -e "s#^- file: \`[^\`]*\`#- file: \`SampleTraces/faultinject/$v.dat\` (variant $v)#" \
+        -e "s#0000:00:06.0 (?)#0000:00:06.0 (dmafi, unloaded before the device list was taken)#" "$TMP/entry.md"
+    echo "- scenarios run (name, exit status of the guest's \`echo NAME > run\`: 0 ok, 1 the write failed;"
+    echo "  the errno is in the kernel log below: no-struct-page-pool returns -EOPNOTSUPP (-95) where it is skipped):"
     echo '```'
     cat "$FI_OUT/$v-fi-results.txt"
     echo '```'

@@ -279,9 +279,17 @@ public final class DMAModel {
 
     private func classifyPath(_ dev: DeviceState, segments: [StreamingMapping.Segment], bounced: Bool, mmio: Bool,
                               translatedHint: Bool = false) {
-        if bounced { dev.profile.bouncedMappings += 1 }
         if mmio { return }
-        if segments.isEmpty && translatedHint { dev.profile.translatedSegments += 1 }
+        if bounced {
+            // A bounce slot is not an IOMMU translation: coherent memory of this device
+            // is still dma-direct (dma == phys), so nothing assumed about it changes.
+            dev.profile.bouncedMappings += 1
+            return
+        }
+        if segments.isEmpty && translatedHint {
+            dev.profile.translatedSegments += 1
+            if dev.profile.translatedSegments == 1 { withdrawAssumedPhys(dev) }
+        }
         for s in segments {
             if s.dmaAddr == s.physAddr {
                 dev.profile.directSegments += 1
@@ -346,9 +354,10 @@ public final class DMAModel {
             }
             checkCacheLines(mapping, r)
         }
-        // On a translated path the kernel hands out each IOVA once: a live one handed out
-        // again means the trace missed its unmap or the driver unmapped something else.
-        if dev.profile.translatedSegments > 0 {
+        // On a translated path (IOMMU or bounce slots) the kernel hands out each address once:
+        // a live one handed out again means the trace missed its unmap or the driver unmapped
+        // something else.
+        if dev.profile.translatedSegments > 0 || dev.profile.bouncedMappings > 0 {
             for s in mapping.segments where s.dmaAddr != s.physAddr {
                 for hit in dev.byDMA.overlapping(start: s.dmaAddr, length: s.length) where hit.value !== mapping {
                     sink(.dmaAddressReuse(new: mapping, existing: hit.value))
@@ -610,9 +619,16 @@ public final class DMAModel {
         if a.api == .sgt, !a.physAddrs.isEmpty {
             let chunk = max(a.size / UInt64(a.physAddrs.count), 1)
             phys = a.physAddrs.map { .init(dmaAddr: 0, physAddr: $0, length: chunk) }
-        } else if let iommu = iommuEntry(for: a.dmaAddr, serving: event) {
-            phys = [.init(dmaAddr: a.dmaAddr, physAddr: iommu.phys, length: a.size)]
-        } else if dev.profile.translatedSegments == 0 && dev.profile.iommuBackedSegments == 0 && !sawIOMMUMaps {
+        } else if iommuEntry(for: a.dmaAddr, serving: event) != nil {
+            // An IOVA range is backed page by page, in any physical order: build the
+            // allocation's physical extent from every iommu:map that served it.
+            var iova = a.dmaAddr
+            let end = IntervalIndex<StreamingMapping>.end(a.dmaAddr, a.size)
+            while iova < end, let e = iommuEntry(for: iova, serving: event), e.size > 0 {
+                phys.append(.init(dmaAddr: iova, physAddr: e.phys, length: min(e.size, end - iova)))
+                iova &+= e.size
+            }
+        } else if dev.profile.translatedSegments == 0 && !sawIOMMUMaps {
             // dma-direct as far as the trace shows: the bus address is the physical address.
             // Withdrawn if the device later turns out to be translated.
             phys = [.init(dmaAddr: a.dmaAddr, physAddr: a.dmaAddr, length: a.size)]

@@ -39,6 +39,7 @@ public struct DeviceProfile: Sendable, Codable {
     public var liveAllocations: Int = 0
     public var peakLiveAllocations: Int = 0
     public var directSegments: UInt64 = 0
+    /// Segments whose dma address is neither the physical address nor a bounce slot.
     public var translatedSegments: UInt64 = 0
     public var iommuBackedSegments: UInt64 = 0
     public var bouncedMappings: UInt64 = 0
@@ -68,11 +69,13 @@ public struct DeviceProfile: Sendable, Codable {
 
     public var syncsObservable: Bool { syncsForCPU + syncsForDevice + bounces > 0 }
 
+    /// From the addresses: dma == phys is direct, a swiotlb_bounced event before the map is a
+    /// bounce, any other dma != phys is an IOMMU translation.
     public var path: Path {
         let bounced = bouncedMappings > 0
         let translated = translatedSegments > 0
         let direct = directSegments > 0
-        if bounced && !direct && (iommuBackedSegments == 0) { return .bounce }
+        if bounced && !direct && !translated { return .bounce }
         if translated && !direct && !bounced { return .iommu }
         if direct && !translated && !bounced { return .direct }
         if direct || translated || bounced { return .mixed }

@@ -30,6 +30,8 @@ final class CoherentNoStructPageRule: DMARule {
         let allocation: CoherentAllocation
         var misuse: DMAEvent?
         var misuseReason: String?
+        /// The misuse was a map of a physical address no RAM has: proof on its own.
+        var impossibleMap = false
     }
 
     private var candidates: [Int: Candidate] = [:]
@@ -51,13 +53,24 @@ final class CoherentNoStructPageRule: DMARule {
             }
         case .mapped(let m):
             let phys = m.physAddr
-            if maxPhys > 0, phys >= max(1 << 40, maxPhys &* 16), absurdMaps.count < 256 {
+            // Beyond 2^52 no x86-64 or arm64 machine has memory; beyond 1 TiB and 16x all
+            // memory seen so far is implausible enough to check against allocations.
+            let impossible = phys >= 1 << 52 || (maxPhys > 0 && phys >= max(1 << 40, maxPhys &* 16))
+            if impossible, absurdMaps.count < 256 {
                 absurdMaps.append(m.mapEvent)
             } else {
                 maxPhys = max(maxPhys, phys &+ m.size)
             }
         default:
             return
+        }
+    }
+
+    static func physOf(_ e: DMAEvent) -> UInt64? {
+        switch e.kind {
+        case .map(let m): m.physAddr
+        case .mapSG(let s): s.physAddrs.first
+        default: nil
         }
     }
 
@@ -70,15 +83,21 @@ final class CoherentNoStructPageRule: DMARule {
             let cookie = a.attrs.contains(.noKernelMapping)
             var inLinearMap: Bool?
             if let linear, let phys = a.physRanges.first?.physAddr { inLinearMap = cpu &- phys == linear.offset }
-            guard cookie || inLinearMap == false else { continue }
+            // A map of a physical address no RAM can have, by the same task right after the
+            // allocation, is virt_to_page() of its CPU address: proof it has no struct page,
+            // even where the linear map's offset cannot be inferred (under an IOMMU).
             if c.misuse == nil, let bogus = absurdMaps.first(where: {
-                $0.device == a.device && $0.timestamp >= a.allocEvent.timestamp && $0.timestamp - a.allocEvent.timestamp < 1_000_000_000
+                $0.device == a.device && $0.pid == a.allocEvent.pid && $0.timestamp >= a.allocEvent.timestamp
+                    && $0.timestamp - a.allocEvent.timestamp < 1_000_000_000
             }) {
                 c.misuse = bogus
-                c.misuseReason = "a streaming map of an impossible physical address on the same device followed it (virt_to_page() of this CPU address)"
+                c.impossibleMap = true
+                c.misuseReason = "right after it the same task mapped physical address \(Self.physOf(bogus).map(hex) ?? "?"), beyond any RAM the trace shows: virt_to_page() of this CPU address"
             }
+            guard cookie || inLinearMap == false || c.impossibleMap else { continue }
             let kind = cookie ? "a DMA_ATTR_NO_KERNEL_MAPPING cookie (on dma-direct a struct page pointer, not memory the CPU may touch)"
-                : "not in the linear map (a vmalloc remap or a device memory pool)"
+                : inLinearMap == false ? "not in the linear map (a vmalloc remap or a device memory pool)"
+                : "not a linear-map address"
             let sure = linear.map { " Linear map offset \(hex($0.offset)) inferred from \($0.agreeing) of \($0.total) allocations." } ?? ""
             if let misuse = c.misuse, let why = c.misuseReason {
                 context.report(Self.description, severity: .error, event: misuse, device: a.device,
