@@ -50,9 +50,11 @@ int dmatrace_probe_trace_dat(const char *path, unsigned timeout_seconds, int *si
         signal(SIGALRM, SIG_DFL);
         alarm(timeout_seconds);
         dmatrace_quiet_libraries();
-        struct tracecmd_input *handle = dmatrace_open_trace_dat(path);
+        struct tracecmd_input *handle = tracecmd_open_head(path, 0);
         if (!handle)
-            _exit(DMATRACE_PROBE_REJECTED);
+            _exit(DMATRACE_PROBE_REJECTED_HEADER);
+        if (tracecmd_init_data(handle) < 0)
+            _exit(DMATRACE_PROBE_REJECTED_DATA);
         /* Touch the first and last page of every CPU: that decompresses and walks real data. */
         int cpus = tracecmd_cpus(handle);
         for (int cpu = 0; cpu < cpus; cpu++) {
@@ -77,8 +79,12 @@ int dmatrace_probe_trace_dat(const char *path, unsigned timeout_seconds, int *si
             *signal_out = sig;
         return sig == SIGALRM ? DMATRACE_PROBE_TIMEOUT : DMATRACE_PROBE_CRASHED;
     }
-    if (WIFEXITED(status))
-        return WEXITSTATUS(status) == DMATRACE_PROBE_OK ? DMATRACE_PROBE_OK : DMATRACE_PROBE_REJECTED;
+    if (WIFEXITED(status)) {
+        int code = WEXITSTATUS(status);
+        if (code == DMATRACE_PROBE_OK || code == DMATRACE_PROBE_REJECTED_HEADER || code == DMATRACE_PROBE_REJECTED_DATA)
+            return code;
+        return DMATRACE_PROBE_REJECTED;
+    }
     return DMATRACE_PROBE_NO_CHILD;
 }
 

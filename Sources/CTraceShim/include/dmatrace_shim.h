@@ -9,7 +9,9 @@ enum dmatrace_probe_result {
     DMATRACE_PROBE_REJECTED = 1,   /* libtracecmd refused the file and said so */
     DMATRACE_PROBE_CRASHED = 2,    /* the child died on a signal inside the C libraries */
     DMATRACE_PROBE_TIMEOUT = 3,    /* the child did not finish in time */
-    DMATRACE_PROBE_NO_CHILD = 4    /* fork or waitpid failed: nothing was learned */
+    DMATRACE_PROBE_NO_CHILD = 4,   /* fork or waitpid failed: nothing was learned */
+    DMATRACE_PROBE_REJECTED_HEADER = 5, /* tracecmd_open_head failed: header, formats, options */
+    DMATRACE_PROBE_REJECTED_DATA = 6    /* tracecmd_init_data failed: CPU data sections */
 };
 
 /*

@@ -38,9 +38,8 @@ public final class TextTraceReader: DMAEventSource {
         var odd = 0
         for b in data where b < 0x09 || (b > 0x0d && b < 0x20) || b == 0x7f { odd += 1 }
         if odd * 20 > data.count { return true }
-        // Invalid UTF-8 in the first block: text traces are ASCII apart from task names.
-        return String(validatingUTF8: Array(data.prefix(4000).map { CChar(bitPattern: $0) }) + [0]) == nil
-            && data.filter({ $0 >= 0x80 }).count * 10 > data.count
+        // Text traces are ASCII apart from the odd task name or marker.
+        return data.filter({ $0 >= 0x80 }).count * 10 > data.count
     }
 
     public func read(_ handler: (DMAEvent) throws -> Void) throws -> IngestStats {

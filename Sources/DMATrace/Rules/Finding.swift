@@ -81,9 +81,12 @@ public final class RuleContext {
                          "ftrace", "perf_", "__traceiter", "intel_iommu", "arm_smmu", "__arm_smmu", "sg_", "__sg"]
         for frame in frames {
             let name = frame.split(separator: "+").first.map(String.init) ?? frame
-            if !machinery.contains(where: { name.hasPrefix($0) }) { return name }
+            if machinery.contains(where: { name.hasPrefix($0) }) { continue }
+            // An unsymbolized frame (a module unloaded before trace-cmd saved kallsyms) is a
+            // load address that changes every boot: no call site rather than an unstable one.
+            return name.hasPrefix("0x") ? nil : name
         }
-        return frames.first?.split(separator: "+").first.map(String.init)
+        return nil
     }
 }
 
