@@ -40,7 +40,8 @@
 # Outputs like record.sh: OUT.dat, $(dirname OUT)/logs/NAME.{console.log,info.txt,
 # workload.log,trace-cmd.log,dts} (the .dts is the tree the guest booted with).
 # Env: LAB_CACHE (default /work/lab-cache), LAB_TIMEOUT (default 600), LAB_MEM (2G),
-# LAB_KEEP=1 (keep the run folder). About 30 to 60 s per run.
+# LAB_KEEP=1 (keep the run folder), LAB_GUEST_ENV ("KEY=VALUE ..." exported to the workload,
+# e.g. TEARDOWN=0 for arm64-nvme-net.sh). About 20 to 30 s per run.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -189,6 +190,10 @@ cp "$WORKLOAD" "$STAGE/lab/workload.sh"
 basename "$WORKLOAD" > "$STAGE/lab/workload-name"
 echo "$*" > "$STAGE/lab/record-args"
 : > "$STAGE/lab/env"
+for kv in ${LAB_GUEST_ENV:-}; do
+  [[ $kv =~ ^[A-Z_][A-Z0-9_]*=[A-Za-z0-9_./:-]*$ ]] || { echo "bad LAB_GUEST_ENV item: $kv" >&2; exit 1; }
+  echo "export $kv" >> "$STAGE/lab/env"
+done
 (cd "$STAGE" && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0) > "$RUN/initrd.cpio"
 rm -rf "$STAGE"
 
@@ -236,6 +241,7 @@ else
   DTNOTE="QEMU's generated tree (no -dtb; pcie@10000000 has dma-coherent)"
 fi
 
+# shellcheck disable=SC2054
 QEMU=(timeout --kill-after=10 "$LAB_TIMEOUT" qemu-system-aarch64 -machine "$MACHINE"
   -accel tcg,thread=multi "${DEVS[@]}" "${DTB[@]}")
 printf '%q ' "${QEMU[@]}" > "$RUN/qemu-cmdline.txt"; echo >> "$RUN/qemu-cmdline.txt"
@@ -259,7 +265,9 @@ tar xf "$RUN/out.img" -C "$RUN/out"
   echo "host_wall_s=$WALL"
   echo "qemu_cmdline=$(cat "$RUN/qemu-cmdline.txt")"
   echo "device_tree=$DTNOTE"
-  echo "== pci devices"; cat "$RUN/out/pci-devices.txt"
+  # (the workload's list from before its teardown, when there is one: drivers still bound)
+  PCIL=$RUN/out/pci-devices.txt; [ -f "$RUN/out/pci-devices-loaded.txt" ] && PCIL=$RUN/out/pci-devices-loaded.txt
+  echo "== pci devices"; cat "$PCIL"
   echo "== ring buffer stats at workload end"; cat "$RUN/out/ringbuffer-stats.txt"
 } > "$LOGDIR/$NAME.info.txt"
 for f in workload.log trace-cmd.log; do
@@ -268,7 +276,7 @@ done
 for f in "$RUN"/out/*; do
   b=$(basename "$f")
   case "$b" in
-    lab-info.txt|pci-devices.txt|ringbuffer-stats.txt|cmdline.txt|workload.log|trace-cmd.log) ;;
+    lab-info.txt|pci-devices.txt|pci-devices-loaded.txt|ringbuffer-stats.txt|cmdline.txt|workload.log|trace-cmd.log) ;;
     trace.dat) cp "$f" "$OUT"; echo ">> $OUT ($(stat -c %s "$OUT") bytes)" ;;
     trace.dat.cpu*) echo "!! leftover $b: trace-cmd did not finish merging" >&2 ;;
     *) cp "$f" "$OUTDIR/$NAME-$b"; echo ">> $OUTDIR/$NAME-$b ($(stat -c %s "$OUTDIR/$NAME-$b") bytes)" ;;

@@ -5,6 +5,7 @@
 # (MTU 1500) and pings of 56, 1400 and 4000 bytes. Each NIC has its own restrict=on slirp
 # whose gateway is 10.0.2.2; both interfaces are in 10.0.2.0/24 and every ping is bound to
 # its interface with -I; ip_no_pmtu_disc=1 so that slirp may fragment its large replies.
+# Finally both interfaces go down and virtio_net, e1000e, nvme are removed (teardown).
 # Every phase starts with a trace_marker "LAB: phase ...".
 # Sourced by the guest's /init (busybox sh); helpers from guest/lib.sh.
 # (Not load_drivers: it waits for the SATA and USB disks that this machine does not have.)
@@ -80,6 +81,20 @@ if [ -n "$VIRTIO_IF" ]; then
   lab_ping -I "$VIRTIO_IF" -c 3 -i 0.2 -s 1400 -W 2
   phase virtio-net-ping-4000
   lab_ping -I "$VIRTIO_IF" -c 3 -i 0.2 -s 4000 -W 2
+fi
+
+# Teardown, so the trace also holds what real drivers release: interfaces down (e1000e
+# unmaps its receive buffers and frees its rings), then the modules removed (virtio_net
+# detaches its unused receive buffers and frees its virtqueues, nvme its queues and pools).
+# The PCI list with the drivers still bound is kept for the manifest first.
+# (TEARDOWN=0 in LAB_GUEST_ENV leaves everything up and loaded.)
+pci_devices > /out/pci-devices-loaded.txt
+if [ "${TEARDOWN:-1}" = 1 ]; then
+  phase teardown-links-down
+  [ -n "$E1000E_IF" ] && ip link set "$E1000E_IF" down
+  [ -n "$VIRTIO_IF" ] && ip link set "$VIRTIO_IF" down
+  phase teardown-rmmod
+  rmmod virtio_net e1000e nvme || info "rmmod failed"
 fi
 phase end
 dmesg > /out/dmesg.txt

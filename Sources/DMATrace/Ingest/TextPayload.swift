@@ -139,6 +139,7 @@ struct TextPayload {
     /// pointer always has its top bits set, a hash never does.
     func pointer(_ key: Substring) -> TracedPointer {
         guard let v = fields[key] else { return .absent }
+        if v == "(nil)" || v == "0" || v == "0x0" { return .value(0) }
         if v.contains("ptrval") { return .hashed }
         guard let x = Self.parseHex(v) else { return .hashed }
         if x == 0 { return .value(0) }

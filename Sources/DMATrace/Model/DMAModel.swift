@@ -653,6 +653,9 @@ public final class DMAModel {
     }
 
     private func free(_ f: FreeEvent, _ event: DMAEvent, _ dev: DeviceState) {
+        // dma_free_attrs() traces before it returns on a NULL cpu_addr (6.12+ traces error
+        // paths too): freeing NULL is a legal no-op, as drivers do for optional buffers.
+        if f.cpuAddr.value == 0 && (f.size == 0 || f.dmaAddr == 0) { return }
         dev.profile.frees += 1
         let candidates = dev.allocations[f.dmaAddr] ?? []
         let chosen = candidates.first { $0.api == f.api && $0.size == f.size } ?? candidates.first { $0.api == f.api }

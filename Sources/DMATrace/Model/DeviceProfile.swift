@@ -11,8 +11,9 @@ public struct DeviceProfile: Sendable, Codable {
     public enum Coherence: String, Sendable, Codable {
         /// Syncs of unbounced mappings reach the tracepoint: the kernel does cache maintenance.
         case nonCoherent = "non-coherent"
-        /// Many mappings, no sync event: the kernel skips syncs (dma_skip_sync) as on coherent x86.
-        case coherent = "coherent (syncs elided)"
+        /// Many mappings, no sync event: either the kernel skips syncs before the tracepoint
+        /// (dma_skip_sync on coherent dma-direct / iommu-dma) or the driver never syncs.
+        case coherent = "no syncs seen"
         case unknown = "unknown"
     }
 
@@ -98,7 +99,7 @@ public struct DeviceProfile: Sendable, Codable {
     public var limitations: [String] {
         var out: [String] = []
         if !syncsObservable {
-            out.append("no sync or bounce events: the kernel skips syncs before the tracepoint on this path, so ownership (missing-sync) cannot be checked")
+            out.append("no sync or bounce events: the kernel skips syncs before the tracepoint on a coherent path (or the driver never syncs), so ownership (missing-sync) cannot be checked")
         }
         if coherence != .nonCoherent {
             out.append("coherence not shown as non-coherent: cache-line sharing is not judged")

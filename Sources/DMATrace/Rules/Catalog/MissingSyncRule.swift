@@ -40,6 +40,11 @@ final class MissingSyncRule: DMARule {
             ]),
         ])
 
+    /// Notes about unsynced SKIP_CPU_SYNC mappings, one group per device and shape: a page_pool
+    /// releases hundreds of pages that never received data at teardown.
+    private var noteGroups: [String: (first: StreamingMapping, unmap: DMAEvent, message: String, count: Int)] = [:]
+    private var noteOrder: [String] = []
+
     private static let bounceNote = " Under swiotlb bouncing this means stale data: the bounce buffer is only copied at map, unmap and sync."
 
     func observe(_ fact: ModelFact, _ context: RuleContext) {
@@ -71,16 +76,36 @@ final class MissingSyncRule: DMARule {
             // page_pool maps with SKIP_CPU_SYNC, syncs for the device itself, and may
             // release pages that never received data: only a mapping never synced at all is suspect.
             let severity: Severity = !observable || m.syncsForDevice > 0 ? .note : .warning
-            context.report(Self.description, severity: severity, event: unmap,
-                           message: "the \(Describe.mapping(m)) was mapped and unmapped with SKIP_CPU_SYNC and never synced for the CPU: whatever the device wrote is not guaranteed visible to the CPU."
-                               + (m.syncsForDevice > 0 ? " (It was synced for the device, so it may simply never have received data.)" : "")
-                               + (m.bounced ? Self.bounceNote : "") + (observable ? "" : blind),
+            let message = "the \(Describe.mapping(m)) was mapped and unmapped with SKIP_CPU_SYNC and never synced for the CPU: whatever the device wrote is not guaranteed visible to the CPU."
+                + (m.syncsForDevice > 0 ? " (It was synced for the device, so it may simply never have received data.)" : "")
+                + (m.bounced ? Self.bounceNote : "") + (observable ? "" : blind)
+            if severity == .note {
+                let key = m.device + "|" + Describe.shape(m) + "|skip-cpu"
+                if let g = noteGroups[key] {
+                    noteGroups[key] = (g.first, g.unmap, g.message, g.count + 1)
+                } else {
+                    noteGroups[key] = (m, unmap, message, 1)
+                    noteOrder.append(key)
+                }
+                return
+            }
+            context.report(Self.description, severity: severity, event: unmap, message: message,
                            history: m.history + [unmap], shape: Describe.shape(m) + "|skip-cpu")
         } else if m.direction == .toDevice, m.syncsForDevice == 0 {
             context.report(Self.description, severity: observable ? .warning : .note, event: unmap,
                            message: "the \(Describe.mapping(m)) was mapped with SKIP_CPU_SYNC and never synced for the device: the device may have read stale memory instead of what the CPU wrote."
                                + (m.bounced ? Self.bounceNote : "") + (observable ? "" : blind),
                            history: m.history + [unmap], shape: Describe.shape(m) + "|skip-dev")
+        }
+    }
+
+    func finish(_ context: RuleContext) {
+        for key in noteOrder {
+            guard let g = noteGroups[key] else { continue }
+            let prefix = g.count > 1 ? "\(g.count) mappings like this: " : ""
+            context.report(Self.description, severity: .note, event: g.unmap, device: g.first.device,
+                           message: prefix + g.message, history: g.first.history + [g.unmap],
+                           shape: Describe.shape(g.first) + "|skip-cpu", occurrences: g.count)
         }
     }
 }
