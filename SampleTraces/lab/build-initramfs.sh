@@ -55,56 +55,19 @@ ldd /usr/bin/trace-cmd | grep -o '/[^ ]*' | sort -u | while read -r lib; do
 done
 # Debian's trace-cmd looks in /lib64 for the loader on x86_64 (ldd lists it there already).
 
-# Modules: resolve dependencies on the host, decompress into a flat folder, keep order.
-# mods_for LISTFILE MODULE...: append "path-in-guest" lines, each module once.
-SEEN=" "
-mods_for() {
-  local list=$1; shift
-  : > "$list"
-  local kind path base dst
-  # --show-depends prints "insmod /abs/path.ko.xz [params]" in load order, deps first;
-  # "builtin X" lines are for modules compiled into the kernel (nothing to load).
-  while read -r kind path _rest; do
-    [ "$kind" = insmod ] || continue
-    base=$(basename "$path"); base=${base%.xz}; base=${base%.zst}; base=${base%.gz}
-    dst=/lib/modules/$KVER/$base
-    case "$SEEN" in *" $base "*) ;; *)
-      case "$path" in
-        *.xz) xz -dc "$path" > "$STAGE$dst" ;;
-        *.zst) zstd -qdc "$path" > "$STAGE$dst" ;;
-        *.gz) gzip -dc "$path" > "$STAGE$dst" ;;
-        *) cp "$path" "$STAGE$dst" ;;
-      esac
-      SEEN="$SEEN$base " ;;
-    esac
-    # A module may appear in both lists (scsi_mod); the guest skips loaded ones.
-    grep -qx "$dst" "$list" || echo "$dst" >> "$list"
-  done < <(/sbin/modprobe -d "$MODROOT" -S "$KVER" --show-depends -a "$@")
-}
+# Modules: resolve dependencies on the host, decompress into a flat folder, keep order
+# (mods_for in lib-host.sh).
+# shellcheck source=lib-host.sh
+. "$HERE/lib-host.sh"
 # Early: the output disk only (virtio-pci is built into Debian's kernels).
 mods_for "$STAGE/lab/modules-early.list" virtio_blk
 # The traced drivers, loaded by the workload after tracing started. Order matters only
 # for device naming: ahci before usb-storage so the SATA disk probes first.
 mods_for "$STAGE/lab/modules.list" nvme ahci xhci_pci usb_storage sd_mod e1000e
 
-cp "$HERE/guest/init" "$STAGE/init"
-cp "$HERE/guest/lib.sh" "$STAGE/lab/lib.sh"
-cp "$WORKLOAD" "$STAGE/lab/workload.sh"
-for f in ${LAB_EXTRA_FILES:-}; do
-  [ -f "$f" ] || { echo "LAB_EXTRA_FILES: no file $f" >&2; exit 1; }
-  cp "$f" "$STAGE/lab/"
-done
-basename "$WORKLOAD" > "$STAGE/lab/workload-name"
-chmod 755 "$STAGE/init"
-echo "$*" > "$STAGE/lab/record-args"
-: > "$STAGE/lab/env"
-for kv in ${LAB_GUEST_ENV:-}; do
-  [[ $kv =~ ^[A-Z_][A-Z0-9_]*=[A-Za-z0-9_./:-]*$ ]] || { echo "bad LAB_GUEST_ENV item: $kv" >&2; exit 1; }
-  echo "export $kv" >> "$STAGE/lab/env"
-done
+lab_stage_guest "$WORKLOAD" "${LAB_EXTRA_FILES:-}" "${LAB_GUEST_ENV:-}" "$@"
 
 mkdir -p "$(dirname "$OUT")"
-# newc cpio, root-owned, reproducible order.
-(cd "$STAGE" && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0) > "$OUT.tmp"
+lab_cpio "$STAGE" "$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
 echo ">> initramfs $OUT ($(du -h "$OUT" | cut -f1)) kernel=$KVER workload=$(basename "$WORKLOAD") record-args: $*"

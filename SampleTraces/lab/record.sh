@@ -55,12 +55,9 @@ case "$VARIANT" in
   *) echo "unknown variant $VARIANT (plain|iommu|swiotlb)" >&2; exit 2 ;;
 esac
 
-NAME=$(basename "$OUT"); NAME=${NAME%.dat}
-mkdir -p "$(dirname "$OUT")"
-OUTDIR=$(cd "$(dirname "$OUT")" && pwd)
-LOGDIR=$OUTDIR/logs
-RUN=$LAB_CACHE/runs/$NAME-$(date +%Y%m%d-%H%M%S)
-mkdir -p "$RUN" "$LOGDIR"
+# shellcheck source=lib-host.sh
+. "$HERE/lib-host.sh"
+lab_run_dirs "$OUT"
 
 "$HERE/build-initramfs.sh" "$KERNEL" "$WORKLOAD" "$RUN/initrd.cpio" "$@"
 
@@ -84,52 +81,7 @@ QEMU=(timeout --kill-after=10 "$LAB_TIMEOUT" qemu-system-x86_64
   -monitor "unix:$RUN/monitor.sock,server,nowait")
 # shellcheck disable=SC2206  # word splitting of the extra arguments is intended
 [ -n "${LAB_QEMU_EXTRA:-}" ] && QEMU+=(${LAB_QEMU_EXTRA})
-printf '%q ' "${QEMU[@]}" > "$RUN/qemu-cmdline.txt"; echo >> "$RUN/qemu-cmdline.txt"
 
 echo ">> run folder $RUN"
 echo ">> booting $KVER ($VARIANT), timeout ${LAB_TIMEOUT}s, console -> $LOGDIR/$NAME.console.log"
-T0=$(date +%s.%N)
-set +e
-"${QEMU[@]}" < /dev/null > "$RUN/console.log" 2>&1
-QRC=$?
-set -e
-T1=$(date +%s.%N)
-WALL=$(echo "$T1 - $T0" | bc)
-cp "$RUN/console.log" "$LOGDIR/$NAME.console.log"
-echo ">> qemu rc=$QRC wall=${WALL}s"
-[ $QRC -eq 124 ] && echo "!! QEMU hit the ${LAB_TIMEOUT}s timeout" >&2
-
-grep -q LAB-TAR-OK "$RUN/console.log" || { echo "!! guest did not write its tar; see $LOGDIR/$NAME.console.log" >&2; tail -n 30 "$RUN/console.log" >&2; exit 1; }
-mkdir -p "$RUN/out"
-# The raw disk holds a plain tar stream followed by zeros; tar stops at its end marker.
-tar xf "$RUN/out.img" -C "$RUN/out"
-
-{
-  cat "$RUN/out/lab-info.txt"
-  echo "host_qemu_rc=$QRC"
-  echo "host_wall_s=$WALL"
-  echo "qemu_cmdline=$(cat "$RUN/qemu-cmdline.txt")"
-  echo "== pci devices"; cat "$RUN/out/pci-devices.txt"
-  echo "== ring buffer stats at workload end"; cat "$RUN/out/ringbuffer-stats.txt"
-} > "$LOGDIR/$NAME.info.txt"
-for f in workload.log trace-cmd.log; do
-  [ -f "$RUN/out/$f" ] && cp "$RUN/out/$f" "$LOGDIR/$NAME.$f"
-done
-
-# Bring the results home.
-for f in "$RUN"/out/*; do
-  b=$(basename "$f")
-  case "$b" in
-    lab-info.txt|pci-devices.txt|ringbuffer-stats.txt|cmdline.txt|workload.log|trace-cmd.log) ;;
-    trace.dat) cp "$f" "$OUT"; echo ">> $OUT ($(stat -c %s "$OUT") bytes)" ;;
-    trace.dat.cpu*) echo "!! leftover $b: trace-cmd did not finish merging" >&2 ;;
-    *) cp "$f" "$OUTDIR/$NAME-$b"; echo ">> $OUTDIR/$NAME-$b ($(stat -c %s "$OUTDIR/$NAME-$b") bytes)" ;;
-  esac
-done
-
-# Everything worth keeping was copied out (results next to OUT, logs to logs/); the run
-# folder holds the disks (up to LAB_OUT_MB of data) and a copy of the results.
-if [ "${LAB_KEEP:-0}" != 1 ]; then
-  rm -rf "$RUN"
-fi
-echo ">> info: $LOGDIR/$NAME.info.txt"
+lab_boot_collect

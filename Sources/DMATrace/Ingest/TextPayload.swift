@@ -16,12 +16,14 @@ struct TextPayload {
             s = s.dropFirst("[FAILED TO PARSE]".count)
         }
         var sawField = false
+        // Scanned as UTF-8 bytes: the syntax is ASCII, and byte indices are valid String
+        // indices at every ASCII delimiter. Character-wise scanning was most of the text path's time.
         while true {
-            s = s.drop(while: { $0 == " " })
+            s = Substring(s.utf8.drop(while: { $0 == 0x20 }))
             guard !s.isEmpty else { break }
             let token = Self.nextToken(&s)
-            if let eq = token.firstIndex(of: "="), eq != token.startIndex {
-                fields[token[..<eq]] = token[token.index(after: eq)...]
+            if let eq = token.utf8.firstIndex(of: 0x3D), eq != token.startIndex {
+                fields[token[..<eq]] = token[token.utf8.index(after: eq)...]
                 sawField = true
             } else if sawField {
                 trailing.append(token)
@@ -34,11 +36,12 @@ struct TextPayload {
     /// A token runs to the next space outside `[...]` / `{...}` (ARRAY[c0, 68] has spaces).
     private static func nextToken(_ s: inout Substring) -> Substring {
         var depth = 0
-        var i = s.startIndex
-        while i < s.endIndex {
-            let c = s[i]
-            if c == "[" || c == "{" { depth += 1 } else if c == "]" || c == "}" { depth = max(0, depth - 1) } else if c == " " && depth == 0 { break }
-            i = s.index(after: i)
+        let bytes = s.utf8
+        var i = bytes.startIndex
+        while i < bytes.endIndex {
+            let c = bytes[i]
+            if c == 0x5B || c == 0x7B { depth += 1 } else if c == 0x5D || c == 0x7D { depth = max(0, depth - 1) } else if c == 0x20 && depth == 0 { break }
+            i = bytes.index(after: i)
         }
         let token = s[s.startIndex..<i]
         s = s[i...]

@@ -60,7 +60,7 @@ public final class TextTraceReader: DMAEventSource {
         var seenEvents = Set<String>()
         var carry = Data()
         var lineNumber = 0
-        func consume(_ bytes: Data.SubSequence) throws {
+        func consume(_ bytes: UnsafeRawBufferPointer) throws {
             lineNumber += 1
             var text = String(decoding: bytes, as: UTF8.self)
             if text.hasSuffix("\r") { text.removeLast() }
@@ -74,18 +74,24 @@ public final class TextTraceReader: DMAEventSource {
                 throw IngestError(path: path, problem: "read failed: \(error.localizedDescription)")
             }
             if chunk.isEmpty { break }
-            if chunk.contains(0) && lineNumber < 10 && state.stats.records == 0 {
+            if lineNumber < 10 && state.stats.records == 0 && chunk.contains(0) {
                 throw IngestError(path: path, problem: "is binary data, neither a trace.dat nor ftrace text")
             }
             carry.append(chunk)
-            var start = carry.startIndex
-            while let nl = carry[start...].firstIndex(of: 0x0a) {
-                try consume(carry[start..<nl])
-                start = carry.index(after: nl)
+            // memchr over the raw bytes: Data's element-wise iteration was the text path's top cost.
+            let consumed = try carry.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> Int in
+                guard let base = raw.baseAddress else { return 0 }
+                var start = 0
+                while start < raw.count, let hit = memchr(base + start, 0x0a, raw.count - start) {
+                    let end = base.distance(to: UnsafeRawPointer(hit))
+                    try consume(UnsafeRawBufferPointer(rebasing: raw[start..<end]))
+                    start = end + 1
+                }
+                return start
             }
-            carry = Data(carry[start...])
+            carry = consumed == carry.count ? Data() : Data(carry.dropFirst(consumed))
         }
-        if !carry.isEmpty { try consume(carry[carry.startIndex...]) }
+        if !carry.isEmpty { try carry.withUnsafeBytes { try consume($0) } }
         try state.finish(emit: handler)
         if state.stats.records == 0 {
             let detail = state.stats.unreadableLines > 0
