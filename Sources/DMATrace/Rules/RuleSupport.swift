@@ -84,3 +84,18 @@ enum Example {
         "\(t) swiotlb_bounced: dev_name: \(dev) dma_mask=ffffffffffffffff dev_addr=\(orig) size=\(size) FORCE"
     }
 }
+
+extension RuleContext {
+    /// The shared verdict of the "matches nothing in this trace" rules: a note when the
+    /// device was busy before the trace began (the map or alloc most likely predates it),
+    /// the rule's own severity when the trace saw the driver start.
+    func reportNeverSeen(_ rule: RuleDescription, _ e: DMAEvent, mayPredate: Bool, verb: String, thing: String,
+                         extra: String = "", history: [DMAEvent] = []) {
+        let participle = thing == "allocation" ? "allocated" : "mapped"
+        report(rule, severity: mayPredate ? .note : nil, event: e,
+               message: mayPredate
+                   ? "\(e.kind.name) of \(e.kind.details) matches no \(thing) in this trace; the device was active before the trace began, so it was most likely \(participle) earlier\(extra)"
+                   : "\(verb) DMA memory it has not \(participle): \(e.kind.name) of \(e.kind.details), and the trace shows the driver from its first allocation\(extra)",
+               history: [e] + (mayPredate ? [] : history), shape: Describe.shape(e), scope: .anyCPUBefore)
+    }
+}

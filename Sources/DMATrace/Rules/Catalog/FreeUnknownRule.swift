@@ -24,11 +24,7 @@ final class FreeUnknownRule: DMARule {
                            message: "\(e.kind.name) of \(e.kind.details) frees memory already freed at \(formatSeconds(previous.timestamp)) s (double free)",
                            history: [previous, e], shape: Describe.shape(e), scope: .anyCPUBefore)
         case .neverSeen(let mayPredate, _):
-            context.report(Self.description, severity: mayPredate ? .note : nil, event: e,
-                           message: mayPredate
-                               ? "\(e.kind.name) of \(e.kind.details) matches no allocation in this trace; the device was active before the trace began, so it was most likely allocated earlier"
-                               : "frees DMA memory it has not allocated: \(e.kind.name) of \(e.kind.details)",
-                           history: [e], shape: Describe.shape(e), scope: .anyCPUBefore)
+            context.reportNeverSeen(Self.description, e, mayPredate: mayPredate, verb: "frees", thing: "allocation")
         case .mappingError:
             return
         }

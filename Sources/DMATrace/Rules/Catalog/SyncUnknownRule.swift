@@ -33,11 +33,7 @@ final class SyncUnknownRule: DMARule {
                            caveats: complete ? [] : ["the device was active before the trace: a mapping of the same address made before tracing began would make this sync legitimate"],
                            scope: .anyCPUBefore)
         case .neverSeen(let mayPredate, _):
-            context.report(Self.description, severity: mayPredate ? .note : nil, event: e,
-                           message: mayPredate
-                               ? "\(e.kind.name) of \(e.kind.details) matches no mapping in this trace; the device was active before the trace began, so it was most likely mapped earlier"
-                               : "syncs DMA memory it has not mapped: \(e.kind.name) of \(e.kind.details)",
-                           history: [e], shape: Describe.shape(e), scope: .anyCPUBefore)
+            context.reportNeverSeen(Self.description, e, mayPredate: mayPredate, verb: "syncs", thing: "mapping")
         case .mappingError:
             return
         }

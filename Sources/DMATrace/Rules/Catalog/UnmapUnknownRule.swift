@@ -23,14 +23,7 @@ final class UnmapUnknownRule: DMARule {
     func observe(_ fact: ModelFact, _ context: RuleContext) {
         guard case .unmapWithoutMapping(let e, .neverSeen(let mayPredate, let near)) = fact else { return }
         let inside = near.map { "; the address lies inside the \(Describe.mapping($0)), but unmaps must use the address the map returned" } ?? ""
-        if mayPredate {
-            context.report(Self.description, severity: .note, event: e,
-                           message: "\(e.kind.name) of \(e.kind.details) matches no mapping in this trace; the device was active before the trace began, so it was most likely mapped earlier\(inside)",
-                           history: [e], shape: Describe.shape(e), scope: .anyCPUBefore)
-        } else {
-            context.report(Self.description, event: e,
-                           message: "unmaps DMA memory it has not mapped: \(e.kind.name) of \(e.kind.details), and the trace shows the driver from its first allocation\(inside)",
-                           history: [e] + (near.map { $0.history } ?? []), shape: Describe.shape(e), scope: .anyCPUBefore)
-        }
+        context.reportNeverSeen(Self.description, e, mayPredate: mayPredate, verb: "unmaps", thing: "mapping",
+                                extra: inside, history: near.map { $0.history } ?? [])
     }
 }
