@@ -507,7 +507,7 @@ c.map("FROM_DEVICE", 0x48500000, 2048)
 c.unmap("FROM_DEVICE", 0x48500000, 2048)
 c.expects("sync-unknown", c.sync("cpu", "FROM_DEVICE", 0x48500000, 2048))
 
-c = Case("single-double-mapping-rw", "streaming", False, DEBUG + " active_cacheline_insert (EEXIST)", fmt="report")
+c = Case("single-double-mapping-rw", "streaming", False, SWIOTLB + " swiotlb_tbl_unmap_single (a FROM_DEVICE unmap copies the bounce slot back over the original: the other mapping's data is overwritten)", fmt="report")
 c.probe()
 c.map("FROM_DEVICE", 0x103000000, 4096)
 c.expects("double-mapping", c.map("TO_DEVICE", 0x103000800, 512))
@@ -631,7 +631,7 @@ ph = [0x103A00000, 0x103A05000, 0x103A00000]
 c.expects("double-mapping", c.map_sg("FROM_DEVICE", ph, ph, [4096] * 3))
 c.unmap_sg("FROM_DEVICE", ph)
 
-c = Case("sg-merged-hidden-overlap", "sg", False, DEBUG + " active_cacheline_insert (EEXIST); the merged entry's real length",
+c = Case("sg-merged-hidden-overlap", "sg", False, IOMMU + " iommu_dma_map_sg (iommu_map of each entry's real length); " + DEBUG + " checks only an entry's first cache line and misses this",
          fmt="report", why="a 12 KiB merged first entry overlaps a later FROM_DEVICE mapping of its third page")
 c.iommu_map(0xFFFFF000, 0x10A000000)
 c.probe(dma=0xFFFFF000)
@@ -776,6 +776,27 @@ for k, fmt in (("7", "tracefs"), ("6.12", "report")):
     c.unmap("BIDIRECTIONAL", 0x105000000, 65536, attrs="SKIP_CPU_SYNC", dev=B)
     c.unmap("BIDIRECTIONAL", 0x105000000, 65536)
 
+c = Case("dmabuf-export-coherent", "sharing", True,
+         MAPPING + " dma_get_sgtable_attrs / " + DIRECT + " dma_direct_get_sgtable; " + ATTRS + " DMA_ATTR_SKIP_CPU_SYNC",
+         why="videobuf2-dma-contig exports a coherent buffer; the importer maps its pages with SKIP_CPU_SYNC (vivid, drivers helper F2)")
+c.probe()
+c.alloc(0x1240000, 155648)
+ph = [0x1240000]
+c.map_sg("FROM_DEVICE", ph, ph, [155648], attrs="SKIP_CPU_SYNC")
+c.unmap_sg("FROM_DEVICE", ph, attrs="SKIP_CPU_SYNC")
+c.free(0x1240000, 155648)
+
+c = Case("dmabuf-export-noncontiguous", "sharing", True,
+         MAPPING + " dma_alloc_noncontiguous; " + ATTRS + " DMA_ATTR_SKIP_CPU_SYNC", arch="arm64", fmt="trace_pipe",
+         why="videobuf2-dma-contig exports a dma_alloc_noncontiguous buffer and maps it again for the importer with SKIP_CPU_SYNC")
+c.probe(dma=0x48000000)
+c.alloc_sgt(0xB9940000, 233472, "FROM_DEVICE", [0xB9940000])
+c.sync_sg("device", "FROM_DEVICE", [0xB9940000], [233472])
+c.map_sg("FROM_DEVICE", [0xB9940000], [0xB9940000], [233472], attrs="SKIP_CPU_SYNC")
+c.unmap_sg("FROM_DEVICE", [0xB9940000], attrs="SKIP_CPU_SYNC")
+c.sync_sg("cpu", "FROM_DEVICE", [0xB9940000], [233472])
+c.free_sgt(0xB9940000, 233472, "FROM_DEVICE", [0xB9940000])
+
 c = Case("sharing-readers", "sharing", True, DEBUG + " active_cacheline_insert (TO_DEVICE not tracked)", fmt="trace_pipe",
          why="two devices read the same buffer")
 c.probe()
@@ -803,7 +824,7 @@ c.expects("double-mapping", c.map("BIDIRECTIONAL", 0x105000000, 65536, dev=B))
 c.unmap("BIDIRECTIONAL", 0x105000000, 65536, dev=B)
 c.unmap("FROM_DEVICE", 0x105000000, 65536)
 
-c = Case("sharing-writer-and-reader", "sharing", False, DEBUG + " active_cacheline_insert (a device-written mapping overlapping another)", fmt="report")
+c = Case("sharing-writer-and-reader", "sharing", False, SWIOTLB + " swiotlb_tbl_unmap_single (a FROM_DEVICE unmap copies the bounce slot back over the original: the other mapping's data is overwritten)", fmt="report")
 c.probe()
 c.probe(dev=B, dma=0xF8000)
 c.map("TO_DEVICE", 0x105000000, 4096)
@@ -842,7 +863,7 @@ c.sync("cpu", "FROM_DEVICE", 0x03100000 + OFF, 2048)
 c.unmap("FROM_DEVICE", 0x03100000 + OFF, 2048)
 c.free(0x2F100000 + OFF, 8192, virt=ARM_LINEAR + 0x2F100000)
 
-c = Case("bus-offset-double-mapping", "bus-offset", False, DEBUG + " active_cacheline_insert (EEXIST)", arch="arm64")
+c = Case("bus-offset-double-mapping", "bus-offset", False, HOWTO + " (streaming ownership: the device owns the buffer between map and unmap; a second mapping's cache maintenance invalidates the first)", arch="arm64")
 c.probe(dma=0x2F000000 + OFF)
 c.map("FROM_DEVICE", 0x03000000 + OFF, 4096, phys=0x03000000)
 c.expects("double-mapping", c.map("TO_DEVICE", 0x03000000 + OFF, 4096, phys=0x03000000))
@@ -1067,8 +1088,8 @@ c = Case("teardown-leaks-coherent", "lifecycle", False, DEBUG + " dma_debug_devi
 c.probe()
 c.alloc(0xF2000, 4096)
 c.alloc(0xF4000, 4096)
-leaked = c.alloc(0xF6000, 4096)
 c.map("FROM_DEVICE", 0x102001000, 2048)
+leaked = c.alloc(0xF6000, 4096)
 c.unmap("FROM_DEVICE", 0x102001000, 2048)
 c.free(0xF4000, 4096)
 c.free(0xF2000, 4096)

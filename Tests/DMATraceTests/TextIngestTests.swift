@@ -30,7 +30,7 @@ import Testing
         #expect(events[0].timestamp == 7_797_733_000)
         #expect(events[1].task == "irq/24-my dev" && events[1].pid == 99)
         guard case .alloc(let a) = events[1].kind else { Issue.record("not an alloc"); return }
-        #expect(a.cpuAddr == .hashed, "a hashed %p must not pass for an address")
+        #expect({ if case .hashed(_?) = a.cpuAddr { return true }; return false }(), "a hashed %p must not pass for an address")
         guard case .unmap(let u) = events[2].kind else { Issue.record("not an unmap"); return }
         #expect(u.attrs == .skipCPUSync && u.direction == .fromDevice)
         guard case .mapSG(let sg) = events[3].kind else { Issue.record("not map_sg"); return }

@@ -17,6 +17,9 @@ public struct AnalysisResult: Sendable {
     public var lostGaps: [LostGap]
     public var linearMapOffset: UInt64?
     public var timeline: Timeline?
+    public var iommuBalance: IOMMUBalance?
+    /// Said up front: what the trace cannot show at all (a kernel without dma events).
+    public var notices: [String] { facts.dmaEventsNotice.map { [$0] } ?? [] }
 }
 
 public enum Analyzer {
@@ -33,7 +36,7 @@ public enum Analyzer {
             for kind in type(of: rule).interests { routes[kind.rawValue].append(rule) }
         }
         var context: RuleContext!
-        let model = DMAModel { fact in
+        let model = DMAModel(kernelRelease: source.facts.kernelRelease, dmaEventsTraced: source.facts.dmaEventsNotice == nil) { fact in
             for rule in routes[fact.kind.rawValue] { rule.observe(fact, context) }
         }
         context = RuleContext(model: model, traceFacts: source.facts, severityOverrides: options.severityOverrides)
@@ -48,6 +51,7 @@ public enum Analyzer {
             ($0.severity.rawValue, $1.timestamp, $1.rule) > ($1.severity.rawValue, $0.timestamp, $0.rule)
         }
         return AnalysisResult(facts: source.facts, stats: stats, devices: model.deviceProfiles, findings: findings,
-                              lostGaps: model.gaps, linearMapOffset: model.linearMapOffset?.offset, timeline: timeline)
+                              lostGaps: model.gaps, linearMapOffset: model.linearMapOffset?.offset, timeline: timeline,
+                              iommuBalance: model.iommuBalance)
     }
 }

@@ -137,7 +137,9 @@ public struct KernelStack: Sendable, Hashable, Codable {
 /// `%p` values unless the hash-ptr option was off.
 public enum TracedPointer: Sendable, Hashable, Codable {
     case value(UInt64)
-    case hashed
+    /// `%p` hashed (the hash-ptr option): stable within one boot, so unequal hashes still
+    /// prove unequal pointers. nil when even the hash is unreadable ("(____ptrval____)").
+    case hashed(UInt64?)
     case absent
 
     public var value: UInt64? { if case .value(let v) = self { return v }; return nil }

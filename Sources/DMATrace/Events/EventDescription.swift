@@ -6,7 +6,8 @@ extension TracedPointer {
     var text: String {
         switch self {
         case .value(let v): hex(v)
-        case .hashed: "(hashed)"
+        case .hashed(let h?): "hash " + String(h, radix: 16)
+        case .hashed(nil): "(hashed)"
         case .absent: "(not traced)"
         }
     }

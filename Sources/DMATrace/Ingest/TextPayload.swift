@@ -143,10 +143,10 @@ struct TextPayload {
     func pointer(_ key: Substring) -> TracedPointer {
         guard let v = fields[key] else { return .absent }
         if v == "(nil)" || v == "0" || v == "0x0" { return .value(0) }
-        if v.contains("ptrval") { return .hashed }
-        guard let x = Self.parseHex(v) else { return .hashed }
+        if v.contains("ptrval") { return .hashed(nil) }
+        guard let x = Self.parseHex(v) else { return .hashed(nil) }
         if x == 0 { return .value(0) }
-        return x >> 32 == 0 ? .hashed : .value(x)
+        return x >> 32 == 0 ? .hashed(x) : .value(x)
     }
 }
 

@@ -1,8 +1,12 @@
 import DequeModule
 
 /// Replays normalized events through a model of the DMA API (the Perfetto
-/// "tracker"): live streaming mappings and coherent allocations per device,
+/// "tracker"): live streaming mappings and owned or coherent memory per device,
 /// with their history and ownership. Reports facts; judges nothing.
+///
+/// The domains live in their own files: streaming mappings (StreamingModel.swift),
+/// scatter-gather lists (SGModel.swift), allocations (AllocationModel.swift), what the
+/// trace shows about the platform (PlatformFacts.swift), the recent past (Tombstones.swift).
 public final class DMAModel {
     public static let mappingError: UInt64 = .max
     static let cacheLine: UInt64 = 64
@@ -21,29 +25,32 @@ public final class DMAModel {
         /// (bounded) in case an unmap proves them live after all.
         var superseded: [UInt64: [StreamingMapping]] = [:]
         var supersededOrder = Deque<(UInt64, Int)>()
-        var tombstones = TombstoneCache()
+        var tombstones = TombstoneMemory()
         var freedAllocations: [UInt64: DMAEvent] = [:]
         var freedOrder = Deque<UInt64>()
+        var translation = AddressTranslation()
 
         init(name: String, at ts: UInt64) { profile = DeviceProfile(name: name, at: ts) }
     }
 
     private(set) var devices: [String: DeviceState] = [:]
-    private var physIndex = IntervalIndex<StreamingMapping>()
-    private var coherentPhysIndex = IntervalIndex<CoherentAllocation>()
-    /// iommu:map entries by IOVA until their iommu:unmap (the events carry no device).
+    var physIndex = IntervalIndex<StreamingMapping>()
+    var coherentPhysIndex = IntervalIndex<CoherentAllocation>()
     /// iommu:map events carry no device and IOVAs repeat across domains: an entry
     /// is trusted for an event only when the same task on the same CPU made it just before.
-    private struct IOMMUEntry { let phys: UInt64; let size: UInt64; let cpu: Int32; let pid: Int32; let at: UInt64 }
-    private var iommuMappings: [UInt64: IOMMUEntry] = [:]
+    struct IOMMUEntry { let phys: UInt64; let size: UInt64; let cpu: Int32; let pid: Int32; let at: UInt64 }
+    var iommuMappings: [UInt64: IOMMUEntry] = [:]
     static let iommuCorrelationWindow: UInt64 = 50_000_000
 
-    private func iommuEntry(for iova: UInt64, serving event: DMAEvent) -> IOMMUEntry? {
+    func iommuEntry(for iova: UInt64, serving event: DMAEvent) -> IOMMUEntry? {
         guard let e = iommuMappings[iova], e.cpu == event.cpu, e.pid == event.pid,
               event.timestamp >= e.at, event.timestamp - e.at <= Self.iommuCorrelationWindow else { return nil }
         return e
     }
-    private var sawIOMMUMaps = false
+    var sawIOMMUMaps = false
+    public private(set) var iommuMaps: UInt64 = 0
+    public private(set) var iommuUnmaps: UInt64 = 0
+    public private(set) var iommuUnmapsUnknown: UInt64 = 0
     private var nextID = 0
     private var lastTimestampOfCPU: [Int32: UInt64] = [:]
     public private(set) var gaps: [LostGap] = []
@@ -56,6 +63,10 @@ public final class DMAModel {
     private var markers: [(at: UInt64, text: String)] = []
     static let markerLimit = 100_000
 
+    /// The traced kernel's architecture: from its release when the trace stores it, else
+    /// from the first unhashed kernel address that tells.
+    public private(set) var architecture: ArchitectureFact?
+
     /// The marker in force at `timestamp`.
     public func marker(at timestamp: UInt64) -> String? {
         var lo = 0, hi = markers.count
@@ -67,11 +78,18 @@ public final class DMAModel {
     }
 
     /// (cpu_addr - phys) of coherent allocations, to infer the linear map's offset.
-    private(set) var linearOffsetVotes: [UInt64: Int] = [:]
+    var linearOffsetVotes: [UInt64: Int] = [:]
 
-    private let sink: (ModelFact) -> Void
+    let sink: (ModelFact) -> Void
 
-    public init(sink: @escaping (ModelFact) -> Void) { self.sink = sink }
+    /// The trace has dma events at all (kernels before 6.12 trace only swiotlb and iommu).
+    let dmaEventsTraced: Bool
+
+    public init(kernelRelease: String? = nil, dmaEventsTraced: Bool = true, sink: @escaping (ModelFact) -> Void) {
+        self.sink = sink
+        self.dmaEventsTraced = dmaEventsTraced
+        architecture = ArchitectureFact.fromRelease(kernelRelease)
+    }
 
     public var deviceProfiles: [DeviceProfile] {
         devices.values.map(\.profile).sorted { $0.name < $1.name }
@@ -86,6 +104,11 @@ public final class DMAModel {
     /// nothing it releases can have been mapped before the trace.
     public func historyComplete(_ device: String) -> Bool {
         !lostBeforeStart && (devices[device]?.profile.historyStartsInTrace ?? false)
+    }
+
+    /// The lost-event gap before `timestamp` that could have swallowed an event, if any.
+    func gap(before timestamp: UInt64) -> LostGap? {
+        gaps.last { ($0.from ?? 0) < timestamp }
     }
 
     /// Live streaming mappings (and those superseded without unmap), for end-of-trace rules.
@@ -127,6 +150,8 @@ public final class DMAModel {
             return d
         }
         let d = DeviceState(name: name, at: ts)
+        d.profile.architecture = architecture
+        d.profile.dmaEventsTraced = dmaEventsTraced
         lastDevice = d
         switch kind {
         case .alloc(let a) where !a.failed: d.profile.historyStartsInTrace = true
@@ -135,6 +160,15 @@ public final class DMAModel {
         }
         devices[name] = d
         return d
+    }
+
+    /// A kernel address seen unhashed may tell the architecture when the release did not.
+    func learnArchitecture(from va: UInt64) {
+        guard architecture == nil || architecture!.confidence < .strong,
+              let fact = ArchitectureFact.fromKernelAddress(va),
+              architecture.map({ fact.confidence > $0.confidence }) ?? true else { return }
+        architecture = fact
+        for d in devices.values { d.profile.architecture = fact }
     }
 
     // MARK: - Replay
@@ -159,9 +193,11 @@ public final class DMAModel {
         case .iommuMap(let m):
             iommuMappings[m.iova] = IOMMUEntry(phys: m.physAddr, size: m.size, cpu: event.cpu, pid: event.pid, at: event.timestamp)
             sawIOMMUMaps = true
+            iommuMaps += 1
             return
         case .iommuUnmap(let u):
-            iommuMappings[u.iova] = nil
+            iommuUnmaps += 1
+            if iommuMappings.removeValue(forKey: u.iova) == nil { iommuUnmapsUnknown += 1 }
             return
         case .unknown:
             return
@@ -173,13 +209,7 @@ public final class DMAModel {
         switch event.kind {
         case .map(let m): mapSingle(m, event, dev)
         case .mapSG(let m): mapSG(m, event, dev)
-        case .mapSGError(let e):
-            dev.profile.failedMaps += 1
-            if let first = e.physAddrs.first {
-                remember(dev, Tombstone(reason: .mapFailed, event: event, mapping: nil, start: first, length: 1,
-                                       function: .scatterGather), key: first ^ Self.sgKeyTag)
-            }
-            sink(.mapFailed(event))
+        case .mapSGError(let e): mapSGFailed(e, event, dev)
         case .unmap(let u): unmapSingle(u, event, dev)
         case .unmapSG(let u): unmapSG(u, event, dev)
         case .sync(let s): sync(s, event, dev)
@@ -187,342 +217,33 @@ public final class DMAModel {
         case .free(let f): free(f, event, dev)
         case .bounce(let b):
             dev.profile.bounces += 1
+            if dev.profile.firstBounceTimestamp == nil { dev.profile.firstBounceTimestamp = event.timestamp }
             dev.pendingBounces[b.origAddr] = event.timestamp
             if dev.pendingBounces.count > 4096 { dev.pendingBounces.removeAll(keepingCapacity: true) }
         case .iommuFault(let f):
             sink(.iommuFault(event, f))
+        case .iommuGroup(let g):
+            if g.change == .remove { dev.profile.removedFromGroupAt = event.timestamp }
         default:
             break
         }
     }
 
-    // MARK: - Map
-
-    private func takeBounce(_ dev: DeviceState, phys: UInt64) -> Bool {
-        dev.pendingBounces.removeValue(forKey: phys) != nil
-    }
-
-    private func mapSingle(_ m: SingleMapEvent, _ event: DMAEvent, _ dev: DeviceState) {
-        if m.dmaAddr == Self.mappingError {
-            dev.profile.failedMaps += 1
-            remember(dev, Tombstone(reason: .mapFailed, event: event, mapping: nil, start: m.dmaAddr, length: 1,
-                                   function: .single(m.api)), key: m.dmaAddr)
-            sink(.mapFailed(event))
-            return
-        }
-        guard m.size > 0 else {
-            sink(.anomaly(event, "map of size 0", applied: false))
-            return
-        }
-        guard m.dmaAddr.addingReportingOverflow(m.size - 1).overflow == false,
-              m.physAddr.addingReportingOverflow(m.size - 1).overflow == false else {
-            sink(.anomaly(event, "address range wraps past 2^64", applied: false))
-            return
-        }
-        let bounced = takeBounce(dev, phys: m.physAddr)
-        let seg = StreamingMapping.Segment(dmaAddr: m.dmaAddr, physAddr: m.physAddr, length: m.size)
-        let mapping = StreamingMapping(id: newID(), device: dev.profile.name, function: .single(m.api),
-                                       direction: m.direction, attrs: m.attrs, segments: [seg], physRanges: [seg],
-                                       inputEntries: 1, truncated: false, mapEvent: event, bounced: bounced)
-        classifyPath(dev, segments: [seg], bounced: bounced, mmio: m.api.isMMIO)
-        insert(mapping, dev)
-    }
-
-    private func mapSG(_ m: SGMapEvent, _ event: DMAEvent, _ dev: DeviceState) {
-        if m.mappedEntries == 0 || m.dmaAddrs.isEmpty {
-            dev.profile.failedMaps += 1
-            if let first = m.physAddrs.first {
-                remember(dev, Tombstone(reason: .mapFailed, event: event, mapping: nil, start: first, length: 1,
-                                       function: .scatterGather), key: first ^ Self.sgKeyTag)
-            }
-            sink(.mapFailed(event))
-            return
-        }
-        if m.dmaAddrs.count != m.lengths.count {
-            sink(.anomaly(event, "dma_map_sg arrays disagree: \(m.dmaAddrs.count) dma addresses, \(m.lengths.count) lengths", applied: false))
-            return
-        }
-        if !m.truncated && (m.physAddrs.count != m.inputEntries || m.dmaAddrs.count != m.mappedEntries) {
-            sink(.anomaly(event, "dma_map_sg counts disagree with arrays: nents=\(m.inputEntries) phys=\(m.physAddrs.count), ents=\(m.mappedEntries) dma=\(m.dmaAddrs.count)", applied: true))
-        }
-        var segments: [StreamingMapping.Segment] = []
-        let pairPhys = m.physAddrs.count == m.dmaAddrs.count
-        for (i, (dma, len)) in zip(m.dmaAddrs, m.lengths).enumerated() {
-            guard len > 0, !dma.addingReportingOverflow(len - 1).overflow else {
-                sink(.anomaly(event, "dma_map_sg segment \(i) has length 0 or wraps past 2^64", applied: false))
-                return
-            }
-            segments.append(.init(dmaAddr: dma, physAddr: pairPhys ? m.physAddrs[i] : 0, length: len))
-        }
-        // Input entries' lengths are only traced when nothing was merged; otherwise
-        // assume each stays within its page, which can miss an overlap but never invents one.
-        var physRanges: [StreamingMapping.Segment] = []
-        if pairPhys {
-            physRanges = segments
-        } else {
-            for p in m.physAddrs { physRanges.append(.init(dmaAddr: 0, physAddr: p, length: 4096 - (p & 4095))) }
-        }
-        var bounced = false
-        for p in m.physAddrs where takeBounce(dev, phys: p) { bounced = true }
-        let mapping = StreamingMapping(id: newID(), device: dev.profile.name, function: .scatterGather,
-                                       direction: m.direction, attrs: m.attrs, segments: segments, physRanges: physRanges,
-                                       inputEntries: m.inputEntries, truncated: m.truncated, mapEvent: event,
-                                       bounced: bounced)
-        dev.profile.sgMaps += 1
-        classifyPath(dev, segments: pairPhys ? segments : [], bounced: bounced, mmio: false,
-                     translatedHint: !pairPhys || segments.contains { $0.dmaAddr != $0.physAddr })
-        insert(mapping, dev)
-    }
+    // MARK: - The recent past
 
     /// Keys of sg tombstones are tagged so they never collide with dma addresses.
     static let sgKeyTag: UInt64 = 0x5347_0000_0000_0000
 
-    private func classifyPath(_ dev: DeviceState, segments: [StreamingMapping.Segment], bounced: Bool, mmio: Bool,
-                              translatedHint: Bool = false) {
-        if mmio { return }
-        if bounced {
-            // A bounce slot is not an IOMMU translation: coherent memory of this device
-            // is still dma-direct (dma == phys), so nothing assumed about it changes.
-            dev.profile.bouncedMappings += 1
-            return
-        }
-        if segments.isEmpty && translatedHint {
-            dev.profile.translatedSegments += 1
-            if dev.profile.translatedSegments == 1 { withdrawAssumedPhys(dev) }
-        }
-        for s in segments {
-            if s.dmaAddr == s.physAddr {
-                dev.profile.directSegments += 1
-            } else {
-                dev.profile.translatedSegments += 1
-                if iommuMappings[s.dmaAddr & ~4095] != nil { dev.profile.iommuBackedSegments += 1 }
-                if dev.profile.translatedSegments == 1 { withdrawAssumedPhys(dev) }
-            }
-        }
-    }
-
-    /// Allocations made before the device showed a translated address were taken
-    /// as dma-direct (dma == phys). Now that it shows an IOMMU or bounce path, that
-    /// guess may be an IOVA: take those ranges back out of the physical index.
-    private func withdrawAssumedPhys(_ dev: DeviceState) {
-        for a in dev.liveAllocations.values where a.physAssumed {
-            for r in a.physRanges { coherentPhysIndex.remove(start: r.physAddr, length: r.length, a) }
-            if case .value(let v) = a.cpuAddr, let p = a.physRanges.first?.physAddr, let n = linearOffsetVotes[v &- p] {
-                linearOffsetVotes[v &- p] = n > 1 ? n - 1 : nil
-            }
-            a.physRanges = []
-            a.physAssumed = false
-        }
-    }
-
-    private func insert(_ mapping: StreamingMapping, _ dev: DeviceState) {
-        mapping.deviceState = dev
-        dev.profile.maps += 1
-        dev.profile.bytesMapped &+= mapping.size
-        checkOverlaps(mapping, dev)
-        register(mapping, dev)
-        dev.profile.peakLiveMappings = max(dev.profile.peakLiveMappings, dev.profile.liveMappings)
-        if dev.profile.firstMapTimestamp == nil { dev.profile.firstMapTimestamp = mapping.mappedAt }
-        dev.profile.lastMapTimestamp = mapping.mappedAt
-        forgetTombstones(dev, for: mapping)
-        sink(.mapped(mapping))
-    }
-
-    private func checkOverlaps(_ mapping: StreamingMapping, _ dev: DeviceState) {
-        guard !mapping.function.isMMIOMapping else { return }
-        var reported = Set<Int>()
-        for r in mapping.physRanges {
-            for hit in physIndex.overlapping(start: r.physAddr, length: r.length) {
-                let other = hit.value
-                guard other !== mapping, reported.insert(other.id).inserted else { continue }
-                let lo = max(hit.start, r.physAddr)
-                let hi = min(hit.end, IntervalIndex<StreamingMapping>.end(r.physAddr, r.length))
-                let writeCandidate = mapping.deviceMayWrite || other.deviceMayWrite
-                if writeCandidate, let otherDev = devices[other.device], otherDev.profile.mayskipUnmaps {
-                    // The older mapping may be one its driver legitimately never unmapped:
-                    // judge the overlap only if an unmap later proves it was still live.
-                    other.pendingOverlaps.append(mapping)
-                    supersede(other, otherDev)
-                } else {
-                    sink(.physicalOverlap(new: mapping, existing: other, bytes: lo..<hi))
-                }
-            }
-            for hit in coherentPhysIndex.overlapping(start: r.physAddr, length: r.length) {
-                let lo = max(hit.start, r.physAddr)
-                let hi = min(hit.end, IntervalIndex<StreamingMapping>.end(r.physAddr, r.length))
-                sink(.overlapsCoherent(mapping, hit.value, bytes: lo..<hi))
-            }
-            checkCacheLines(mapping, r)
-        }
-        // On a translated path (IOMMU or bounce slots) the kernel hands out each address once:
-        // a live one handed out again means the trace missed its unmap or the driver unmapped
-        // something else.
-        if dev.profile.translatedSegments > 0 || dev.profile.bouncedMappings > 0 {
-            for s in mapping.segments where s.dmaAddr != s.physAddr {
-                for hit in dev.byDMA.overlapping(start: s.dmaAddr, length: s.length) where hit.value !== mapping {
-                    sink(.dmaAddressReuse(new: mapping, existing: hit.value))
-                    // The kernel considers the old one gone; keeping it would blame every later event on it.
-                    removeLive(hit.value, dev)
-                }
-            }
-        }
-    }
-
-    private func checkCacheLines(_ mapping: StreamingMapping, _ r: StreamingMapping.Segment) {
-        let line = Self.cacheLine
-        let start = r.physAddr
-        let end = IntervalIndex<StreamingMapping>.end(start, r.length)
-        var probes: [(UInt64, UInt64)] = []
-        if start % line != 0 { probes.append((start - start % line, start % line)) }
-        if end % line != 0, end < UInt64.max - line { probes.append((end, line - end % line)) }
-        for (probeStart, probeLength) in probes {
-            for hit in physIndex.overlapping(start: probeStart, length: probeLength) where hit.value !== mapping {
-                // Byte overlaps are double mappings, not line sharing.
-                if hit.start < end && start < hit.end { continue }
-                guard mapping.deviceMayWrite || hit.value.deviceMayWrite else { continue }
-                sink(.sharedCacheLine(new: mapping, neighbor: hit.value, line: probeStart - probeStart % line))
-            }
-        }
-    }
-
-    private func supersede(_ mapping: StreamingMapping, _ dev: DeviceState) {
-        guard !mapping.superseded else { return }
-        removeLive(mapping, dev)
-        mapping.superseded = true
-        dev.profile.supersededMappings += 1
-        let key = mapping.isScatterGather ? mapping.physAddr ^ Self.sgKeyTag : mapping.dmaAddr
-        dev.superseded[key, default: []].append(mapping)
-        dev.supersededOrder.append((key, mapping.id))
-        if dev.supersededOrder.count > Self.supersededLimit {
-            let (oldKey, oldID) = dev.supersededOrder.removeFirst()
-            dev.superseded[oldKey]?.removeAll { $0.id == oldID }
-            if dev.superseded[oldKey]?.isEmpty == true { dev.superseded[oldKey] = nil }
-        }
-    }
-
-    private func takeSuperseded(_ dev: DeviceState, key: UInt64, where match: (StreamingMapping) -> Bool) -> StreamingMapping? {
-        guard var list = dev.superseded[key], let i = list.firstIndex(where: match) else { return nil }
-        let m = list.remove(at: i)
-        dev.superseded[key] = list.isEmpty ? nil : list
-        return m
-    }
-
-    private func removeLive(_ mapping: StreamingMapping, _ dev: DeviceState) {
-        for s in mapping.segments { dev.byDMA.remove(start: s.dmaAddr, length: s.length, mapping) }
-        if !mapping.function.isMMIOMapping {
-            for r in mapping.physRanges { physIndex.remove(start: r.physAddr, length: r.length, mapping) }
-        }
-        if mapping.isScatterGather {
-            dev.sgByFirstPhys[mapping.physAddr]?.removeAll { $0 === mapping }
-            if dev.sgByFirstPhys[mapping.physAddr]?.isEmpty == true { dev.sgByFirstPhys[mapping.physAddr] = nil }
-        }
-        dev.profile.liveMappings -= 1
-        dev.profile.liveBytes &-= mapping.size
-    }
-
-    // MARK: - Unmap
-
-    private func unmapSingle(_ u: SingleUnmapEvent, _ event: DMAEvent, _ dev: DeviceState) {
-        dev.profile.unmaps += 1
-        let candidates = dev.byDMA.containing(u.dmaAddr).map(\.value).filter { $0.dmaAddr == u.dmaAddr }
-        if let m = best(candidates, size: u.size, direction: u.direction, preferSG: false) {
-            release(m, dev, event: event, size: u.size, direction: u.direction, function: .single(u.api), entries: nil)
-            return
-        }
-        if let m = takeSuperseded(dev, key: u.dmaAddr, where: { _ in true }) {
-            confirmLive(m)
-            release(m, dev, event: event, size: u.size, direction: u.direction, function: .single(u.api),
-                    entries: nil, wasLive: false)
-            return
-        }
-        sink(.unmapWithoutMapping(event, unmatched(dev, key: u.dmaAddr, address: u.dmaAddr)))
-    }
-
-    private func unmapSG(_ u: SGUnmapEvent, _ event: DMAEvent, _ dev: DeviceState) {
-        dev.profile.unmaps += 1
-        guard let first = u.physAddrs.first else {
-            sink(.anomaly(event, "dma_unmap_sg with no entries", applied: false))
-            return
-        }
-        func samePages(_ m: StreamingMapping) -> Bool {
-            let known = m.physRanges.map(\.physAddr)
-            return zip(known, u.physAddrs).allSatisfy { $0 == $1 }
-        }
-        let sgCandidates = dev.sgByFirstPhys[first] ?? []
-        // One page can start several live lists (mkfs maps the zero page dozens of times):
-        // the list with the same entry count and pages is the one being released.
-        let n = u.physAddrs.count
-        let chosen = sgCandidates.first(where: { samePages($0) && $0.inputEntries == n })
-            ?? sgCandidates.first(where: { samePages($0) && $0.truncated && $0.physRanges.count == n })
-            ?? sgCandidates.first(where: samePages) ?? sgCandidates.first
-            ?? physIndex.containing(first).lazy.map(\.value)
-                .first { $0.device == dev.profile.name && !$0.isScatterGather && $0.physAddr == first }
-        if let m = chosen {
-            release(m, dev, event: event, size: nil, direction: u.direction, function: .scatterGather,
-                    entries: u.physAddrs.count)
-            return
-        }
-        if let m = takeSuperseded(dev, key: first ^ Self.sgKeyTag, where: samePages) {
-            confirmLive(m)
-            release(m, dev, event: event, size: nil, direction: u.direction, function: .scatterGather,
-                    entries: u.physAddrs.count, wasLive: false)
-            return
-        }
-        sink(.unmapWithoutMapping(event, unmatched(dev, key: first ^ Self.sgKeyTag, address: nil)))
-    }
-
-    /// An unmap proved a superseded mapping was live: its overlaps were real.
-    private func confirmLive(_ m: StreamingMapping) {
-        for newer in m.pendingOverlaps {
-            var bytes: Range<UInt64> = 0..<0
-            outer: for a in m.physRanges {
-                for b in newer.physRanges {
-                    let lo = max(a.physAddr, b.physAddr)
-                    let hi = min(IntervalIndex<StreamingMapping>.end(a.physAddr, a.length),
-                                 IntervalIndex<StreamingMapping>.end(b.physAddr, b.length))
-                    if lo < hi { bytes = lo..<hi; break outer }
-                }
-            }
-            sink(.physicalOverlap(new: newer, existing: m, bytes: bytes))
-        }
-        m.pendingOverlaps = []
-    }
-
-    private func best(_ candidates: [StreamingMapping], size: UInt64?, direction: DMADirection?,
-                      preferSG: Bool) -> StreamingMapping? {
-        guard !candidates.isEmpty else { return nil }
-        func score(_ m: StreamingMapping) -> Int {
-            var s = 0
-            if m.isScatterGather == preferSG { s += 4 }
-            if let size, m.segments.first?.length == size { s += 2 }
-            if m.direction == direction { s += 1 }
-            return s
-        }
-        // Oldest first among equals, as the kernel would have the longest-held one released.
-        return candidates.max { (score($0), -$0.id) < (score($1), -$1.id) }
-    }
-
-    private func release(_ m: StreamingMapping, _ dev: DeviceState, event: DMAEvent, size: UInt64?,
-                         direction: DMADirection?, function: StreamingMapping.Function, entries: Int?,
-                         wasLive: Bool = true) {
-        if wasLive { removeLive(m, dev) }
-        if !m.pendingOverlaps.isEmpty { confirmLive(m) }
-        let key = m.isScatterGather ? m.physAddr ^ Self.sgKeyTag : m.dmaAddr
-        remember(dev, Tombstone(reason: .unmapped, event: event, mapping: m, start: m.dmaAddr,
-                               length: m.size, function: m.function), key: key)
-        sink(.unmapped(m, unmap: event, size: size, direction: direction, function: function, entries: entries))
-    }
-
-    private func remember(_ dev: DeviceState, _ t: Tombstone, key: UInt64) {
+    func remember(_ dev: DeviceState, _ t: Tombstone, key: UInt64) {
         dev.tombstones.set(key, t)
     }
 
-    private func forgetTombstones(_ dev: DeviceState, for m: StreamingMapping) {
+    func forgetTombstones(_ dev: DeviceState, for m: StreamingMapping) {
         let key = m.isScatterGather ? m.physAddr ^ Self.sgKeyTag : m.dmaAddr
         if let t = dev.tombstones.get(key), t.reason == .unmapped { dev.tombstones.remove(key) }
     }
 
-    private func unmatched(_ dev: DeviceState, key: UInt64, address: UInt64?) -> UnmatchedContext {
+    func unmatched(_ dev: DeviceState, key: UInt64, address: UInt64?) -> UnmatchedContext {
         if address == Self.mappingError {
             return .mappingError(failedMap: dev.tombstones.get(Self.mappingError)?.event)
         }
@@ -536,153 +257,7 @@ public final class DMAModel {
         return .neverSeen(mayPredateTrace: !historyComplete(dev.profile.name), near: near)
     }
 
-    // MARK: - Sync
-
-    private func sync(_ s: SyncEvent, _ event: DMAEvent, _ dev: DeviceState) {
-        if s.target == .cpu { dev.profile.syncsForCPU += 1 } else { dev.profile.syncsForDevice += 1 }
-        guard let first = s.dmaAddrs.first else {
-            sink(.anomaly(event, "sync with no address", applied: false))
-            return
-        }
-        let length = s.lengths.first ?? 0
-        let hits = dev.byDMA.containing(first).map(\.value)
-        guard let m = hits.first(where: { $0.isScatterGather == s.scatterGather }) ?? hits.first else {
-            if let sup = takeSuperseded(dev, key: first, where: { _ in true }) {
-                // Synced, so it was live after all.
-                confirmLive(sup)
-                sup.superseded = false
-                dev.profile.supersededMappings -= 1
-                register(sup, dev)
-                if s.target == .cpu { dev.profile.syncsForCPU -= 1 } else { dev.profile.syncsForDevice -= 1 }
-                sync(s, event, dev)
-                return
-            }
-            sink(.syncWithoutMapping(event, unmatched(dev, key: first, address: first)))
-            return
-        }
-        if !m.bounced { dev.profile.syncsOfUnbouncedMappings += 1 }
-        m.record(event)
-        var outOfRange = false
-        for (a, l) in zip(s.dmaAddrs, s.lengths) {
-            // After iommu-dma merged a list, the entries past the mapped segments carry
-            // DMA_MAPPING_ERROR and length 0: they are not part of the sync.
-            if l == 0 || a == Self.mappingError { continue }
-            guard let seg = m.segment(containing: a) else { outOfRange = true; continue }
-            if l > seg.length - (a - seg.dmaAddr) { outOfRange = true }
-        }
-        var alreadyCPU = false
-        let range = first..<IntervalIndex<StreamingMapping>.end(first, max(length, 1))
-        if s.target == .cpu {
-            m.syncsForCPU += 1
-            alreadyCPU = m.cpuOwnedRanges.contains { $0.overlaps(range) }
-            m.cpuOwnedRanges.append(range)
-            if m.cpuOwnedRanges.count > 64 { m.cpuOwnedRanges.removeFirst(m.cpuOwnedRanges.count - 64) }
-            m.owner = .cpu
-        } else {
-            m.syncsForDevice += 1
-            m.cpuOwnedRanges.removeAll { $0.overlaps(range) }
-            if m.cpuOwnedRanges.isEmpty { m.owner = .device }
-        }
-        var entries: (Int, Int)?
-        if s.scatterGather, !m.truncated, m.isScatterGather, s.dmaAddrs.count != m.inputEntries {
-            entries = (m.inputEntries, s.dmaAddrs.count)
-        }
-        sink(.synced(m, SyncObservation(event: event, sync: s, outOfRange: outOfRange, alreadyCPUOwned: alreadyCPU,
-                                        entriesMismatch: entries)))
-    }
-
-    /// Makes a mapping live in every index (the reverse of `removeLive`).
-    private func register(_ m: StreamingMapping, _ dev: DeviceState) {
-        for s in m.segments { dev.byDMA.insert(start: s.dmaAddr, length: s.length, m) }
-        if !m.function.isMMIOMapping {
-            for r in m.physRanges { physIndex.insert(start: r.physAddr, length: r.length, m) }
-        }
-        if m.isScatterGather {
-            dev.sgByFirstPhys[m.physAddr, default: []].append(m)
-        }
-        dev.profile.liveMappings += 1
-        dev.profile.liveBytes &+= m.size
-    }
-
-    // MARK: - Coherent memory
-
-    private func alloc(_ a: AllocEvent, _ event: DMAEvent, _ dev: DeviceState) {
-        if a.failed || a.dmaAddr == Self.mappingError || (a.dmaAddr == 0 && a.cpuAddr.value == 0) { return }
-        guard a.size > 0, !a.dmaAddr.addingReportingOverflow(a.size - 1).overflow else {
-            sink(.anomaly(event, "allocation of size 0 or wrapping past 2^64", applied: false))
-            return
-        }
-        dev.profile.allocs += 1
-        if dev.profile.firstMapTimestamp == nil { dev.profile.probeAllocations += 1 }
-        var phys: [StreamingMapping.Segment] = []
-        var assumed = false
-        if a.api == .sgt, !a.physAddrs.isEmpty {
-            let chunk = max(a.size / UInt64(a.physAddrs.count), 1)
-            phys = a.physAddrs.map { .init(dmaAddr: 0, physAddr: $0, length: chunk) }
-        } else if iommuEntry(for: a.dmaAddr, serving: event) != nil {
-            // An IOVA range is backed page by page, in any physical order: build the
-            // allocation's physical extent from every iommu:map that served it.
-            var iova = a.dmaAddr
-            let end = IntervalIndex<StreamingMapping>.end(a.dmaAddr, a.size)
-            while iova < end, let e = iommuEntry(for: iova, serving: event), e.size > 0 {
-                phys.append(.init(dmaAddr: iova, physAddr: e.phys, length: min(e.size, end - iova)))
-                iova &+= e.size
-            }
-        } else if dev.profile.translatedSegments == 0 && !sawIOMMUMaps {
-            // dma-direct as far as the trace shows: the bus address is the physical address.
-            // Withdrawn if the device later turns out to be translated.
-            phys = [.init(dmaAddr: a.dmaAddr, physAddr: a.dmaAddr, length: a.size)]
-            assumed = true
-        }
-        let allocation = CoherentAllocation(id: newID(), device: dev.profile.name, event: a, allocEvent: event,
-                                            physRanges: phys)
-        allocation.physAssumed = assumed
-        allocation.beforeFirstMap = dev.profile.firstMapTimestamp == nil
-        if let p = phys.first?.physAddr, case .value(let v) = a.cpuAddr, !a.attrs.contains(.noKernelMapping),
-           a.api != .sgt, linearOffsetVotes.count < 512 || linearOffsetVotes[v &- p] != nil {
-            linearOffsetVotes[v &- p, default: 0] += 1
-        }
-        for r in phys { coherentPhysIndex.insert(start: r.physAddr, length: r.length, allocation) }
-        dev.allocations[a.dmaAddr, default: []].append(allocation)
-        dev.liveAllocations[allocation.id] = allocation
-        dev.profile.liveAllocations = dev.liveAllocations.count
-        dev.profile.liveCoherentBytes &+= allocation.size
-        dev.profile.peakLiveAllocations = max(dev.profile.peakLiveAllocations, dev.liveAllocations.count)
-        dev.freedAllocations[a.dmaAddr] = nil
-        sink(.allocated(allocation))
-    }
-
-    private func free(_ f: FreeEvent, _ event: DMAEvent, _ dev: DeviceState) {
-        // dma_free_attrs() traces before it returns on a NULL cpu_addr (6.12+ traces error
-        // paths too): freeing NULL is a legal no-op, as drivers do for optional buffers.
-        if f.cpuAddr.value == 0 && (f.size == 0 || f.dmaAddr == 0) { return }
-        dev.profile.frees += 1
-        let candidates = dev.allocations[f.dmaAddr] ?? []
-        let chosen = candidates.first { $0.api == f.api && $0.size == f.size } ?? candidates.first { $0.api == f.api }
-            ?? candidates.first
-        guard let a = chosen else {
-            if let previous = dev.freedAllocations[f.dmaAddr] {
-                sink(.freeWithoutAllocation(event, .alreadyReleased(release: previous, original: nil)))
-            } else {
-                sink(.freeWithoutAllocation(event, .neverSeen(mayPredateTrace: !historyComplete(dev.profile.name), near: nil)))
-            }
-            return
-        }
-        dev.allocations[f.dmaAddr]?.removeAll { $0 === a }
-        if dev.allocations[f.dmaAddr]?.isEmpty == true { dev.allocations[f.dmaAddr] = nil }
-        dev.liveAllocations[a.id] = nil
-        dev.profile.liveAllocations = dev.liveAllocations.count
-        dev.profile.liveCoherentBytes &-= a.size
-        dev.profile.lastFreeTimestamp = event.timestamp
-        if a.beforeFirstMap { dev.profile.probeAllocationsFreed += 1 }
-        for r in a.physRanges { coherentPhysIndex.remove(start: r.physAddr, length: r.length, a) }
-        a.history.append(event)
-        if dev.freedAllocations.updateValue(event, forKey: f.dmaAddr) == nil { dev.freedOrder.append(f.dmaAddr) }
-        if dev.freedOrder.count > TombstoneCache.slots { dev.freedAllocations[dev.freedOrder.removeFirst()] = nil }
-        sink(.freed(a, free: event, f))
-    }
-
-    private func newID() -> Int {
+    func newID() -> Int {
         nextID += 1
         return nextID
     }

@@ -17,6 +17,9 @@ public enum ModelFact {
     /// An unmap matched a live mapping (the rule compares parameters).
     case unmapped(StreamingMapping, unmap: DMAEvent, size: UInt64?, direction: DMADirection?,
                   function: StreamingMapping.Function, entries: Int?)
+    /// A dma_unmap_sg released a list whose entry `index` differs from the mapped list's
+    /// (debug.c checks every entry: "frees DMA memory with different CPU address").
+    case unmapSGEntryMismatch(StreamingMapping, unmap: DMAEvent, index: Int, mapped: UInt64, unmapped: UInt64)
     /// An unmap matched nothing live.
     case unmapWithoutMapping(DMAEvent, UnmatchedContext)
     /// A sync matched a live mapping.
@@ -39,6 +42,9 @@ public enum UnmatchedContext {
     case alreadyReleased(release: DMAEvent, original: DMAEvent?)
     /// The address is DMA_MAPPING_ERROR, or the memory of an sg map that failed.
     case mappingError(failedMap: DMAEvent?)
+    /// Only a near match is live (same first page, other entries or count), and events were lost
+    /// before the unmap: its real partner may be the lost map.
+    case partnerMayBeLost(gap: LostGap, near: StreamingMapping)
 }
 
 public struct SyncObservation {
@@ -64,7 +70,7 @@ extension ModelFact {
     /// fact reaches only the rules that judge it.
     public enum Kind: Int, CaseIterable, Sendable {
         case mapped, mapFailed, physicalOverlap, dmaAddressReuse, overlapsCoherent, sharedCacheLine
-        case unmapped, unmapWithoutMapping, synced, syncWithoutMapping
+        case unmapped, unmapSGEntryMismatch, unmapWithoutMapping, synced, syncWithoutMapping
         case allocated, freed, freeWithoutAllocation, iommuFault, anomaly, eventsLost
     }
 
@@ -77,6 +83,7 @@ extension ModelFact {
         case .overlapsCoherent: .overlapsCoherent
         case .sharedCacheLine: .sharedCacheLine
         case .unmapped: .unmapped
+        case .unmapSGEntryMismatch: .unmapSGEntryMismatch
         case .unmapWithoutMapping: .unmapWithoutMapping
         case .synced: .synced
         case .syncWithoutMapping: .syncWithoutMapping

@@ -4,6 +4,9 @@ public final class StreamingMapping {
     public enum Function: Sendable, Hashable, CustomStringConvertible {
         case single(SingleMapAPI)
         case scatterGather
+        /// dma_alloc_pages / dma_alloc_noncoherent / dma_alloc_noncontiguous (6.13+ events):
+        /// memory the driver owns like a streaming mapping and must sync (dma-api.rst Part II).
+        case allocation(AllocAPI)
 
         public var description: String {
             switch self {
@@ -12,6 +15,9 @@ public final class StreamingMapping {
             case .single(.resource): "dma_map_resource"
             case .single(.mmio): "dma_map_phys(MMIO)"
             case .scatterGather: "dma_map_sg"
+            case .allocation(.pages): "dma_alloc_pages/noncoherent"
+            case .allocation(.sgt): "dma_alloc_noncontiguous"
+            case .allocation(.coherent): "dma_alloc_coherent"
             }
         }
     }
@@ -30,8 +36,11 @@ public final class StreamingMapping {
     public let direction: DMADirection?
     public let attrs: DMAAttributes
     public let segments: [Segment]
-    /// Physical ranges of the input entries (sg) or of the buffer (single).
+    /// Physical ranges the mapping covers, each entry with its real DMA length where the trace
+    /// shows it (sg: the mapped segments, or iommu:map events behind a merged segment).
     public let physRanges: [Segment]
+    /// The physical address of every input entry the trace kept (dma_unmap_sg is checked against them).
+    public let entryPhys: [UInt64]
     public let inputEntries: Int
     public let truncated: Bool
     public let mapEvent: DMAEvent
@@ -56,8 +65,8 @@ public final class StreamingMapping {
     static let historyLimit = 24
 
     init(id: Int, device: String, function: Function, direction: DMADirection?, attrs: DMAAttributes,
-         segments: [Segment], physRanges: [Segment], inputEntries: Int, truncated: Bool, mapEvent: DMAEvent,
-         bounced: Bool) {
+         segments: [Segment], physRanges: [Segment], entryPhys: [UInt64], inputEntries: Int, truncated: Bool,
+         mapEvent: DMAEvent, bounced: Bool) {
         self.id = id
         self.device = device
         self.function = function
@@ -65,6 +74,7 @@ public final class StreamingMapping {
         self.attrs = attrs
         self.segments = segments
         self.physRanges = physRanges
+        self.entryPhys = entryPhys
         self.inputEntries = inputEntries
         self.truncated = truncated
         self.mapEvent = mapEvent
@@ -72,10 +82,12 @@ public final class StreamingMapping {
     }
 
     public var dmaAddr: UInt64 { segments.first?.dmaAddr ?? 0 }
-    public var physAddr: UInt64 { physRanges.first?.physAddr ?? 0 }
+    public var physAddr: UInt64 { entryPhys.first ?? physRanges.first?.physAddr ?? 0 }
     public var size: UInt64 { segments.reduce(0) { $0 &+ $1.length } }
     public var mappedAt: UInt64 { mapEvent.timestamp }
     public var isScatterGather: Bool { function == .scatterGather }
+    /// Owned memory from dma_alloc_pages / _noncontiguous rather than a map.
+    public var isAllocation: Bool { if case .allocation = function { return true }; return false }
     public var deviceMayWrite: Bool { direction?.deviceMayWrite ?? true }
     /// What the trace shows about the mapping's device, now.
     public var deviceProfile: DeviceProfile { deviceState.profile }
@@ -127,50 +139,3 @@ public final class CoherentAllocation {
     }
 }
 
-/// What happened to an address after its mapping ended: kept, bounded, so a
-/// later unmap or sync of it can be told apart from one never mapped.
-struct Tombstone {
-    enum Reason { case unmapped, mapFailed }
-    let reason: Reason
-    let event: DMAEvent
-    /// The released mapping (a reference: its map event is not copied again).
-    let mapping: StreamingMapping?
-    let start: UInt64
-    let length: UInt64
-    let function: StreamingMapping.Function?
-}
-
-/// Recently released addresses of one device, in a fixed direct-mapped table:
-/// no hashing of Swift's seeded kind, no eviction queue. A collision forgets the
-/// older entry, which can only hide a double unmap, never invent one.
-struct TombstoneCache {
-    static let slots = 4096
-    private var keys: [UInt64] = []
-    private var values: [Tombstone?] = []
-
-    private static func slot(_ key: UInt64) -> Int {
-        Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> 52)
-    }
-
-    func get(_ key: UInt64) -> Tombstone? {
-        guard !keys.isEmpty else { return nil }
-        let i = Self.slot(key)
-        return keys[i] == key ? values[i] : nil
-    }
-
-    mutating func set(_ key: UInt64, _ t: Tombstone) {
-        if keys.isEmpty {
-            keys = [UInt64](repeating: 0, count: Self.slots)
-            values = [Tombstone?](repeating: nil, count: Self.slots)
-        }
-        let i = Self.slot(key)
-        keys[i] = key
-        values[i] = t
-    }
-
-    mutating func remove(_ key: UInt64) {
-        guard !keys.isEmpty else { return }
-        let i = Self.slot(key)
-        if keys[i] == key { values[i] = nil }
-    }
-}

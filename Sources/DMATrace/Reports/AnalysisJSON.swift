@@ -45,6 +45,8 @@ public struct AnalysisDocument: Codable, Sendable {
         public var path: DeviceProfile.Path
         public var coherence: DeviceProfile.Coherence
         public var cannotCheck: [String]
+        /// Platform facts assumed for the device, each with its evidence and confidence.
+        public var facts: [PlatformFact]?
     }
 
     public struct Summary: Codable, Sendable {
@@ -70,6 +72,8 @@ public struct AnalysisDocument: Codable, Sendable {
     public var summary: Summary
     /// Present when the analysis recorded one (`analyze --timeline`, the HTML report).
     public var timeline: Timeline?
+    public var notices: [String]?
+    public var iommuBalance: IOMMUBalance?
 
     public init(_ r: AnalysisResult, findings: [Finding]) {
         trace = r.facts
@@ -82,7 +86,9 @@ public struct AnalysisDocument: Codable, Sendable {
         malformedRecords = r.stats.malformedRecords
         notModeled = r.stats.unknownEvents
         linearMapOffset = r.linearMapOffset.map(hex)
-        devices = r.devices.map { DeviceJSON(profile: $0, path: $0.path, coherence: $0.coherence, cannotCheck: $0.limitations) }
+        devices = r.devices.map { DeviceJSON(profile: $0, path: $0.path, coherence: $0.coherence, cannotCheck: $0.limitations, facts: $0.facts) }
+        notices = r.notices.isEmpty ? nil : r.notices
+        iommuBalance = r.iommuBalance
         self.findings = findings.map(FindingJSON.init)
         summary = Summary.of(findings)
         timeline = r.timeline

@@ -28,10 +28,20 @@ public struct TextReport {
         if r.stats.unreadableLines > 0 { header += "; \(r.stats.unreadableLines) unreadable text line(s) skipped (-v shows them)" }
         if r.stats.malformedRecords > 0 { header += "; \(r.stats.malformedRecords) malformed record(s) skipped" }
         out.append(paint("\(r.facts.path)", "1") + ": kernel \(r.facts.kernelRelease ?? "unknown"), \(r.facts.cpus.map { "\($0) CPUs" } ?? "CPUs unknown"), \(span) s, \(r.stats.dmaEvents) events, \(lost)\(header)")
+        for notice in r.notices { out.append(paint("Note", "1") + ": " + notice) }
+        if let b = r.iommuBalance {
+            out.append("IOMMU: \(b.maps) iommu:map, \(b.unmaps) iommu:unmap (\(b.unmapsOfUnknownIOVA) of IOVAs not mapped in the trace), \(b.stillMapped) IOVAs still mapped at the end")
+        }
         out.append("")
         out.append(paint("Devices", "1"))
         for d in r.devices {
             out.append("  \(paint(d.name, "1"))  \(d.path.rawValue), \(d.coherence.rawValue)")
+            if !d.dmaEventsTraced {
+                out.append("    bounces \(d.bounces)")
+                for l in d.limitations { out.append("    cannot check: \(l)") }
+                continue
+            }
+            for fact in d.facts { out.append("    fact: \(fact.name) \(fact.value) (\(fact.confidence.rawValue): \(fact.evidence))") }
             out.append("    maps \(d.maps) (sg \(d.sgMaps)), unmaps \(d.unmaps), syncs cpu/device \(d.syncsForCPU)/\(d.syncsForDevice), bounces \(d.bounces), failed maps \(d.failedMaps)")
             out.append("    \(byteString(d.bytesMapped)) mapped, peak \(d.peakLiveMappings) live mappings, \(d.liveMappings) live at end; coherent allocs \(d.allocs), frees \(d.frees), \(d.liveAllocations) live at end")
             for l in d.limitations { out.append("    cannot check: \(l)") }

@@ -41,6 +41,7 @@ public struct TraceInventory: Sendable, Codable {
             row("time span:", "\(formatSeconds(first)) .. \(formatSeconds(last)) s (\(formatSeconds(last - first)) s)")
         }
         row("generation:", facts.generation.description)
+        if let notice = facts.dmaEventsNotice { row("note:", notice) }
         row("records:", "\(stats.records) (\(stats.dmaEvents) DMA-related events, \(stats.otherRecords) other records, \(stats.stackRecords) kernel stacks)")
         if stats.lostGaps == 0 {
             row("lost events:", "none reported")

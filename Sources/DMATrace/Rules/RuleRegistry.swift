@@ -10,6 +10,7 @@ public enum RuleRegistry {
         UnmapDirectionMismatchRule.self,
         UnmapWrongFunctionRule.self,
         UnmapSGCountMismatchRule.self,
+        UnmapSGListMismatchRule.self,
         FreeSizeMismatchRule.self,
         FreeAddressMismatchRule.self,
         FreeUnknownRule.self,

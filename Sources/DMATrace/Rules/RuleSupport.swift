@@ -7,7 +7,7 @@ enum Describe {
         switch m.function {
         case .scatterGather:
             what = "\(dir(m.direction)) dma_map_sg (\(m.inputEntries) entries, \(m.segments.count) segments, \(m.size) bytes) at dma \(hex(m.dmaAddr))"
-        case .single:
+        case .single, .allocation:
             what = "\(dir(m.direction)) \(m.function) of \(m.size) bytes at dma \(hex(m.dmaAddr))"
         }
         let phys = m.physAddr != m.dmaAddr && m.physAddr != 0 ? " (phys \(hex(m.physAddr)))" : ""

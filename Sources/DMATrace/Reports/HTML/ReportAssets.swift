@@ -61,7 +61,7 @@ enum ReportAssets {
     </figure>
     {{/chart}}{{/hasChart}}
     {{#hasLimitations}}
-    <details class="limits"><summary>What this trace cannot show for {{name}}</summary>
+    <details class="limits"><summary>What the tool assumed and cannot show for {{name}}</summary>
       <ul>{{#limitations}}<li>{{.}}</li>{{/limitations}}</ul>
     </details>
     {{/hasLimitations}}

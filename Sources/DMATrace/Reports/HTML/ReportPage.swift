@@ -92,6 +92,9 @@ public struct ReportPage {
             Fact(label: "Time span", value: span),
             Fact(label: "Events", value: "\(d.dmaEvents) of \(d.records) records"),
             Fact(label: "Event generation", value: d.trace.generation.description),
+        ] + (d.notices ?? []).map { Fact(label: "Note", value: $0) } + (d.iommuBalance.map { b in
+            [Fact(label: "IOMMU map/unmap", value: "\(b.maps) / \(b.unmaps) (\(b.unmapsOfUnknownIOVA) unmaps of IOVAs not mapped in the trace, \(b.stillMapped) still mapped)")]
+        } ?? []) + [
             Fact(label: "Lost events", value: lost),
         ]
         let s = d.summary
@@ -123,7 +126,8 @@ public struct ReportPage {
                     Fact(label: "live at end", value: "\(p.liveMappings)"),
                     Fact(label: "coherent allocs / frees", value: "\(p.allocs) / \(p.frees)"),
                 ],
-                limitations: dev.cannotCheck, hasLimitations: !dev.cannotCheck.isEmpty,
+                limitations: (dev.facts ?? []).map { "\($0.name): \($0.value) (\($0.confidence.rawValue): \($0.evidence))" } + dev.cannotCheck,
+                hasLimitations: !dev.cannotCheck.isEmpty || !(dev.facts ?? []).isEmpty,
                 chart: chart, hasChart: chart != nil)
         }
         let shown = d.findings.prefix(Self.findingLimit)

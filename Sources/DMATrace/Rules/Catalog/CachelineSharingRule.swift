@@ -34,10 +34,9 @@ final class CachelineSharingRule: DMARule {
 
     func observe(_ fact: ModelFact, _ context: RuleContext) {
         guard case .sharedCacheLine(let new, let neighbor, let line) = fact, candidates.count < 4096 else { return }
-        // The driver declared the sharing (DMA_ATTR_CACHELINES_OVERLAP), or the API does no
-        // cache maintenance for the mapping (SKIP_CPU_SYNC): kernel/dma/debug.c skips both.
-        let exempt: DMAAttributes = [.cachelinesOverlap, .skipCPUSync]
-        guard new.attrs.isDisjoint(with: exempt), neighbor.attrs.isDisjoint(with: exempt) else { return }
+        // kernel/dma/debug.c add_dma_entry(): a new mapping with SKIP_CPU_SYNC is not checked,
+        // and sharing is allowed only when every mapping on the line declares CACHELINES_OVERLAP.
+        guard !DMAModel.overlapExempt(new: new, existing: neighbor) else { return }
         // Coherence may only become visible later in the trace: judge at the end.
         candidates.append(Candidate(new: new, neighbor: neighbor, line: line, history: neighbor.history + [new.mapEvent]))
     }
@@ -46,7 +45,7 @@ final class CachelineSharingRule: DMARule {
         var seen = Set<String>()
         for c in candidates {
             let devices = [c.new.device, c.neighbor.device]
-            guard devices.contains(where: { context.model.profile(of: $0)?.coherence == .nonCoherent }) else { continue }
+            guard let profile = devices.lazy.compactMap({ context.model.profile(of: $0) }).first(where: { $0.coherence == .nonCoherent }) else { continue }
             let writer = c.new.deviceMayWrite ? c.new : c.neighbor
             let other = writer === c.new ? c.neighbor : c.new
             let bounced = writer.bounced
@@ -56,7 +55,8 @@ final class CachelineSharingRule: DMARule {
                            message: "the \(Describe.mapping(writer)) shares the cache line \(hex(c.line)) with the live \(Describe.mapping(other)): "
                                + "invalidating the line for the device's write throws away what the CPU wrote to the other buffer"
                                + (bounced ? "; the kernel bounced the device-written buffer through swiotlb, which hides the problem on this kernel" : ""),
-                           history: c.history, shape: Describe.shape(writer) + "|" + Describe.shape(other))
+                           history: c.history, shape: Describe.shape(writer) + "|" + Describe.shape(other),
+                           caveats: [profile.coherenceFact.assumption])
         }
     }
 }

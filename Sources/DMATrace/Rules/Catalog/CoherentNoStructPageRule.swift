@@ -52,11 +52,13 @@ final class CoherentNoStructPageRule: DMARule {
                 candidates[a.id]?.misuseReason = "its memory was then mapped as streaming memory"
             }
         case .mapped(let m):
+            // MMIO (a peer's BAR) is not RAM and needs no struct page.
+            guard !m.function.isMMIOMapping, !m.isAllocation else { return }
             let phys = m.physAddr
-            // Beyond 2^52 no x86-64 or arm64 machine has memory; beyond 1 TiB and 16x all
-            // memory seen so far is implausible enough to check against allocations.
-            let impossible = phys >= 1 << 52 || (maxPhys > 0 && phys >= max(1 << 40, maxPhys &* 16))
-            if impossible, absurdMaps.count < 256 {
+            // Beyond 2^52 no x86-64 or arm64 machine has memory. Far beyond all memory seen so
+            // far is only a candidate: big NUMA machines have RAM above 1 TiB.
+            let candidate = phys >= 1 << 52 || (maxPhys > 0 && phys >= max(1 << 40, maxPhys &* 16))
+            if candidate, absurdMaps.count < 256 {
                 absurdMaps.append(m.mapEvent)
             } else {
                 maxPhys = max(maxPhys, phys &+ m.size)
@@ -89,10 +91,19 @@ final class CoherentNoStructPageRule: DMARule {
             if c.misuse == nil, let bogus = absurdMaps.first(where: {
                 $0.device == a.device && $0.pid == a.allocEvent.pid && $0.timestamp >= a.allocEvent.timestamp
                     && $0.timestamp - a.allocEvent.timestamp < 1_000_000_000
-            }) {
-                c.misuse = bogus
-                c.impossibleMap = true
-                c.misuseReason = "right after it the same task mapped physical address \(Self.physOf(bogus).map(hex) ?? "?"), beyond any RAM the trace shows: virt_to_page() of this CPU address"
+            }), let phys = Self.physOf(bogus) {
+                // virt_to_phys() subtracts the linear map's base: the CPU address minus that physical
+                // address is then a linear-map base (1 GiB aligned, in the kernel half). Proof when
+                // the address is beyond 2^52 or has that shape; otherwise it may be RAM we never saw.
+                let base = cpu &- phys
+                let linearShape = base & ((1 << 30) - 1) == 0 && base >= 0xFF00_0000_0000_0000
+                if phys >= 1 << 52 || linearShape {
+                    c.misuse = bogus
+                    c.impossibleMap = true
+                    c.misuseReason = "right after it the same task mapped physical address \(hex(phys)), "
+                        + (phys >= 1 << 52 ? "beyond any physical address a machine can have" : "which is this CPU address minus a linear-map base (\(hex(base)))")
+                        + ": virt_to_page() of this CPU address"
+                }
             }
             guard cookie || inLinearMap == false || c.impossibleMap else { continue }
             let kind = cookie ? "a DMA_ATTR_NO_KERNEL_MAPPING cookie (on dma-direct a struct page pointer, not memory the CPU may touch)"

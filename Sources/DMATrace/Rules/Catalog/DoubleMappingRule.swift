@@ -27,6 +27,14 @@ final class DoubleMappingRule: DMARule {
         guard case .physicalOverlap(let new, let old, let bytes) = fact else { return }
         guard new.deviceMayWrite || old.deviceMayWrite else { return }
         let uncertain = new.direction == nil || old.direction == nil
+        if new === old {
+            let range = bytes.isEmpty ? "" : " (bytes \(hex(bytes.lowerBound))..\(hex(bytes.upperBound)))"
+            context.report(Self.description, severity: uncertain ? .warning : nil, event: new.mapEvent, device: new.device,
+                           message: "the \(Describe.mapping(new)) maps the same memory twice in one list\(range): "
+                               + "the device may write it through either entry, and each entry's cache maintenance or bounce copy destroys the other's data",
+                           history: new.history, shape: Describe.shape(new) + "|self")
+            return
+        }
         let sameDevice = new.device == old.device
         let where_ = sameDevice ? "the same device" : "device \(old.device)"
         let range = bytes.isEmpty ? "" : " (bytes \(hex(bytes.lowerBound))..\(hex(bytes.upperBound)))"

@@ -25,7 +25,7 @@ final class FreeUnknownRule: DMARule {
                            history: [previous, e], shape: Describe.shape(e), scope: .anyCPUBefore)
         case .neverSeen(let mayPredate, _):
             context.reportNeverSeen(Self.description, e, mayPredate: mayPredate, verb: "frees", thing: "allocation")
-        case .mappingError:
+        case .mappingError, .partnerMayBeLost:
             return
         }
     }

@@ -5,7 +5,7 @@ final class MappingLeakRule: DMARule {
 
     static let description = RuleDescription(
         id: "mapping-leak", name: "Streaming mapping never unmapped", severity: .warning,
-        summary: "A streaming mapping is still live at the end of the trace: a leak when the driver tore the device down or its siblings were all released quickly, otherwise a note.",
+        summary: "A streaming mapping is still live at the end of the trace: a leak when the trace shows the driver tearing the device down, otherwise a note.",
         examples: [
             // The driver frees its ring (teardown) but one mapping stays.
             RuleExample(triggers: true, severity: .warning, [
@@ -65,9 +65,10 @@ final class MappingLeakRule: DMARule {
         for m in context.model.outstandingMappings() {
             let shape = Self.shape(m)
             let torn = (context.model.profile(of: shape.device)?.tornDown ?? false)
+            // Outliving its siblings is no evidence of a leak on its own (a receive ring goes quiet
+            // after a burst): only a teardown the trace shows makes it one.
             let g = Group(device: shape.device, function: shape.function, direction: shape.direction,
-                          severity: torn || outlived(m, end: end, context) ? .warning : .note, torn: torn,
-                          abandoned: m.superseded)
+                          severity: torn ? .warning : .note, torn: torn, abandoned: m.superseded)
             if groups[g] == nil { order.append(g) }
             groups[g, default: []].append(m)
         }
@@ -79,17 +80,18 @@ final class MappingLeakRule: DMARule {
             let oldest = mappings[0]
             let age = end &- oldest.mappedAt
             let siblings = lifetimes[shape]
-            let outlived = g.severity == .warning && !torn
+            let outlived = !torn && outlived(oldest, end: end, context)
             let count = mappings.count
             let what = count == 1 ? "the \(Describe.mapping(oldest)) was" : "\(count) mappings like the \(Describe.mapping(oldest)) were"
+            let verb = oldest.isAllocation ? "freed" : "unmapped"
             var severity = Severity.note
             var reason: String
             if torn {
                 severity = .warning
-                reason = "the driver released the device (it freed its coherent memory after its last map), so nothing will ever unmap it: a leak"
+                reason = "the driver released the device (\(profile?.teardownEvidence ?? "teardown")), so nothing will ever release it: a leak"
             } else if outlived, let siblings {
-                severity = .warning
-                reason = "all \(siblings.count) finished mappings of this shape were unmapped within \(formatSeconds(siblings.max)) s, this one stayed \(formatSeconds(age)) s: most likely a leak"
+                reason = "all \(siblings.count) finished mappings of this shape were released within \(formatSeconds(siblings.max)) s, this one stayed \(formatSeconds(age)) s; "
+                    + "the trace shows no teardown, and long-lived buffers such as receive rings stay mapped while the interface is up, so it is only outstanding"
             } else if g.abandoned {
                 reason = "its memory was mapped again later without an unmap; the device uses dma-direct without bouncing, where dma_need_unmap() is false and drivers may skip unmaps by design (7.x NVMe does); under an IOMMU or swiotlb this would leak"
             } else if profile?.mayskipUnmaps ?? false {
@@ -98,7 +100,7 @@ final class MappingLeakRule: DMARule {
                 reason = "still outstanding when the trace ended; long-lived buffers such as receive rings stay mapped while the interface is up"
             }
             context.report(Self.description, severity: severity, event: oldest.mapEvent, device: shape.device,
-                           message: "\(what) never unmapped: \(reason)",
+                           message: "\(what) never \(verb): \(reason)",
                            history: oldest.history, shape: Describe.shape(oldest), occurrences: count,
                            scope: .anyCPUAfter)
         }

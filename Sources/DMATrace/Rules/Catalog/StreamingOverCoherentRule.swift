@@ -11,6 +11,12 @@ final class StreamingOverCoherentRule: DMARule {
                 Example.map("1.0", dir: "TO_DEVICE", dma: "f0000", size: 512),
                 Example.unmap("1.1", dir: "TO_DEVICE", dma: "f0000", size: 512),
             ]),
+            // dma-buf export: dma_get_sgtable() of the allocation, mapped with SKIP_CPU_SYNC.
+            RuleExample(triggers: true, severity: .note, [
+                Example.probe,
+                Example.map("1.0", dir: "FROM_DEVICE", dma: "f0000", size: 4096, attrs: "SKIP_CPU_SYNC"),
+                Example.unmap("1.1", dir: "FROM_DEVICE", dma: "f0000", size: 4096, attrs: "SKIP_CPU_SYNC"),
+            ]),
             RuleExample(triggers: false, [
                 Example.probe,
                 Example.map("1.0", dir: "TO_DEVICE", dma: "f1000", size: 512),
@@ -20,9 +26,19 @@ final class StreamingOverCoherentRule: DMARule {
 
     func observe(_ fact: ModelFact, _ context: RuleContext) {
         guard case .overlapsCoherent(let m, let a, let bytes) = fact else { return }
+        let what = "\(Describe.mapping(m)) covers \(hex(bytes.lowerBound))..\(hex(bytes.upperBound)) of the live \(Describe.allocation(a)) of \(a.device)"
+        if m.attrs.contains(.skipCPUSync) {
+            // The dma-buf export of coherent memory: dma_get_sgtable() takes the pages from the DMA
+            // address and the importer maps them with DMA_ATTR_SKIP_CPU_SYNC, so no cache
+            // maintenance runs through the streaming alias (dma-attributes.rst, SKIP_CPU_SYNC).
+            context.report(Self.description, severity: .note, event: m.mapEvent, device: m.device,
+                           message: "\(what), mapped with SKIP_CPU_SYNC: the dma-buf sharing pattern (dma_get_sgtable() of the allocation, mapped for an importer without cache maintenance); "
+                               + "legal as long as nothing syncs this mapping (mapping.c calls dma_get_sgtable fundamentally unsafe where coherent memory is an uncached remap)",
+                           history: a.history + m.history, shape: Describe.shape(m) + "|shared")
+            return
+        }
         context.report(Self.description, event: m.mapEvent, device: m.device,
-                       message: "\(Describe.mapping(m)) covers \(hex(bytes.lowerBound))..\(hex(bytes.upperBound)) of the live \(Describe.allocation(a)) of \(a.device): "
-                           + "coherent memory must not be mapped again as streaming memory (its CPU address has no usable struct page)",
+                       message: "\(what): coherent memory must not be mapped again as streaming memory; the device already reaches it, and the streaming map's cache maintenance, bounce copy or second IOVA fights with the coherent mapping",
                        history: a.history + m.history, shape: Describe.shape(m))
     }
 }

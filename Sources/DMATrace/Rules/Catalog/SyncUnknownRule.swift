@@ -34,7 +34,7 @@ final class SyncUnknownRule: DMARule {
                            scope: .anyCPUBefore)
         case .neverSeen(let mayPredate, _):
             context.reportNeverSeen(Self.description, e, mayPredate: mayPredate, verb: "syncs", thing: "mapping")
-        case .mappingError:
+        case .mappingError, .partnerMayBeLost:
             return
         }
     }

@@ -21,6 +21,14 @@ final class UnmapUnknownRule: DMARule {
         ])
 
     func observe(_ fact: ModelFact, _ context: RuleContext) {
+        if case .unmapWithoutMapping(let e, .partnerMayBeLost(let gap, let near)) = fact {
+            let lost = gap.count.map { "\($0) events" } ?? "an unknown number of events"
+            context.report(Self.description, severity: .note, event: e,
+                           message: "\(e.kind.name) of \(e.kind.details) matches no live list exactly; the live \(Describe.mapping(near)) shares its first page but not its entries or count, "
+                               + "and CPU \(gap.cpu) lost \(lost) before \(formatSeconds(gap.to)) s: the real partner of this unmap was most likely the map that was lost",
+                           history: near.history + [e], shape: Describe.shape(e), scope: .anyCPUBefore)
+            return
+        }
         guard case .unmapWithoutMapping(let e, .neverSeen(let mayPredate, let near)) = fact else { return }
         let inside = near.map { "; the address lies inside the \(Describe.mapping($0)), but unmaps must use the address the map returned" } ?? ""
         context.reportNeverSeen(Self.description, e, mayPredate: mayPredate, verb: "unmaps", thing: "mapping",

@@ -21,6 +21,7 @@ final class UnmapWrongFunctionRule: DMARule {
         switch f {
         case .scatterGather: "scatter-gather"
         case .single(let api): api.isMMIO ? "MMIO resource" : "single page"
+        case .allocation(let api): "dma_alloc_\(api.rawValue)"
         }
     }
 

@@ -1,0 +1,343 @@
+/// Streaming mappings: map, overlap checks, unmap, sync and ownership.
+extension DMAModel {
+    func takeBounce(_ dev: DeviceState, phys: UInt64) -> Bool {
+        dev.pendingBounces.removeValue(forKey: phys) != nil
+    }
+
+    func mapSingle(_ m: SingleMapEvent, _ event: DMAEvent, _ dev: DeviceState) {
+        if m.dmaAddr == Self.mappingError {
+            dev.profile.failedMaps += 1
+            remember(dev, Tombstone(reason: .mapFailed, event: event, mapping: nil, start: m.dmaAddr, length: 1,
+                                   function: .single(m.api)), key: m.dmaAddr)
+            sink(.mapFailed(event))
+            return
+        }
+        guard m.size > 0 else {
+            sink(.anomaly(event, "map of size 0", applied: false))
+            return
+        }
+        guard m.dmaAddr.addingReportingOverflow(m.size - 1).overflow == false,
+              m.physAddr.addingReportingOverflow(m.size - 1).overflow == false else {
+            sink(.anomaly(event, "address range wraps past 2^64", applied: false))
+            return
+        }
+        let bounced = takeBounce(dev, phys: m.physAddr)
+        let seg = StreamingMapping.Segment(dmaAddr: m.dmaAddr, physAddr: m.physAddr, length: m.size)
+        let mapping = StreamingMapping(id: newID(), device: dev.profile.name, function: .single(m.api),
+                                       direction: m.direction, attrs: m.attrs, segments: [seg], physRanges: [seg],
+                                       entryPhys: [m.physAddr], inputEntries: 1, truncated: false, mapEvent: event,
+                                       bounced: bounced)
+        classifyPath(dev, segments: [seg], bounced: bounced, mmio: m.api.isMMIO, serving: event)
+        insert(mapping, dev)
+    }
+
+    func classifyPath(_ dev: DeviceState, segments: [StreamingMapping.Segment], bounced: Bool, mmio: Bool,
+                      translatedHint: Bool = false, serving event: DMAEvent? = nil) {
+        if mmio { return }
+        if bounced {
+            // A bounce slot is not an IOMMU translation: coherent memory of this device
+            // is still dma-direct (dma == phys), so nothing assumed about it changes.
+            dev.profile.bouncedMappings += 1
+            return
+        }
+        if segments.isEmpty && translatedHint {
+            dev.profile.translatedSegments += 1
+            if dev.profile.translatedSegments == 1 { withdrawAssumedPhys(dev) }
+        }
+        for s in segments {
+            if s.dmaAddr == s.physAddr {
+                dev.profile.directSegments += 1
+            } else {
+                dev.profile.translatedSegments += 1
+                let served = iommuMappings[s.dmaAddr & ~4095] != nil
+                if served { dev.profile.iommuBackedSegments += 1 }
+                dev.translation.note(dma: s.dmaAddr, phys: s.physAddr)
+                // A constant offset with no iommu:map behind it is a bus offset, not an IOMMU.
+                dev.profile.busOffset = dev.profile.iommuBackedSegments == 0 && !sawIOMMUMaps ? dev.translation.busOffset : nil
+                if dev.profile.translatedSegments == 1 { withdrawAssumedPhys(dev) }
+            }
+        }
+    }
+
+    /// Allocations made before the device showed a translated address were taken
+    /// as dma-direct (dma == phys). Now that it shows an IOMMU or bounce path, that
+    /// guess may be an IOVA: take those ranges back out of the physical index.
+    func withdrawAssumedPhys(_ dev: DeviceState) {
+        for a in dev.liveAllocations.values where a.physAssumed {
+            for r in a.physRanges { coherentPhysIndex.remove(start: r.physAddr, length: r.length, a) }
+            if case .value(let v) = a.cpuAddr, let p = a.physRanges.first?.physAddr, let n = linearOffsetVotes[v &- p] {
+                linearOffsetVotes[v &- p] = n > 1 ? n - 1 : nil
+            }
+            a.physRanges = []
+            a.physAssumed = false
+        }
+    }
+
+    func insert(_ mapping: StreamingMapping, _ dev: DeviceState) {
+        mapping.deviceState = dev
+        dev.profile.maps += 1
+        dev.profile.bytesMapped &+= mapping.size
+        checkOverlaps(mapping, dev)
+        register(mapping, dev)
+        dev.profile.peakLiveMappings = max(dev.profile.peakLiveMappings, dev.profile.liveMappings)
+        if !mapping.isAllocation {
+            if dev.profile.firstMapTimestamp == nil { dev.profile.firstMapTimestamp = mapping.mappedAt }
+            dev.profile.lastMapTimestamp = mapping.mappedAt
+            dev.profile.probeAllocationsFreedAfterLastMap = 0
+        }
+        forgetTombstones(dev, for: mapping)
+        sink(.mapped(mapping))
+    }
+
+    /// kernel/dma/debug.c add_dma_entry(): a new entry with DMA_ATTR_SKIP_CPU_SYNC is not
+    /// checked for overlaps (the documented way to map a buffer already mapped for another
+    /// device), and an overlap is allowed when both entries declare DMA_ATTR_CACHELINES_OVERLAP.
+    static func overlapExempt(new: StreamingMapping, existing: StreamingMapping) -> Bool {
+        new.attrs.contains(.skipCPUSync)
+            || (new.attrs.contains(.cachelinesOverlap) && existing.attrs.contains(.cachelinesOverlap))
+    }
+
+    func checkOverlaps(_ mapping: StreamingMapping, _ dev: DeviceState) {
+        guard !mapping.function.isMMIOMapping else { return }
+        checkSelfOverlap(mapping)
+        var reported = Set<Int>()
+        for r in mapping.physRanges {
+            for hit in physIndex.overlapping(start: r.physAddr, length: r.length) {
+                let other = hit.value
+                guard other !== mapping, reported.insert(other.id).inserted else { continue }
+                let lo = max(hit.start, r.physAddr)
+                let hi = min(hit.end, IntervalIndex<StreamingMapping>.end(r.physAddr, r.length))
+                let writeCandidate = mapping.deviceMayWrite || other.deviceMayWrite
+                if writeCandidate && Self.overlapExempt(new: mapping, existing: other) { continue }
+                if writeCandidate, let otherDev = devices[other.device], otherDev.profile.mayskipUnmaps, !other.isAllocation {
+                    // The older mapping may be one its driver legitimately never unmapped:
+                    // judge the overlap only if an unmap later proves it was still live.
+                    other.pendingOverlaps.append(mapping)
+                    supersede(other, otherDev)
+                } else {
+                    sink(.physicalOverlap(new: mapping, existing: other, bytes: lo..<hi))
+                }
+            }
+            for hit in coherentPhysIndex.overlapping(start: r.physAddr, length: r.length) {
+                let lo = max(hit.start, r.physAddr)
+                let hi = min(hit.end, IntervalIndex<StreamingMapping>.end(r.physAddr, r.length))
+                sink(.overlapsCoherent(mapping, hit.value, bytes: lo..<hi))
+            }
+            checkCacheLines(mapping, r)
+        }
+        // On a translated path (IOMMU or bounce slots) the kernel hands out each address once:
+        // a live one handed out again means the trace missed its unmap or the driver unmapped
+        // something else. Behind a constant bus offset every mapping of a page has the same
+        // bus address: there, shared addresses are the physical overlaps judged above.
+        if dev.profile.translatedSegments > 0 || dev.profile.bouncedMappings > 0 {
+            let offset = dev.profile.busOffset
+            for s in mapping.segments where s.dmaAddr != s.physAddr && (offset == nil || s.dmaAddr &- s.physAddr != offset!) {
+                for hit in dev.byDMA.overlapping(start: s.dmaAddr, length: s.length) where hit.value !== mapping {
+                    sink(.dmaAddressReuse(new: mapping, existing: hit.value))
+                    // The kernel considers the old one gone; keeping it would blame every later event on it.
+                    removeLive(hit.value, dev)
+                }
+            }
+        }
+    }
+
+    /// One list that maps the same memory twice where the device may write (debug.c: the second
+    /// entry's add_dma_entry() meets the first one's cache line, EEXIST).
+    func checkSelfOverlap(_ mapping: StreamingMapping) {
+        guard mapping.physRanges.count > 1, mapping.deviceMayWrite, !mapping.attrs.contains(.skipCPUSync) else { return }
+        let sorted = mapping.physRanges.sorted { $0.physAddr < $1.physAddr }
+        var reachEnd = IntervalIndex<StreamingMapping>.end(sorted[0].physAddr, sorted[0].length)
+        for r in sorted.dropFirst() {
+            if r.physAddr < reachEnd {
+                let hi = min(reachEnd, IntervalIndex<StreamingMapping>.end(r.physAddr, r.length))
+                sink(.physicalOverlap(new: mapping, existing: mapping, bytes: r.physAddr..<hi))
+                return
+            }
+            reachEnd = max(reachEnd, IntervalIndex<StreamingMapping>.end(r.physAddr, r.length))
+        }
+    }
+
+    func checkCacheLines(_ mapping: StreamingMapping, _ r: StreamingMapping.Segment) {
+        let line = Self.cacheLine
+        let start = r.physAddr
+        let end = IntervalIndex<StreamingMapping>.end(start, r.length)
+        var probes: [(UInt64, UInt64)] = []
+        if start % line != 0 { probes.append((start - start % line, start % line)) }
+        if end % line != 0, end < UInt64.max - line { probes.append((end, line - end % line)) }
+        for (probeStart, probeLength) in probes {
+            for hit in physIndex.overlapping(start: probeStart, length: probeLength) where hit.value !== mapping {
+                // Byte overlaps are double mappings, not line sharing.
+                if hit.start < end && start < hit.end { continue }
+                guard mapping.deviceMayWrite || hit.value.deviceMayWrite else { continue }
+                sink(.sharedCacheLine(new: mapping, neighbor: hit.value, line: probeStart - probeStart % line))
+            }
+        }
+    }
+
+    func supersede(_ mapping: StreamingMapping, _ dev: DeviceState) {
+        guard !mapping.superseded else { return }
+        removeLive(mapping, dev)
+        mapping.superseded = true
+        dev.profile.supersededMappings += 1
+        let key = mapping.isScatterGather ? mapping.physAddr ^ Self.sgKeyTag : mapping.dmaAddr
+        dev.superseded[key, default: []].append(mapping)
+        dev.supersededOrder.append((key, mapping.id))
+        if dev.supersededOrder.count > Self.supersededLimit {
+            let (oldKey, oldID) = dev.supersededOrder.removeFirst()
+            dev.superseded[oldKey]?.removeAll { $0.id == oldID }
+            if dev.superseded[oldKey]?.isEmpty == true { dev.superseded[oldKey] = nil }
+        }
+    }
+
+    func takeSuperseded(_ dev: DeviceState, key: UInt64, where match: (StreamingMapping) -> Bool) -> StreamingMapping? {
+        guard var list = dev.superseded[key], let i = list.firstIndex(where: match) else { return nil }
+        let m = list.remove(at: i)
+        dev.superseded[key] = list.isEmpty ? nil : list
+        return m
+    }
+
+    func removeLive(_ mapping: StreamingMapping, _ dev: DeviceState) {
+        for s in mapping.segments { dev.byDMA.remove(start: s.dmaAddr, length: s.length, mapping) }
+        if !mapping.function.isMMIOMapping {
+            for r in mapping.physRanges { physIndex.remove(start: r.physAddr, length: r.length, mapping) }
+        }
+        if mapping.isScatterGather {
+            dev.sgByFirstPhys[mapping.physAddr]?.removeAll { $0 === mapping }
+            if dev.sgByFirstPhys[mapping.physAddr]?.isEmpty == true { dev.sgByFirstPhys[mapping.physAddr] = nil }
+        }
+        dev.profile.liveMappings -= 1
+        dev.profile.liveBytes &-= mapping.size
+    }
+
+    /// Makes a mapping live in every index (the reverse of `removeLive`).
+    func register(_ m: StreamingMapping, _ dev: DeviceState) {
+        for s in m.segments { dev.byDMA.insert(start: s.dmaAddr, length: s.length, m) }
+        if !m.function.isMMIOMapping {
+            for r in m.physRanges { physIndex.insert(start: r.physAddr, length: r.length, m) }
+        }
+        if m.isScatterGather {
+            dev.sgByFirstPhys[m.physAddr, default: []].append(m)
+        }
+        dev.profile.liveMappings += 1
+        dev.profile.liveBytes &+= m.size
+    }
+
+    // MARK: - Unmap
+
+    func unmapSingle(_ u: SingleUnmapEvent, _ event: DMAEvent, _ dev: DeviceState) {
+        dev.profile.unmaps += 1
+        let candidates = dev.byDMA.containing(u.dmaAddr).map(\.value).filter { $0.dmaAddr == u.dmaAddr }
+        if let m = best(candidates, size: u.size, direction: u.direction, preferSG: false) {
+            release(m, dev, event: event, size: u.size, direction: u.direction, function: .single(u.api), entries: nil)
+            return
+        }
+        if let m = takeSuperseded(dev, key: u.dmaAddr, where: { _ in true }) {
+            confirmLive(m)
+            release(m, dev, event: event, size: u.size, direction: u.direction, function: .single(u.api),
+                    entries: nil, wasLive: false)
+            return
+        }
+        sink(.unmapWithoutMapping(event, unmatched(dev, key: u.dmaAddr, address: u.dmaAddr)))
+    }
+
+    /// An unmap proved a superseded mapping was live: its overlaps were real.
+    func confirmLive(_ m: StreamingMapping) {
+        for newer in m.pendingOverlaps {
+            var bytes: Range<UInt64> = 0..<0
+            outer: for a in m.physRanges {
+                for b in newer.physRanges {
+                    let lo = max(a.physAddr, b.physAddr)
+                    let hi = min(IntervalIndex<StreamingMapping>.end(a.physAddr, a.length),
+                                 IntervalIndex<StreamingMapping>.end(b.physAddr, b.length))
+                    if lo < hi { bytes = lo..<hi; break outer }
+                }
+            }
+            sink(.physicalOverlap(new: newer, existing: m, bytes: bytes))
+        }
+        m.pendingOverlaps = []
+    }
+
+    func best(_ candidates: [StreamingMapping], size: UInt64?, direction: DMADirection?,
+              preferSG: Bool) -> StreamingMapping? {
+        guard !candidates.isEmpty else { return nil }
+        func score(_ m: StreamingMapping) -> Int {
+            var s = 0
+            if m.isScatterGather == preferSG && !m.isAllocation { s += 4 }
+            if let size, m.segments.first?.length == size { s += 2 }
+            if m.direction == direction { s += 1 }
+            return s
+        }
+        // Oldest first among equals, as the kernel would have the longest-held one released.
+        return candidates.max { (score($0), -$0.id) < (score($1), -$1.id) }
+    }
+
+    func release(_ m: StreamingMapping, _ dev: DeviceState, event: DMAEvent, size: UInt64?,
+                 direction: DMADirection?, function: StreamingMapping.Function, entries: Int?,
+                 wasLive: Bool = true) {
+        if wasLive { removeLive(m, dev) }
+        if !m.pendingOverlaps.isEmpty { confirmLive(m) }
+        let key = m.isScatterGather ? m.physAddr ^ Self.sgKeyTag : m.dmaAddr
+        remember(dev, Tombstone(reason: .unmapped, event: event, mapping: m, start: m.dmaAddr,
+                               length: m.size, function: m.function), key: key)
+        sink(.unmapped(m, unmap: event, size: size, direction: direction, function: function, entries: entries))
+    }
+
+    // MARK: - Sync
+
+    func sync(_ s: SyncEvent, _ event: DMAEvent, _ dev: DeviceState) {
+        if s.target == .cpu { dev.profile.syncsForCPU += 1 } else { dev.profile.syncsForDevice += 1 }
+        guard let first = s.dmaAddrs.first else {
+            sink(.anomaly(event, "sync with no address", applied: false))
+            return
+        }
+        let length = s.lengths.first ?? 0
+        let hits = dev.byDMA.containing(first).map(\.value)
+        guard let m = hits.first(where: { $0.isScatterGather == s.scatterGather }) ?? hits.first else {
+            if let sup = takeSuperseded(dev, key: first, where: { _ in true }) {
+                // Synced, so it was live after all.
+                confirmLive(sup)
+                sup.superseded = false
+                dev.profile.supersededMappings -= 1
+                register(sup, dev)
+                if s.target == .cpu { dev.profile.syncsForCPU -= 1 } else { dev.profile.syncsForDevice -= 1 }
+                sync(s, event, dev)
+                return
+            }
+            sink(.syncWithoutMapping(event, unmatched(dev, key: first, address: first)))
+            return
+        }
+        if !m.bounced {
+            dev.profile.syncsOfUnbouncedMappings += 1
+            if dev.profile.firstBounceTimestamp == nil { dev.profile.syncsOfUnbouncedBeforeBounce += 1 }
+        }
+        m.record(event)
+        var outOfRange = false
+        for (a, l) in zip(s.dmaAddrs, s.lengths) {
+            // After iommu-dma merged a list, the entries past the mapped segments carry
+            // DMA_MAPPING_ERROR and length 0 (__finalise_sg); a noncontiguous allocation's
+            // entries past the first carry no DMA range at all: neither is part of the sync.
+            if l == 0 || a == Self.mappingError { continue }
+            guard let seg = m.segment(containing: a) else { outOfRange = true; continue }
+            if l > seg.length - (a - seg.dmaAddr) { outOfRange = true }
+        }
+        var alreadyCPU = false
+        let range = first..<IntervalIndex<StreamingMapping>.end(first, max(length, 1))
+        if s.target == .cpu {
+            m.syncsForCPU += 1
+            alreadyCPU = m.cpuOwnedRanges.contains { $0.overlaps(range) }
+            m.cpuOwnedRanges.append(range)
+            if m.cpuOwnedRanges.count > 64 { m.cpuOwnedRanges.removeFirst(m.cpuOwnedRanges.count - 64) }
+            m.owner = .cpu
+        } else {
+            m.syncsForDevice += 1
+            m.cpuOwnedRanges.removeAll { $0.overlaps(range) }
+            if m.cpuOwnedRanges.isEmpty { m.owner = .device }
+        }
+        var entries: (Int, Int)?
+        if s.scatterGather, m.isScatterGather, s.dmaAddrs.count != m.inputEntries {
+            entries = (m.inputEntries, s.dmaAddrs.count)
+        }
+        sink(.synced(m, SyncObservation(event: event, sync: s, outOfRange: outOfRange, alreadyCPUOwned: alreadyCPU,
+                                        entriesMismatch: entries)))
+    }
+}

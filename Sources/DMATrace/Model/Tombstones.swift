@@ -1,0 +1,50 @@
+import DequeModule
+
+/// What happened to an address after its mapping ended: kept, bounded, so a
+/// later unmap or sync of it can be told apart from one never mapped.
+struct Tombstone {
+    enum Reason { case unmapped, mapFailed }
+    let reason: Reason
+    let event: DMAEvent
+    /// The released mapping (a reference: its map event is not copied again).
+    let mapping: StreamingMapping?
+    let start: UInt64
+    let length: UInt64
+    let function: StreamingMapping.Function?
+}
+
+/// The recent past of one device, remembered exactly: every released address until it is
+/// older than `window` nanoseconds of trace time or more than `limit` newer ones were
+/// released. Never forgotten because another address happened to hash alike, which turned a
+/// double unmap into "matches no mapping".
+struct TombstoneMemory {
+    static let limit = 16_384
+    static let window: UInt64 = 600_000_000_000
+    private var entries: [UInt64: (t: Tombstone, seq: UInt64)] = [:]
+    private var order = Deque<(key: UInt64, seq: UInt64, at: UInt64)>()
+    private var nextSeq: UInt64 = 0
+    /// Some tombstone was dropped by the bounds: "never seen" is then less certain.
+    private(set) var forgotAny = false
+
+    var count: Int { entries.count }
+
+    func get(_ key: UInt64) -> Tombstone? { entries[key]?.t }
+
+    mutating func set(_ key: UInt64, _ t: Tombstone) {
+        nextSeq &+= 1
+        entries[key] = (t, nextSeq)
+        order.append((key, nextSeq, t.event.timestamp))
+        let now = t.event.timestamp
+        while let oldest = order.first,
+              order.count > Self.limit || (now > oldest.at && now - oldest.at > Self.window) {
+            order.removeFirst()
+            // A key set again later has a newer sequence number: that entry stays.
+            if entries[oldest.key]?.seq == oldest.seq {
+                entries[oldest.key] = nil
+                forgotAny = true
+            }
+        }
+    }
+
+    mutating func remove(_ key: UInt64) { entries[key] = nil }
+}
