@@ -788,13 +788,13 @@ c.free(0x1240000, 155648)
 
 c = Case("dmabuf-export-noncontiguous", "sharing", True,
          MAPPING + " dma_alloc_noncontiguous; " + ATTRS + " DMA_ATTR_SKIP_CPU_SYNC", arch="arm64", fmt="trace_pipe",
-         why="videobuf2-dma-contig exports a dma_alloc_noncontiguous buffer and maps it again for the importer with SKIP_CPU_SYNC")
+         why="an exporter maps its dma_alloc_noncontiguous buffer for an importer with SKIP_CPU_SYNC and syncs the pages itself while the importer uses them")
 c.probe(dma=0x48000000)
 c.alloc_sgt(0xB9940000, 233472, "FROM_DEVICE", [0xB9940000])
 c.sync_sg("device", "FROM_DEVICE", [0xB9940000], [233472])
 c.map_sg("FROM_DEVICE", [0xB9940000], [0xB9940000], [233472], attrs="SKIP_CPU_SYNC")
-c.unmap_sg("FROM_DEVICE", [0xB9940000], attrs="SKIP_CPU_SYNC")
 c.sync_sg("cpu", "FROM_DEVICE", [0xB9940000], [233472])
+c.unmap_sg("FROM_DEVICE", [0xB9940000], attrs="SKIP_CPU_SYNC")
 c.free_sgt(0xB9940000, 233472, "FROM_DEVICE", [0xB9940000])
 
 c = Case("sharing-readers", "sharing", True, DEBUG + " active_cacheline_insert (TO_DEVICE not tracked)", fmt="trace_pipe",
@@ -815,6 +815,29 @@ c.map_sg("FROM_DEVICE", ph, ph, [4096, 4096])
 c.map_sg("FROM_DEVICE", ph, ph, [4096, 4096], attrs="SKIP_CPU_SYNC", dev=B)
 c.unmap_sg("FROM_DEVICE", ph, attrs="SKIP_CPU_SYNC", dev=B)
 c.unmap_sg("FROM_DEVICE", ph)
+
+c = Case("dmabuf-importer-never-synced", "sharing", False,
+         ATTRS + " DMA_ATTR_SKIP_CPU_SYNC (the driver must then sync itself); " + MAPPING + " dma_alloc_noncontiguous (cacheable pages)",
+         arch="arm64", why="the importer's SKIP_CPU_SYNC mapping of cacheable pages on a non-coherent device, synced by nobody (vb2 exporter, drivers helper F3)")
+c.probe(dma=0x48000000)
+c.alloc_sgt(0xB9980000, 233472, "FROM_DEVICE", [0xB9980000])
+c.sync_sg("device", "FROM_DEVICE", [0xB9980000], [233472])
+c.sync_sg("cpu", "FROM_DEVICE", [0xB9980000], [233472])
+c.map_sg("FROM_DEVICE", [0xB9980000], [0xB9980000], [233472], attrs="SKIP_CPU_SYNC")
+c.expects("missing-sync", c.unmap_sg("FROM_DEVICE", [0xB9980000], attrs="SKIP_CPU_SYNC"))
+c.free_sgt(0xB9980000, 233472, "FROM_DEVICE", [0xB9980000])
+
+c = Case("dmabuf-export-coherent-noncoherent-arm64", "sharing", True,
+         DIRECT + " dma_direct_alloc (an uncached remap on a non-coherent device); " + ATTRS + " DMA_ATTR_SKIP_CPU_SYNC",
+         arch="arm64", why="a coherent buffer exported on non-coherent arm64: the importer's unsynced SKIP_CPU_SYNC mapping loses nothing (drivers helper F4)")
+c.probe(dma=0x48000000)
+c.map("FROM_DEVICE", 0x48A00000, 4096)
+c.sync("cpu", "FROM_DEVICE", 0x48A00000, 4096)
+c.unmap("FROM_DEVICE", 0x48A00000, 4096)
+c.alloc(0xB9940000, 233472, virt=0xFFFF800083A00000)
+c.map_sg("FROM_DEVICE", [0xB9940000], [0xB9940000], [233472], attrs="SKIP_CPU_SYNC")
+c.unmap_sg("FROM_DEVICE", [0xB9940000], attrs="SKIP_CPU_SYNC")
+c.free(0xB9940000, 233472, virt=0xFFFF800083A00000)
 
 c = Case("sharing-without-skip", "sharing", False, DEBUG + " add_dma_entry (EEXIST without SKIP_CPU_SYNC)")
 c.probe()

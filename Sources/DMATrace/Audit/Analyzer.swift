@@ -36,7 +36,7 @@ public enum Analyzer {
             for kind in type(of: rule).interests { routes[kind.rawValue].append(rule) }
         }
         var context: RuleContext!
-        let model = DMAModel(kernelRelease: source.facts.kernelRelease, dmaEventsTraced: source.facts.dmaEventsNotice == nil) { fact in
+        let model = DMAModel(kernelRelease: source.facts.kernelRelease) { fact in
             for rule in routes[fact.kind.rawValue] { rule.observe(fact, context) }
         }
         context = RuleContext(model: model, traceFacts: source.facts, severityOverrides: options.severityOverrides)

@@ -83,16 +83,19 @@ public final class DMAModel {
     let sink: (ModelFact) -> Void
 
     /// The trace has dma events at all (kernels before 6.12 trace only swiotlb and iommu).
-    let dmaEventsTraced: Bool
+    public private(set) var sawDMAEvents = false
 
-    public init(kernelRelease: String? = nil, dmaEventsTraced: Bool = true, sink: @escaping (ModelFact) -> Void) {
+    public init(kernelRelease: String? = nil, sink: @escaping (ModelFact) -> Void) {
         self.sink = sink
-        self.dmaEventsTraced = dmaEventsTraced
         architecture = ArchitectureFact.fromRelease(kernelRelease)
     }
 
     public var deviceProfiles: [DeviceProfile] {
-        devices.values.map(\.profile).sorted { $0.name < $1.name }
+        devices.values.map { d in
+            var p = d.profile
+            p.dmaEventsTraced = sawDMAEvents
+            return p
+        }.sorted { $0.name < $1.name }
     }
 
     public func profile(of device: String) -> DeviceProfile? { devices[device]?.profile }
@@ -151,7 +154,6 @@ public final class DMAModel {
         }
         let d = DeviceState(name: name, at: ts)
         d.profile.architecture = architecture
-        d.profile.dmaEventsTraced = dmaEventsTraced
         lastDevice = d
         switch kind {
         case .alloc(let a) where !a.failed: d.profile.historyStartsInTrace = true
@@ -206,6 +208,10 @@ public final class DMAModel {
         }
         guard let name = event.device else { return }
         let dev = device(name, at: event.timestamp, kind: event.kind)
+        switch event.kind {
+        case .bounce, .iommuFault, .iommuGroup: break
+        default: sawDMAEvents = true
+        }
         switch event.kind {
         case .map(let m): mapSingle(m, event, dev)
         case .mapSG(let m): mapSG(m, event, dev)

@@ -56,6 +56,11 @@ public final class StreamingMapping {
     public internal(set) var syncsForDevice = 0
     /// Overlaps seen while this mapping's liveness was in doubt; confirmed when it is unmapped.
     var pendingOverlaps: [StreamingMapping] = []
+    /// Mapped with SKIP_CPU_SYNC over memory already mapped (for this or another device): the
+    /// dma-buf sharing pattern. The exporter's mappings (a few), whose syncs may cover this one.
+    public internal(set) var sharedWith: [StreamingMapping] = []
+    /// Mapped with SKIP_CPU_SYNC over a live coherent allocation (a dma_get_sgtable export).
+    public internal(set) var sharesCoherentMemory = false
     /// Set once the mapping was superseded on a device that may skip unmaps.
     var superseded = false
     /// The device's state, for rules that judge by what the device shows (unowned:

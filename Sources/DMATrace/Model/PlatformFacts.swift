@@ -54,13 +54,13 @@ public struct ArchitectureFact: Sendable, Codable, Hashable {
 
     /// From an unhashed kernel virtual address (a dma_alloc CPU address): arm64's linear map
     /// lies in 0xffff000000000000..<0xffff800000000000, which is non-canonical on 4-level x86-64;
-    /// x86-64's 5-level direct map starts at 0xff11000000000000, below anything arm64 uses.
+    /// x86-64 with 5-level paging keeps its direct map (KASLR-placed) in 0xff11000000000000..<0xff91000000000000, below anything arm64 uses.
     public static func fromKernelAddress(_ va: UInt64) -> ArchitectureFact? {
         if va >= 0xFFFF_0000_0000_0000 && va < 0xFFFF_8000_0000_0000 {
             return ArchitectureFact(arch: .arm64, confidence: .strong,
                                     evidence: "kernel address \(hex(va)) lies in arm64's linear map, which is not canonical on x86-64")
         }
-        if va >= 0xFF10_0000_0000_0000 && va < 0xFF20_0000_0000_0000 {
+        if va >= 0xFF10_0000_0000_0000 && va < 0xFF91_0000_0000_0000 {
             return ArchitectureFact(arch: .x86_64, confidence: .strong,
                                     evidence: "kernel address \(hex(va)) lies in x86-64's 5-level direct map")
         }

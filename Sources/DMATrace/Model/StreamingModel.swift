@@ -108,6 +108,7 @@ extension DMAModel {
                 let lo = max(hit.start, r.physAddr)
                 let hi = min(hit.end, IntervalIndex<StreamingMapping>.end(r.physAddr, r.length))
                 let writeCandidate = mapping.deviceMayWrite || other.deviceMayWrite
+                if mapping.attrs.contains(.skipCPUSync), mapping.sharedWith.count < 4 { mapping.sharedWith.append(other) }
                 if writeCandidate && Self.overlapExempt(new: mapping, existing: other) { continue }
                 if writeCandidate, let otherDev = devices[other.device], otherDev.profile.mayskipUnmaps, !other.isAllocation {
                     // The older mapping may be one its driver legitimately never unmapped:
@@ -119,6 +120,7 @@ extension DMAModel {
                 }
             }
             for hit in coherentPhysIndex.overlapping(start: r.physAddr, length: r.length) {
+                if mapping.attrs.contains(.skipCPUSync) { mapping.sharesCoherentMemory = true }
                 let lo = max(hit.start, r.physAddr)
                 let hi = min(hit.end, IntervalIndex<StreamingMapping>.end(r.physAddr, r.length))
                 sink(.overlapsCoherent(mapping, hit.value, bytes: lo..<hi))

@@ -25,6 +25,8 @@ final class DMAAddressReuseRule: DMARule {
         context.report(Self.description, event: new.mapEvent, device: new.device,
                        message: "\(Describe.mapping(new)) reuses a dma address of the \(Describe.mapping(old)), which was never unmapped in the trace: "
                            + "the kernel released it, so its unmap was lost, went through a path the trace does not show, or was issued with other parameters",
-                       history: old.history + [new.mapEvent], shape: Describe.shape(new), scope: .anyCPUBefore)
+                       history: old.history + [new.mapEvent], shape: Describe.shape(new),
+                       caveats: new.deviceProfile.pathFact.confidence == .weak ? [new.deviceProfile.pathFact.assumption] : [],
+                       scope: .anyCPUBefore)
     }
 }

@@ -64,6 +64,14 @@ final class MissingSyncRule: DMARule {
 
     private func judgeSkipCPUSync(_ m: StreamingMapping, unmap: DMAEvent, _ context: RuleContext) {
         guard m.attrs.contains(.skipCPUSync) else { return }
+        // An importer's view of a shared buffer whose exporter synced the same memory for the CPU
+        // while it was mapped: the pages were handed back (same physical memory, same cache lines).
+        if !m.bounced, m.sharedWith.contains(where: { other in
+            other.history.contains { e in
+                if case .sync(let s) = e.kind, s.target == .cpu { return e.timestamp >= m.mappedAt }
+                return false
+            }
+        }) { return }
         let observable = context.model.profile(of: m.device)?.syncsObservable ?? false
         let unmapSkips: Bool
         switch unmap.kind {
@@ -75,9 +83,12 @@ final class MissingSyncRule: DMARule {
         if m.deviceMayWrite, unmapSkips, m.syncsForCPU == 0 {
             // page_pool maps with SKIP_CPU_SYNC, syncs for the device itself, and may
             // release pages that never received data: only a mapping never synced at all is suspect.
-            let severity: Severity = !observable || m.syncsForDevice > 0 ? .note : .warning
+            // Over a coherent allocation's pages and not bounced, the CPU reaches the memory only
+            // through the uncached coherent mapping: there is nothing for a sync to do.
+            let severity: Severity = !observable || m.syncsForDevice > 0 || (m.sharesCoherentMemory && !m.bounced) ? .note : .warning
             let message = "the \(Describe.mapping(m)) was mapped and unmapped with SKIP_CPU_SYNC and never synced for the CPU: whatever the device wrote is not guaranteed visible to the CPU."
                 + (m.syncsForDevice > 0 ? " (It was synced for the device, so it may simply never have received data.)" : "")
+                + (m.sharesCoherentMemory && !m.bounced ? " It maps the pages of a live coherent allocation (a dma-buf export), which the CPU reaches only through the uncached coherent mapping." : "")
                 + (m.bounced ? Self.bounceNote : "") + (observable ? "" : blind)
             if severity == .note {
                 let key = m.device + "|" + Describe.shape(m) + "|skip-cpu"

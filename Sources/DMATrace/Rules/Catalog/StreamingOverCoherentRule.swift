@@ -37,8 +37,14 @@ final class StreamingOverCoherentRule: DMARule {
                            history: a.history + m.history, shape: Describe.shape(m) + "|shared")
             return
         }
-        context.report(Self.description, event: m.mapEvent, device: m.device,
+        // The allocation's physical memory was taken to be its bus address (dma-direct): sound when
+        // the device's maps show dma-direct (dma == phys, or swiotlb bounces, which leave coherent
+        // memory direct), only an inference when they show nothing.
+        let profile = m.deviceProfile
+        let weak = a.physAssumed && profile.directSegments == 0 && profile.bouncedMappings == 0
+        context.report(Self.description, severity: weak ? .warning : nil, event: m.mapEvent, device: m.device,
                        message: "\(what): coherent memory must not be mapped again as streaming memory; the device already reaches it, and the streaming map's cache maintenance, bounce copy or second IOVA fights with the coherent mapping",
-                       history: a.history + m.history, shape: Describe.shape(m))
+                       history: a.history + m.history, shape: Describe.shape(m),
+                       caveats: weak ? [profile.pathFact.assumption + "; the allocation's bus address was taken as its physical address"] : [])
     }
 }
