@@ -67,6 +67,7 @@ extension DMAModel {
         let length = a.api == .sgt ? (a.size + Self.pageSize - 1) & ~(Self.pageSize - 1) : a.size
         let seg = StreamingMapping.Segment(dmaAddr: a.dmaAddr, physAddr: a.dmaAddr, length: length)
         var phys: [StreamingMapping.Segment]
+        var assumed = false
         if a.api == .sgt, !a.physAddrs.isEmpty {
             // The sg table's pages: one entry is the whole buffer (dma-direct's alloc_single_sgt);
             // behind an IOMMU each entry is at least a page.
@@ -76,13 +77,22 @@ extension DMAModel {
         } else {
             phys = physicalRanges(of: a.dmaAddr, size: length, event, dev)
             if phys.isEmpty, dev.profile.translatedSegments == 0 && !sawIOMMUMaps {
+                // dma-direct as far as the trace shows; withdrawn if the device turns out translated.
                 phys = [seg]
+                assumed = true
             }
         }
         let mapping = StreamingMapping(id: newID(), device: dev.profile.name, function: .allocation(a.api),
                                        direction: a.direction, attrs: a.attrs, segments: [seg], physRanges: phys,
                                        entryPhys: a.physAddrs, inputEntries: max(a.physAddrs.count, 1), truncated: false,
                                        mapEvent: event, bounced: false)
+        if assumed {
+            // Only live ones can still be withdrawn: drop the released when the list grows.
+            if dev.assumedOwned.count >= 4096 {
+                dev.assumedOwned.removeAll { m in !dev.byDMA.containing(m.dmaAddr).contains { $0.value === m } }
+            }
+            dev.assumedOwned.append(mapping)
+        }
         insert(mapping, dev)
     }
 

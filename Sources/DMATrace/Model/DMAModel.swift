@@ -29,6 +29,8 @@ public final class DMAModel {
         var freedAllocations: [UInt64: DMAEvent] = [:]
         var freedOrder = Deque<UInt64>()
         var translation = AddressTranslation()
+        /// dma_alloc_pages memory whose bus address was taken as physical (dma-direct assumed).
+        var assumedOwned: [StreamingMapping] = []
 
         init(name: String, at ts: UInt64) { profile = DeviceProfile(name: name, at: ts) }
     }
@@ -224,6 +226,10 @@ public final class DMAModel {
         case .bounce(let b):
             dev.profile.bounces += 1
             if dev.profile.firstBounceTimestamp == nil { dev.profile.firstBounceTimestamp = event.timestamp }
+            let withinMask = b.size > 0 && b.dmaMask != 0 && b.origAddr &+ (b.size - 1) <= b.dmaMask
+            if !b.forced, withinMask, b.origAddr % Self.cacheLine != 0 || b.size % Self.cacheLine != 0 {
+                dev.profile.unalignedKmallocBounces += 1
+            }
             dev.pendingBounces[b.origAddr] = event.timestamp
             if dev.pendingBounces.count > 4096 { dev.pendingBounces.removeAll(keepingCapacity: true) }
         case .iommuFault(let f):

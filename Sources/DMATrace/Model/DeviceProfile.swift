@@ -53,6 +53,10 @@ public struct DeviceProfile: Sendable, Codable {
     /// clears dev->dma_skip_sync, so only syncs before any bounce speak for non-coherence.
     public var syncsOfUnbouncedBeforeBounce: UInt64 = 0
     public var firstBounceTimestamp: UInt64?
+    /// Bounces that were neither forced nor needed by the DMA mask, of a buffer that does not fill
+    /// whole cache lines: DMA_BOUNCE_UNALIGNED_KMALLOC bounces those only for non-coherent devices
+    /// (dma_kmalloc_needs_bounce()).
+    public var unalignedKmallocBounces: UInt64 = 0
     /// The traced kernel's architecture, as far as the trace shows it (shared by all devices).
     public var architecture: ArchitectureFact?
     /// dma = phys + this constant on every translated segment, with no iommu:map behind them.
@@ -111,7 +115,7 @@ public struct DeviceProfile: Sendable, Codable {
 
     public var coherence: Coherence {
         if architecture?.isCoherentByArchitecture == true && architecture!.confidence >= .strong { return .coherentByArchitecture }
-        if syncsOfUnbouncedBeforeBounce > 0 { return .nonCoherent }
+        if syncsOfUnbouncedBeforeBounce > 0 || unalignedKmallocBounces > 0 { return .nonCoherent }
         if syncsForCPU + syncsForDevice == 0 && bounces == 0 && maps >= 16 { return .coherent }
         return .unknown
     }
@@ -132,11 +136,17 @@ public struct DeviceProfile: Sendable, Codable {
         case .coherentByArchitecture:
             let syncs = syncsForCPU + syncsForDevice
             return PlatformFact(name: "coherence", value: "coherent", confidence: architecture!.confidence,
-                                evidence: "\(architecture!.arch.rawValue) DMA is cache-coherent"
+                                evidence: "\(architecture!.arch.rawValue) DMA is cache-coherent (the architecture has no ARCH_HAS_SYNC_DMA_FOR_*: dev_is_dma_coherent() is always true)"
                                     + (syncs > 0 ? "; the \(syncs) syncs traced come from swiotlb bouncing (swiotlb_tbl_map_single clears dma_skip_sync), not cache maintenance" : ""))
         case .nonCoherent:
-            return PlatformFact(name: "coherence", value: "non-coherent", confidence: .strong,
-                                evidence: "\(syncsOfUnbouncedBeforeBounce) syncs of unbounced mappings reached the tracepoint before any swiotlb bounce; on a coherent device the kernel skips them first (dma_skip_sync)")
+            var why: [String] = []
+            if syncsOfUnbouncedBeforeBounce > 0 {
+                why.append("\(syncsOfUnbouncedBeforeBounce) syncs of unbounced mappings reached the tracepoint before any swiotlb bounce; on a coherent device the kernel skips them first (dma_skip_sync)")
+            }
+            if unalignedKmallocBounces > 0 {
+                why.append("\(unalignedKmallocBounces) unforced bounces of buffers within the DMA mask that do not fill whole cache lines: DMA_BOUNCE_UNALIGNED_KMALLOC bounces those only for non-coherent devices")
+            }
+            return PlatformFact(name: "coherence", value: "non-coherent", confidence: .strong, evidence: why.joined(separator: "; "))
         case .coherent:
             return PlatformFact(name: "coherence", value: "no syncs seen", confidence: .weak,
                                 evidence: "\(maps) maps and no sync or bounce event: the kernel skips syncs on coherent devices, or the driver never syncs")

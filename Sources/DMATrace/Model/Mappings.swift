@@ -38,8 +38,9 @@ public final class StreamingMapping {
     public let segments: [Segment]
     /// Physical ranges the mapping covers, each entry with its real DMA length where the trace
     /// shows it (sg: the mapped segments, or iommu:map events behind a merged segment).
-    public let physRanges: [Segment]
-    /// The physical address of every input entry the trace kept (dma_unmap_sg is checked against them).
+    public internal(set) var physRanges: [Segment]
+    /// The physical address of every input entry the trace kept (dma_unmap_sg is checked against
+    /// them); empty for single mappings, whose one range says it (no array per mapping).
     public let entryPhys: [UInt64]
     public let inputEntries: Int
     public let truncated: Bool
@@ -106,8 +107,12 @@ public final class StreamingMapping {
     }
 
     /// The segment containing a dma address, if any.
-    func segment(containing addr: UInt64) -> Segment? {
-        segments.first { addr >= $0.dmaAddr && addr - $0.dmaAddr < $0.length }
+    /// `position`: where the address stands in the sync's list. A driver syncs the list it
+    /// mapped, so entry i is segment i; trying it first keeps a 100,000-entry sync linear.
+    func segment(containing addr: UInt64, position: Int? = nil) -> Segment? {
+        func holds(_ s: Segment) -> Bool { addr >= s.dmaAddr && addr - s.dmaAddr < s.length }
+        if let position, segments.indices.contains(position), holds(segments[position]) { return segments[position] }
+        return segments.first(where: holds)
     }
 }
 

@@ -22,12 +22,13 @@ extension DMAModel {
             return
         }
         let bounced = takeBounce(dev, phys: m.physAddr)
-        let seg = StreamingMapping.Segment(dmaAddr: m.dmaAddr, physAddr: m.physAddr, length: m.size)
+        // One array for both: a live mapping's footprint is what bounds memory (10 M live mappings).
+        let segs = [StreamingMapping.Segment(dmaAddr: m.dmaAddr, physAddr: m.physAddr, length: m.size)]
         let mapping = StreamingMapping(id: newID(), device: dev.profile.name, function: .single(m.api),
-                                       direction: m.direction, attrs: m.attrs, segments: [seg], physRanges: [seg],
-                                       entryPhys: [m.physAddr], inputEntries: 1, truncated: false, mapEvent: event,
+                                       direction: m.direction, attrs: m.attrs, segments: segs, physRanges: segs,
+                                       entryPhys: [], inputEntries: 1, truncated: false, mapEvent: event,
                                        bounced: bounced)
-        classifyPath(dev, segments: [seg], bounced: bounced, mmio: m.api.isMMIO, serving: event)
+        classifyPath(dev, segments: segs, bounced: bounced, mmio: m.api.isMMIO, serving: event)
         insert(mapping, dev)
     }
 
@@ -63,6 +64,11 @@ extension DMAModel {
     /// as dma-direct (dma == phys). Now that it shows an IOMMU or bounce path, that
     /// guess may be an IOVA: take those ranges back out of the physical index.
     func withdrawAssumedPhys(_ dev: DeviceState) {
+        for m in dev.assumedOwned where dev.byDMA.containing(m.dmaAddr).contains(where: { $0.value === m }) {
+            for r in m.physRanges { physIndex.remove(start: r.physAddr, length: r.length, m) }
+            m.physRanges = []
+        }
+        dev.assumedOwned = []
         for a in dev.liveAllocations.values where a.physAssumed {
             for r in a.physRanges { coherentPhysIndex.remove(start: r.physAddr, length: r.length, a) }
             if case .value(let v) = a.cpuAddr, let p = a.physRanges.first?.physAddr, let n = linearOffsetVotes[v &- p] {
@@ -314,12 +320,12 @@ extension DMAModel {
         }
         m.record(event)
         var outOfRange = false
-        for (a, l) in zip(s.dmaAddrs, s.lengths) {
+        for (i, (a, l)) in zip(s.dmaAddrs, s.lengths).enumerated() {
             // After iommu-dma merged a list, the entries past the mapped segments carry
             // DMA_MAPPING_ERROR and length 0 (__finalise_sg); a noncontiguous allocation's
             // entries past the first carry no DMA range at all: neither is part of the sync.
             if l == 0 || a == Self.mappingError { continue }
-            guard let seg = m.segment(containing: a) else { outOfRange = true; continue }
+            guard let seg = m.segment(containing: a, position: i) else { outOfRange = true; continue }
             if l > seg.length - (a - seg.dmaAddr) { outOfRange = true }
         }
         var alreadyCPU = false
