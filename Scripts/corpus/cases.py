@@ -707,6 +707,17 @@ c.map("FROM_DEVICE", 0x48800020, 32, attrs="CACHELINES_OVERLAP")
 c.unmap("FROM_DEVICE", 0x48800020, 32, attrs="CACHELINES_OVERLAP")
 c.unmap("FROM_DEVICE", 0x48800000, 32, attrs="CACHELINES_OVERLAP")
 
+c = Case("require-coherent-both", "attributes", True, DEBUG + " add_dma_entry (is_cache_clean: CACHELINES_OVERLAP or REQUIRE_COHERENT on both entries)",
+         arch="arm64", fmt="report", why="two RDMA-style mappings that require coherence share a cache line")
+c.probe(dma=0x48000000)
+c.map("FROM_DEVICE", 0x48800000, 64)
+c.sync("cpu", "FROM_DEVICE", 0x48800000, 64)
+c.unmap("FROM_DEVICE", 0x48800000, 64)
+c.map("BIDIRECTIONAL", 0x48C00000, 48, attrs="REQUIRE_COHERENT")
+c.map("BIDIRECTIONAL", 0x48C00030, 16, attrs="CACHELINES_OVERLAP")
+c.unmap("BIDIRECTIONAL", 0x48C00030, 16, attrs="CACHELINES_OVERLAP")
+c.unmap("BIDIRECTIONAL", 0x48C00000, 48, attrs="REQUIRE_COHERENT")
+
 c = Case("cachelines-overlap-one-side", "attributes", False, DEBUG + " add_dma_entry (the exemption needs both entries CACHELINES_OVERLAP)",
          arch="arm64")
 c.probe(dma=0x48000000)
@@ -1128,5 +1139,19 @@ c.events.append(None)  # the lost-events line
 c.t += 0.01
 zp2 = [0x103F00000] * 168
 c.unmap_sg("TO_DEVICE", zp2)
+c.unmap_sg("TO_DEVICE", zp)
+c.allow = ["events-lost"]
+
+c = Case("lost-partner-gap-before-near-match", "lifecycle", True,
+         "kernel/trace/ring_buffer.c (overruns drop events); " + DEBUG + " check_unmap matches an sg unmap to its own map only",
+         fmt="report", why="the issue's mkfs case: events lost, then an 88-entry list of the zero page is mapped, then a 168-entry unmap whose map was lost")
+c.probe()
+c.map("TO_DEVICE", 0x103000000, 4096)
+c.unmap("TO_DEVICE", 0x103000000, 4096)
+c.events.append(None)  # the lost-events line: the 168-entry map was in it
+c.t += 0.01
+zp = [0x103F00000] * 88
+c.map_sg("TO_DEVICE", zp, zp, [4096] * 88)
+c.unmap_sg("TO_DEVICE", [0x103F00000] * 168)
 c.unmap_sg("TO_DEVICE", zp)
 c.allow = ["events-lost"]

@@ -58,6 +58,9 @@ public struct DMAAttributes: OptionSet, Sendable, Hashable, Codable, CustomStrin
     public static let mmio = DMAAttributes(rawValue: 1 << 10)
     /// The driver declares that the buffer shares cache lines on purpose.
     public static let cachelinesOverlap = DMAAttributes(rawValue: 1 << 11)
+    /// The mapping must be coherent (no swiotlb, no cache maintenance); debug.c counts it as
+    /// cache-clean like CACHELINES_OVERLAP.
+    public static let requireCoherent = DMAAttributes(rawValue: 1 << 12)
 
     static let names: [(DMAAttributes, String)] = [
         (.weakOrdering, "WEAK_ORDERING"), (.writeCombine, "WRITE_COMBINE"),

@@ -97,10 +97,12 @@ extension DMAModel {
 
     /// kernel/dma/debug.c add_dma_entry(): a new entry with DMA_ATTR_SKIP_CPU_SYNC is not
     /// checked for overlaps (the documented way to map a buffer already mapped for another
-    /// device), and an overlap is allowed when both entries declare DMA_ATTR_CACHELINES_OVERLAP.
+    /// device), and an overlap is allowed when both entries are "cache clean": they declare
+    /// DMA_ATTR_CACHELINES_OVERLAP (DMA_ATTR_DEBUGGING_IGNORE_CACHELINES) or DMA_ATTR_REQUIRE_COHERENT.
     static func overlapExempt(new: StreamingMapping, existing: StreamingMapping) -> Bool {
-        new.attrs.contains(.skipCPUSync)
-            || (new.attrs.contains(.cachelinesOverlap) && existing.attrs.contains(.cachelinesOverlap))
+        let clean: DMAAttributes = [.cachelinesOverlap, .requireCoherent]
+        return new.attrs.contains(.skipCPUSync)
+            || (!new.attrs.isDisjoint(with: clean) && !existing.attrs.isDisjoint(with: clean))
     }
 
     func checkOverlaps(_ mapping: StreamingMapping, _ dev: DeviceState) {
