@@ -95,6 +95,8 @@ import Testing
         #expect(p.pathFact.evidence.contains("0xc0000000"))
         let text = TextReport(color: false).render(r, findings: r.findings)
         #expect(text.contains("fact: dma path dma-direct with bus offset (strong:"))
+        let html = ReportPage(document: doc)
+        #expect(html.devices.first?.limitations.contains { $0.hasPrefix("dma path: dma-direct with bus offset (strong:") } == true)
     }
 
     /// A 6.1 kernel: swiotlb and iommu events only. Said up front, no per-device nonsense.
@@ -113,6 +115,9 @@ import Testing
         #expect(r.iommuBalance?.maps == 3 && r.iommuBalance?.unmaps == 3 && r.iommuBalance?.stillMapped == 0)
         let text = TextReport(color: false).render(r, findings: r.findings)
         #expect(text.contains("no dma events") && !text.contains("maps 0") && !text.contains("active before the trace began"))
+        let page = ReportPage(document: AnalysisDocument(r, findings: r.findings))
+        #expect(page.facts.contains { $0.label == "Note" && $0.value.contains("arrived in Linux 6.12") })
+        #expect(page.facts.contains { $0.label == "IOMMU map/unmap" && $0.value.hasPrefix("3 / 3") })
         let info = try Fixtures.run(["info", path])
         #expect(info.status == 0 && info.stdout.contains("arrived in Linux 6.12"))
     }
