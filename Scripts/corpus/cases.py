@@ -225,6 +225,12 @@ c.alloc_pages(0x48100000, 4096, "FROM_DEVICE")
 c.free_pages(0x48100000, 4096, "FROM_DEVICE")
 c.expects("free-unknown", c.free_pages(0x48100000, 4096, "FROM_DEVICE"))
 
+c = Case("noncoherent-free-other-page", "alloc-pages", False, DEBUG + " debug_dma_free_pages / check_unmap ('frees DMA memory with different CPU address')",
+         arch="arm64", fmt="trace_pipe")
+c.probe(dma=0x48000000)
+c.alloc_pages(0x48100000, 8192, "FROM_DEVICE")
+c.expects("free-address-mismatch", c.free_pages(0x48100000, 8192, "FROM_DEVICE", virt=ARM_LINEAR + 0x48101000))
+
 c = Case("noncoherent-free-direction", "alloc-pages", False, API + " Part II: dma_free_noncoherent (dir must be the same)", arch="arm64")
 c.probe(dma=0x48000000)
 c.alloc_pages(0x48100000, 4096, "FROM_DEVICE")
