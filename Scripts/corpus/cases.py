@@ -44,9 +44,9 @@ class Case:
         return event
 
     # -- the DMA API, in the event names of the case's kernel --------------------------------
-    def probe(self, dev=A, dma=0xF0000, size=4096):
+    def probe(self, dev=A, dma=0xF0000, size=4096, virt=None):
         """The driver's probe-time ring: the device's history starts inside the trace."""
-        return self.alloc(dma, size, dev=dev)
+        return self.alloc(dma, size, dev=dev, virt=virt)
 
     def alloc(self, dma, size, dev=A, attrs="", virt=None):
         return self.add("dma_alloc", dev=dev, dma=dma, size=size, virt=virt if virt is not None else self.linear + dma, attrs=attrs)
@@ -546,6 +546,22 @@ c.map_sg("FROM_DEVICE", [0x103A00000, 0x103A05000, 0x103A02000], [0xFFFF0000], [
 c.iommu_map(0xFFFE0000, 0x103A02000)
 c.map("FROM_DEVICE", 0xFFFE0400, 2048, phys=0x103A02400)
 c.unmap("FROM_DEVICE", 0xFFFE0400, 2048)
+c.unmap_sg("FROM_DEVICE", [0x103A00000, 0x103A05000, 0x103A02000])
+
+c = Case("sg-merged-no-iommu-events", "sg", True, IOMMU + " __finalise_sg (merges only at granule boundaries: the last entry ends where the segment ends)",
+         fmt="tracefs", why="recorded with -e dma only: the merged entry lengths are inferred; the rest of the last page is mapped separately")
+c.probe(dma=0xFFFFF000, virt=0xFFFFC90000100000)
+c.map_sg("FROM_DEVICE", [0x103A00000, 0x103A05000, 0x103A02000], [0xFFFF0000], [4096 + 4096 + 1024])
+c.map("FROM_DEVICE", 0xFFFE0400, 2048, phys=0x103A02400)
+c.unmap("FROM_DEVICE", 0xFFFE0400, 2048)
+c.unmap_sg("FROM_DEVICE", [0x103A00000, 0x103A05000, 0x103A02000])
+
+c = Case("sg-merged-no-iommu-overlap", "sg", False, SWIOTLB + " / " + HOWTO + " (a device-written buffer mapped twice); the merged entry's inferred length",
+         fmt="trace_pipe", why="recorded with -e dma only: a FROM_DEVICE map of bytes inside the merged list's last entry")
+c.probe(dma=0xFFFFF000, virt=0xFFFFC90000100000)
+c.map_sg("FROM_DEVICE", [0x103A00000, 0x103A05000, 0x103A02000], [0xFFFF0000], [4096 + 4096 + 1024])
+c.expects("double-mapping", c.map("FROM_DEVICE", 0xFFFE0200, 512, phys=0x103A02200))
+c.unmap("FROM_DEVICE", 0xFFFE0200, 512)
 c.unmap_sg("FROM_DEVICE", [0x103A00000, 0x103A05000, 0x103A02000])
 
 c = Case("sg-merged-sync-error-entries", "sg", True, IOMMU + " __finalise_sg (unused entries get DMA_MAPPING_ERROR and length 0)",
