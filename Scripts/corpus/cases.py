@@ -260,7 +260,7 @@ SGT_PAGES = [0x10A003000, 0x10A001000, 0x10A00F000, 0x10A004000]
 for k, fmt in (("7", "tracefs"), ("6.12", "trace_pipe")):
     c = Case("noncontiguous-iommu-%s" % k.replace(".", "_"), "alloc-sgt", True,
              MAPPING + " dma_alloc_noncontiguous / " + IOMMU + " iommu_dma_alloc_noncontiguous (one IOVA range, sgt->nents = 1)",
-             kernel=k, fmt=fmt, why="videobuf2-style noncontiguous buffer behind an IOMMU, synced with dma_sync_sgtable_*")
+             kernel=k, fmt=fmt, arch="arm64", why="videobuf2-style noncontiguous buffer behind an SMMU on a non-coherent arm64, synced with dma_sync_sgtable_*")
     c.iommu_map(0xFFFFF000, 0x10A000000)
     c.probe(dma=0xFFFFF000)
     for i, p in enumerate(SGT_PAGES):

@@ -38,9 +38,9 @@ extension DMAModel {
         for r in phys { coherentPhysIndex.insert(start: r.physAddr, length: r.length, allocation) }
         dev.allocations[a.dmaAddr, default: []].append(allocation)
         dev.liveAllocations[allocation.id] = allocation
-        dev.profile.liveAllocations = dev.liveAllocations.count
+        dev.profile.liveAllocations = dev.liveAllocations.count + dev.profile.liveOwnedAllocations
         dev.profile.liveCoherentBytes &+= allocation.size
-        dev.profile.peakLiveAllocations = max(dev.profile.peakLiveAllocations, dev.liveAllocations.count)
+        dev.profile.peakLiveAllocations = max(dev.profile.peakLiveAllocations, dev.profile.liveAllocations)
         dev.freedAllocations[a.dmaAddr] = nil
         sink(.allocated(allocation))
     }
@@ -122,7 +122,7 @@ extension DMAModel {
         dev.allocations[f.dmaAddr]?.removeAll { $0 === a }
         if dev.allocations[f.dmaAddr]?.isEmpty == true { dev.allocations[f.dmaAddr] = nil }
         dev.liveAllocations[a.id] = nil
-        dev.profile.liveAllocations = dev.liveAllocations.count
+        dev.profile.liveAllocations = dev.liveAllocations.count + dev.profile.liveOwnedAllocations
         dev.profile.liveCoherentBytes &-= a.size
         dev.profile.lastFreeTimestamp = event.timestamp
         if a.beforeFirstMap {
@@ -153,7 +153,7 @@ extension DMAModel {
             dev.allocations[f.dmaAddr]?.removeAll { $0 === a }
             if dev.allocations[f.dmaAddr]?.isEmpty == true { dev.allocations[f.dmaAddr] = nil }
             dev.liveAllocations[a.id] = nil
-            dev.profile.liveAllocations = dev.liveAllocations.count
+            dev.profile.liveAllocations = dev.liveAllocations.count + dev.profile.liveOwnedAllocations
             dev.profile.liveCoherentBytes &-= a.size
             for r in a.physRanges { coherentPhysIndex.remove(start: r.physAddr, length: r.length, a) }
             a.history.append(event)

@@ -41,7 +41,10 @@ public struct DeviceProfile: Sendable, Codable {
     public var liveBytes: UInt64 = 0
     public var liveCoherentBytes: UInt64 = 0
     public var peakLiveMappings: Int = 0
+    /// Live dma_alloc_* memory of every kind (coherent, pages, noncontiguous).
     public var liveAllocations: Int = 0
+    /// Of those, dma_alloc_pages / _noncontiguous memory (owned like mappings).
+    public var liveOwnedAllocations: Int = 0
     public var peakLiveAllocations: Int = 0
     public var directSegments: UInt64 = 0
     /// Segments whose dma address is neither the physical address nor a bounce slot.

@@ -81,8 +81,11 @@ extension DMAModel {
 
     func insert(_ mapping: StreamingMapping, _ dev: DeviceState) {
         mapping.deviceState = dev
-        dev.profile.maps += 1
-        dev.profile.bytesMapped &+= mapping.size
+        // dma_alloc_pages / _noncontiguous memory counts as an allocation, not a map.
+        if !mapping.isAllocation {
+            dev.profile.maps += 1
+            dev.profile.bytesMapped &+= mapping.size
+        }
         checkOverlaps(mapping, dev)
         register(mapping, dev)
         dev.profile.peakLiveMappings = max(dev.profile.peakLiveMappings, dev.profile.liveMappings)
@@ -215,8 +218,14 @@ extension DMAModel {
             dev.sgByFirstPhys[mapping.physAddr]?.removeAll { $0 === mapping }
             if dev.sgByFirstPhys[mapping.physAddr]?.isEmpty == true { dev.sgByFirstPhys[mapping.physAddr] = nil }
         }
-        dev.profile.liveMappings -= 1
-        dev.profile.liveBytes &-= mapping.size
+        if mapping.isAllocation {
+            dev.profile.liveOwnedAllocations -= 1
+            dev.profile.liveAllocations -= 1
+            dev.profile.liveCoherentBytes &-= mapping.size
+        } else {
+            dev.profile.liveMappings -= 1
+            dev.profile.liveBytes &-= mapping.size
+        }
     }
 
     /// Makes a mapping live in every index (the reverse of `removeLive`).
@@ -228,8 +237,15 @@ extension DMAModel {
         if m.isScatterGather {
             dev.sgByFirstPhys[m.physAddr, default: []].append(m)
         }
-        dev.profile.liveMappings += 1
-        dev.profile.liveBytes &+= m.size
+        if m.isAllocation {
+            dev.profile.liveOwnedAllocations += 1
+            dev.profile.liveAllocations += 1
+            dev.profile.liveCoherentBytes &+= m.size
+            dev.profile.peakLiveAllocations = max(dev.profile.peakLiveAllocations, dev.profile.liveAllocations)
+        } else {
+            dev.profile.liveMappings += 1
+            dev.profile.liveBytes &+= m.size
+        }
     }
 
     // MARK: - Unmap

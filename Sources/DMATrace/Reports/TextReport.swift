@@ -43,7 +43,7 @@ public struct TextReport {
             }
             for fact in d.facts { out.append("    fact: \(fact.name) \(fact.value) (\(fact.confidence.rawValue): \(fact.evidence))") }
             out.append("    maps \(d.maps) (sg \(d.sgMaps)), unmaps \(d.unmaps), syncs cpu/device \(d.syncsForCPU)/\(d.syncsForDevice), bounces \(d.bounces), failed maps \(d.failedMaps)")
-            out.append("    \(byteString(d.bytesMapped)) mapped, peak \(d.peakLiveMappings) live mappings, \(d.liveMappings) live at end; coherent allocs \(d.allocs), frees \(d.frees), \(d.liveAllocations) live at end")
+            out.append("    \(byteString(d.bytesMapped)) mapped, peak \(d.peakLiveMappings) live mappings, \(d.liveMappings) live at end; dma_alloc_* \(d.allocs), frees \(d.frees), \(d.liveAllocations) live at end")
             for l in d.limitations { out.append("    cannot check: \(l)") }
         }
         let summary = AnalysisDocument.Summary.of(findings)

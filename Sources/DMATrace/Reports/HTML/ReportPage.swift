@@ -124,7 +124,7 @@ public struct ReportPage {
                     Fact(label: "bytes mapped", value: byteString(p.bytesMapped)),
                     Fact(label: "peak live mappings", value: "\(p.peakLiveMappings)"),
                     Fact(label: "live at end", value: "\(p.liveMappings)"),
-                    Fact(label: "coherent allocs / frees", value: "\(p.allocs) / \(p.frees)"),
+                    Fact(label: "dma_alloc_* / frees", value: "\(p.allocs) / \(p.frees)"),
                 ],
                 limitations: (dev.facts ?? []).map { "\($0.name): \($0.value) (\($0.confidence.rawValue): \($0.evidence))" } + dev.cannotCheck,
                 hasLimitations: !dev.cannotCheck.isEmpty || !(dev.facts ?? []).isEmpty,
