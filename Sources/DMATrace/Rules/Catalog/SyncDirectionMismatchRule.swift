@@ -21,6 +21,9 @@ final class SyncDirectionMismatchRule: DMARule {
 
     func observe(_ fact: ModelFact, _ context: RuleContext) {
         guard case .synced(let m, let s) = fact, m.direction != .bidirectional, s.sync.direction != m.direction else { return }
+        // Alloc events of some 6.13-6.17 kernels carry a garbage dir (fixed in 6.18): an
+        // unreadable allocation direction is no evidence.
+        if m.isAllocation && m.direction == nil { return }
         // The two rules below say the same thing more precisely.
         if SyncForCPUToDeviceRule.applies(m, s) || SyncForDeviceFromDeviceRule.applies(m, s) { return }
         context.report(Self.description, event: s.event,

@@ -19,6 +19,8 @@ final class UnmapDirectionMismatchRule: DMARule {
 
     func observe(_ fact: ModelFact, _ context: RuleContext) {
         guard case .unmapped(let m, let unmap, _, let direction, _, _) = fact, direction != m.direction else { return }
+        // Alloc and free events of some 6.13-6.17 kernels carry a garbage dir (fixed in 6.18).
+        if m.isAllocation && (m.direction == nil || direction == nil) { return }
         context.report(Self.description, event: unmap,
                        message: "unmaps DMA memory with a different direction [mapped with \(Describe.dir(m.direction))] [unmapped with \(Describe.dir(direction))] for the \(Describe.mapping(m))",
                        history: m.history + [unmap], shape: Describe.shape(m))
