@@ -38,6 +38,8 @@ import Testing
         #expect(offset.map(\.length) == [0x800, 4096])
         let capped = DMAModel.entryRanges(segments: [8192], entries: [0x1000, 0x2000, 0x7000])
         #expect(capped.map(\.length) == [4096, 4096, 4096], "entries past the known segments are taken to their page's end")
+        let multiPage = DMAModel.entryRanges(segments: [8192 + 4096], entries: [0x10000, 0x20000])
+        #expect(multiPage.map(\.length) == [4096, 4096], "no entry is stretched past its page: that could invent an overlap")
     }
 
     @Test func tombstonesAreExactAndBounded() {

@@ -79,17 +79,18 @@ extension DMAModel {
     /// the trace shows nothing better. iommu-dma merges an entry into the previous one only at an
     /// IOVA granule boundary (__finalise_sg), so every entry but a segment's last runs to the end
     /// of its page, and the last takes what remains of the segment: it need not reach the end of
-    /// its page. Entries the capped arrays did not keep are not known at all.
+    /// its page. No entry is taken past its own page: an entry of several pages is then covered
+    /// only in part, which can hide an overlap but never invents one. Entries the capped arrays
+    /// did not keep are taken to their page's end.
     static func entryRanges(segments: [UInt64], entries: [UInt64]) -> [StreamingMapping.Segment] {
         var out: [StreamingMapping.Segment] = []
         var i = 0
-        for (j, segLength) in segments.enumerated() {
+        for segLength in segments {
             var remaining = segLength
             while i < entries.count && remaining > 0 {
                 let p = entries[i]
                 let rest = pageSize - (p & (pageSize - 1))
-                let lastOfAll = j == segments.count - 1 && i == entries.count - 1
-                let length = remaining <= rest || lastOfAll ? remaining : rest
+                let length = min(remaining, rest)
                 out.append(.init(dmaAddr: 0, physAddr: p, length: length))
                 remaining -= length
                 i += 1
