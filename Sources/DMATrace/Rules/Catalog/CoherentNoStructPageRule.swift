@@ -111,9 +111,14 @@ final class CoherentNoStructPageRule: DMARule {
                 : "not a linear-map address"
             let sure = linear.map { " Linear map offset \(hex($0.offset)) inferred from \($0.agreeing) of \($0.total) allocations." } ?? ""
             if let misuse = c.misuse, let why = c.misuseReason {
-                context.report(Self.description, severity: .error, event: misuse, device: a.device,
+                // An overlap with memory whose physical address was only taken to be its bus
+                // address, on a device whose maps never showed dma-direct, is an inference.
+                let profile = context.model.profile(of: a.device)
+                let weak = !c.impossibleMap && a.physAssumed && (profile.map { $0.directSegments == 0 && $0.bouncedMappings == 0 } ?? true)
+                context.report(Self.description, severity: weak ? .warning : .error, event: misuse, device: a.device,
                                message: "the CPU address \(hex(cpu)) of the \(Describe.allocation(a)) is \(kind), and \(why): virt_to_page() on it gives a page that is not this memory.\(sure)",
-                               history: a.history + [misuse], shape: "nopage-misuse|\(a.api.rawValue)|\(a.size)")
+                               history: a.history + [misuse], shape: "nopage-misuse|\(a.api.rawValue)|\(a.size)",
+                               caveats: weak ? [(profile?.pathFact.assumption ?? "assumed dma path: dma-direct (weak)") + "; the allocation's bus address was taken as its physical address"] : [])
             } else {
                 plain[a.device + "|" + (cookie ? "cookie" : "remap"), default: []].append(a)
             }
