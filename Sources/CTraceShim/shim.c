@@ -3,7 +3,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -37,10 +39,32 @@ int dmatrace_probe_trace_dat(const char *path, unsigned timeout_seconds, int *si
 {
     if (signal_out)
         *signal_out = 0;
+    /*
+     * The caller's SIGINT/SIGTERM/SIGHUP handlers must not run in the child (they
+     * would report the signal to the parent's cleanup): keep them blocked across the
+     * fork and restore the default action in the child before unblocking.
+     */
+    sigset_t stop, saved;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &stop, &saved);
+    pid_t parent = getpid();
     pid_t child = fork();
-    if (child < 0)
+    if (child < 0) {
+        pthread_sigmask(SIG_SETMASK, &saved, NULL);
         return DMATRACE_PROBE_NO_CHILD;
+    }
     if (child == 0) {
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGHUP, SIG_DFL);
+        pthread_sigmask(SIG_SETMASK, &saved, NULL);
+        /* Whatever ends the parent (a signal, SIGKILL, a crash) ends the probe too: never an orphan. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(DMATRACE_PROBE_REJECTED);
         /* The child's only job is to survive opening the file. */
         int devnull = open("/dev/null", O_WRONLY);
         if (devnull >= 0) {
@@ -66,6 +90,7 @@ int dmatrace_probe_trace_dat(const char *path, unsigned timeout_seconds, int *si
         }
         _exit(DMATRACE_PROBE_OK);
     }
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
     int status = 0;
     pid_t got;
     do {

@@ -4,6 +4,8 @@ import Foundation
 
 extension Severity: ExpressibleByArgument {
     public init?(argument: String) { self.init(name: argument) }
+    public static var allValueStrings: [String] { allCases.map(\.description) }
+    public var defaultValueDescription: String { description }
 }
 
 struct FindingFilters: ParsableArguments {
@@ -14,14 +16,11 @@ struct FindingFilters: ParsableArguments {
     @Option(name: .customLong("device"), help: "Report only this device (repeatable).")
     var devices: [String] = []
     @Option(help: "Exit 1 when a finding is at or above this severity: error, warning, note or none.")
-    var failOn: String = "error"
+    var failOn: FailOn = .error
 
     func validate() throws {
         for r in rules where RuleRegistry.description(of: r) == nil {
-            throw ValidationError("unknown rule '\(r)'; see `dma-trace rules`")
-        }
-        if failOn != "none" && Severity(name: failOn) == nil {
-            throw ValidationError("--fail-on takes error, warning, note or none")
+            throw ValidationError("unknown rule '\(r)'; the rules are \(RuleRegistry.descriptions.map(\.id).joined(separator: ", ")) (see `dma-trace rules`)")
         }
     }
 
@@ -32,7 +31,7 @@ struct FindingFilters: ParsableArguments {
     }
 
     func fails(_ findings: [Finding]) -> Bool {
-        guard let threshold = Severity(name: failOn) else { return false }
+        guard let threshold = failOn.threshold else { return false }
         return findings.contains { $0.severity >= threshold }
     }
 }
@@ -44,25 +43,24 @@ struct AnalyzeCommand: ParsableCommand {
         discussion: "Exit status: 0 no finding at or above --fail-on, 1 there are, 2 bad input or usage."
     )
 
-    enum Format: String, ExpressibleByArgument { case text, json }
+    enum Format: String, NamedChoice { case text, json }
 
     @OptionGroup var input: InputOptions
     @OptionGroup var filters: FindingFilters
     @Option(help: "Output format: text or json.") var format: Format = .text
-    @Option(help: "Colour the text report: auto, always or never.") var color: String = "auto"
+    @Option(help: "Colour the text report: auto, always or never.") var color: ColorChoice = .auto
     @Option(help: "How many history events to show per finding in text.") var history: Int = 12
     @Flag(help: "Include live mappings over time in the JSON (what the HTML report draws).") var timeline = false
     @Argument(help: "trace.dat or ftrace text files.") var files: [String]
 
     func validate() throws {
         if files.isEmpty { throw ValidationError("give at least one trace file") }
-        if !["auto", "always", "never"].contains(color) { throw ValidationError("--color takes auto, always or never") }
     }
 
     func run() throws {
         var failed = false
         var documents: [AnalysisDocument] = []
-        let useColor = color == "always" || (color == "auto" && isatty(1) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil)
+        let useColor = color == .always || (color == .auto && isatty(1) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil)
         for (i, path) in files.enumerated() {
             var options = AnalysisOptions()
             options.timeline = timeline
@@ -72,7 +70,7 @@ struct AnalyzeCommand: ParsableCommand {
             failed = failed || filters.fails(findings)
             switch format {
             case .text:
-                writeStdout((i > 0 ? "\n" : "") + TextReport(color: useColor, showHistory: history).render(result, findings: findings))
+                try StandardOutput.write((i > 0 ? "\n" : "") + TextReport(color: useColor, showHistory: history).render(result, findings: findings))
             case .json:
                 documents.append(AnalysisDocument(result, findings: findings))
             }
@@ -80,7 +78,7 @@ struct AnalyzeCommand: ParsableCommand {
         if format == .json {
             let encoder = JSONEncoder.stable(pretty: true)
             let data = documents.count == 1 ? try encoder.encode(documents[0]) : try encoder.encode(documents)
-            writeStdout(String(decoding: data, as: UTF8.self) + "\n")
+            try StandardOutput.write(data + Data("\n".utf8))
         }
         if failed { throw ExitCode(1) }
     }

@@ -16,11 +16,11 @@ struct AuditCommand: ParsableCommand {
 
     @Argument(help: "Trace files, directories or glob patterns.") var paths: [String]
     @Option(name: .customLong("format"), help: "text, json, sarif, junit or github (repeatable).")
-    var formats: [String] = []
+    var formats: [ReporterName] = []
     @Option(name: [.customShort("o"), .customLong("output")], help: "Output file for the format at the same position (repeatable).")
     var outputs: [String] = []
     @Option(help: "Exit 1 when a finding is at or above this severity: error, warning, note or none.")
-    var failOn: String = "error"
+    var failOn: FailOn = .error
     @Option(help: "Report only findings whose fingerprint is not in this baseline; list entries that no longer occur.")
     var baseline: String?
     @Option(help: "Write the current findings (after configuration) as a baseline.")
@@ -29,18 +29,19 @@ struct AuditCommand: ParsableCommand {
     var config: String?
     @Option(name: .shortAndLong, help: "Traces analyzed at once (default: all cores).")
     var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Seconds one trace's analysis may take before it is stopped and counted as failed (0: no limit).")
+    var timeout: Double = 3600
     @Flag(help: "No progress line, even on a terminal.") var quiet = false
     @Option(help: "Also write an HTML report per trace and an index.html into this folder.") var html: String?
+    /// The program run per trace; tests point it at misbehaving workers.
+    @Option(help: .hidden) var worker: String?
 
     func validate() throws {
         if paths.isEmpty { throw ValidationError("give at least one trace, directory or pattern") }
-        for f in formats where AuditReporters.reporter(f) == nil {
-            throw ValidationError("unknown format '\(f)'; use \(AuditReporters.all.map { $0.identifier }.joined(separator: ", "))")
-        }
         if outputs.count > max(formats.count, 1) { throw ValidationError("more --output than --format") }
         if max(formats.count, 1) - outputs.count > 1 { throw ValidationError("only one format can go to standard output: give each other format an --output") }
-        if failOn != "none" && Severity(name: failOn) == nil { throw ValidationError("--fail-on takes error, warning, note or none") }
         if jobs < 1 { throw ValidationError("--jobs must be at least 1") }
+        if !(timeout >= 0) { throw ValidationError("--timeout takes seconds, 0 for no limit") }
     }
 
     func run() throws {
@@ -48,66 +49,58 @@ struct AuditCommand: ParsableCommand {
         let known = try baseline.map { try Baseline.load(path: $0) }
         let collected = TraceCollector.collect(paths)
         let progress = Progress(enabled: !quiet && isatty(2) == 1, total: collected.files.count)
-        let analyses = WorkerPool(jobs: jobs, timeline: html != nil).analyze(collected.files, progress: progress)
+        let pool = WorkerPool(executable: worker ?? WorkerPool.ownExecutable, jobs: jobs, timeout: timeout > 0 ? timeout : nil,
+                              analyzeOptions: html != nil ? ["--timeline"] : [])
+        let analyses = pool.analyze(collected.files) { progress.done(events: $0.document?.dmaEvents ?? 0) }
         progress.finish()
-        var raw = analyses.map { (path: $0.path, document: $0.document, error: $0.error) }
-        raw += collected.problems.map { (path: $0.path, document: nil, error: $0.description) }
+        var raw = analyses.map { (path: $0.path, status: $0.status, document: $0.document, error: $0.error) }
+        raw += collected.problems.map { (path: $0.path, status: AuditResult.Status.unreadable, document: nil, error: $0.description) }
         let result = AuditResult.assemble(raw, config: configuration, baseline: known)
 
+        // Every output is attempted, each failure reported on its own.
+        var failures: [OutputError] = []
+        func attempt(_ write: () throws -> Void) throws {
+            do { try write() } catch let e as OutputError { failures.append(e) }
+        }
         if let out = writeBaseline {
             let current = raw.compactMap(\.document).flatMap { configuration.apply($0.findings).kept }
-            try Baseline(findings: current).write(to: out)
+            try attempt { try Baseline(findings: current).write(to: out) }
         }
-        let chosen = formats.isEmpty ? ["text"] : formats
-        for (i, id) in chosen.enumerated() {
-            let text = try AuditReporters.reporter(id)!.render(result)
-            if i < outputs.count {
-                guard FileManager.default.createFile(atPath: outputs[i], contents: Data(text.utf8)) else {
-                    throw UsageProblem(message: "\(outputs[i]): cannot write the \(id) report")
-                }
-            } else {
-                writeStdout(text)
-            }
+        let chosen = formats.isEmpty ? [ReporterName(id: "text")] : formats
+        for (i, format) in chosen.enumerated() {
+            let text = try format.reporter.render(result)
+            try attempt { i < outputs.count ? try AtomicFile.write(text, to: outputs[i]) : try StandardOutput.write(text) }
         }
-        if let dir = html { try writeHTML(result, into: dir) }
-        for t in result.unreadable {
-            FileHandle.standardError.write(Data("dma-trace: \(t.error ?? t.path)\n".utf8))
-        }
+        if let dir = html { try attempt { try writeHTML(result, into: dir) } }
+        for t in result.unreadable { Diagnostics.error(t.error ?? t.path) }
+        if !failures.isEmpty { throw OutputFailures(failures: failures) }
         if !result.unreadable.isEmpty { throw ExitCode(2) }
-        if let threshold = Severity(name: failOn), result.allFindings.contains(where: { $0.severity >= threshold }) {
+        if let threshold = failOn.threshold, result.allFindings.contains(where: { $0.severity >= threshold }) {
             throw ExitCode(1)
         }
     }
 
     /// One page per trace (named after its position and file name, so equal names in
-    /// different folders do not collide) and an index.
+    /// different folders do not collide), each replaced whole, and the index last: it
+    /// never links a page that is not complete.
     private func writeHTML(_ result: AuditResult, into dir: String) throws {
-        do {
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        } catch {
-            throw UsageProblem(message: "\(dir): cannot create the HTML folder (\(error.localizedDescription))")
-        }
+        try AtomicFile.createFolder(dir)
         var entries: [HTMLReport.IndexEntry] = []
         for (i, t) in result.traces.enumerated() {
             let s = AnalysisDocument.Summary.of(t.findings)
             guard var doc = t.document else {
-                entries.append(.init(trace: t.path, href: nil, errors: 0, warnings: 0, notes: 0, problem: t.error, kernel: "-"))
+                let problem = (t.status == .failed ? "analysis failed: " : "") + (t.error ?? "unreadable")
+                entries.append(.init(trace: t.path, href: nil, errors: 0, warnings: 0, notes: 0, problem: problem, kernel: "-"))
                 continue
             }
             doc.findings = t.findings
             doc.summary = s
             let name = String(format: "%03d-", i + 1) + (t.path as NSString).lastPathComponent + ".html"
-            let path = (dir as NSString).appendingPathComponent(name)
-            guard FileManager.default.createFile(atPath: path, contents: Data(HTMLReport.render(doc).utf8)) else {
-                throw UsageProblem(message: "\(path): cannot write the report")
-            }
+            try AtomicFile.write(HTMLReport.render(doc), to: (dir as NSString).appendingPathComponent(name))
             entries.append(.init(trace: t.path, href: name, errors: s.errors, warnings: s.warnings, notes: s.notes,
                                  problem: nil, kernel: doc.trace.kernelRelease ?? "-"))
         }
-        let index = (dir as NSString).appendingPathComponent("index.html")
-        guard FileManager.default.createFile(atPath: index, contents: Data(HTMLReport.renderIndex(entries).utf8)) else {
-            throw UsageProblem(message: "\(index): cannot write the index")
-        }
+        try AtomicFile.write(HTMLReport.renderIndex(entries), to: (dir as NSString).appendingPathComponent("index.html"))
     }
 
     private func loadConfig() throws -> AuditConfig {
@@ -121,90 +114,19 @@ struct AuditCommand: ParsableCommand {
     }
 }
 
-/// Runs `dma-trace analyze --format json` per trace in child processes: a
-/// hostile file cannot take the audit down, and each worker's memory is
-/// returned when it exits. Results come back in input order.
-final class WorkerPool: @unchecked Sendable {
-    struct Outcome: Sendable {
-        var path: String
-        var document: AnalysisDocument?
-        var error: String?
+/// An audit output format, by the identifiers of the reporter registry.
+struct ReporterName: ExpressibleByArgument {
+    var id: String
+    var reporter: AuditReporter.Type { AuditReporters.reporter(id)! }
+
+    init(id: String) { self.id = id }
+
+    init?(argument: String) {
+        guard AuditReporters.reporter(argument) != nil else { return nil }
+        id = argument
     }
 
-    let jobs: Int
-    let timeline: Bool
-    private let lock = NSLock()
-    private var results: [Outcome?] = []
-    init(jobs: Int, timeline: Bool = false) {
-        self.jobs = jobs
-        self.timeline = timeline
-    }
-
-    static var executable: URL {
-        let selfExe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        if FileManager.default.isExecutableFile(atPath: selfExe.path) { return selfExe }
-        return URL(fileURLWithPath: CommandLine.arguments[0])
-    }
-
-    func analyze(_ files: [String], progress: Progress) -> [Outcome] {
-        results = [Outcome?](repeating: nil, count: files.count)
-        let exe = Self.executable
-        let slots = DispatchSemaphore(value: jobs)
-        let group = DispatchGroup()
-        let queue = DispatchQueue(label: "dma-trace.audit", attributes: .concurrent)
-        for (i, path) in files.enumerated() {
-            slots.wait()
-            group.enter()
-            queue.async {
-                let outcome = Self.runOne(exe, path, timeline: self.timeline)
-                self.lock.withLock {
-                    self.results[i] = outcome
-                    progress.done(events: outcome.document?.dmaEvents ?? 0)
-                }
-                slots.signal()
-                group.leave()
-            }
-        }
-        group.wait()
-        return lock.withLock { results.map { $0! } }
-    }
-
-    static func runOne(_ exe: URL, _ path: String, timeline: Bool) -> Outcome {
-        let p = Process()
-        p.executableURL = exe
-        p.arguments = ["analyze", "--format", "json", "--fail-on", "none"] + (timeline ? ["--timeline"] : []) + ["--", path]
-        let out = Pipe()
-        let errPipe = Pipe()
-        p.standardOutput = out
-        p.standardError = errPipe
-        do { try p.run() } catch {
-            return Outcome(path: path, document: nil, error: "\(path): cannot start the analysis worker: \(error)")
-        }
-        // stderr is read on another thread so neither pipe can fill up and stall the child.
-        let errBox = DataBox()
-        let errDone = DispatchSemaphore(value: 0)
-        Thread.detachNewThread {
-            errBox.data = errPipe.fileHandleForReading.readDataToEndOfFile()
-            errDone.signal()
-        }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        errDone.wait()
-        let errData = errBox.data
-        p.waitUntilExit()
-        let message = String(decoding: errData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            .replacingOccurrences(of: "dma-trace: ", with: "")
-        if p.terminationReason == .uncaughtSignal {
-            return Outcome(path: path, document: nil, error: "\(path): the analysis died on signal \(p.terminationStatus)")
-        }
-        guard p.terminationStatus == 0 else {
-            return Outcome(path: path, document: nil, error: message.isEmpty ? "\(path): unreadable (exit \(p.terminationStatus))" : message)
-        }
-        do {
-            return Outcome(path: path, document: try JSONDecoder().decode(AnalysisDocument.self, from: data), error: nil)
-        } catch {
-            return Outcome(path: path, document: nil, error: "\(path): the analysis produced unreadable output: \(error)")
-        }
-    }
+    static var allValueStrings: [String] { AuditReporters.all.map { $0.identifier } }
 }
 
 /// "[12/50] traces, 1.2 M events/s" on a terminal; nothing otherwise.
@@ -226,15 +148,10 @@ final class Progress: @unchecked Sendable {
         events += n
         guard enabled else { return }
         let rate = Double(events) / max(Date().timeIntervalSince(start), 0.001)
-        FileHandle.standardError.write(Data(String(format: "\r[%d/%d] traces, %.0f events/s   ", done, total, rate).utf8))
+        Diagnostics.raw(String(format: "\r[%d/%d] traces, %.0f events/s   ", done, total, rate))
     }
 
     func finish() {
-        if enabled && done > 0 { FileHandle.standardError.write(Data("\n".utf8)) }
+        if enabled && done > 0 { Diagnostics.raw("\n") }
     }
-}
-
-/// Hands the stderr bytes from the reader thread back; the semaphore orders the access.
-final class DataBox: @unchecked Sendable {
-    var data = Data()
 }

@@ -10,30 +10,53 @@ struct DMATraceCommand: ParsableCommand {
         subcommands: [AnalyzeCommand.self, AuditCommand.self, ReportCommand.self, InfoCommand.self, EventsCommand.self, RulesCommand.self]
     )
 
-    /// Bad input and bad usage both exit 2 (ArgumentParser would say 64 for usage).
+    /// Bad input, bad usage and a failed write all exit 2 (ArgumentParser would say 64 for
+    /// usage); a closed pipe ends by SIGPIPE, SIGINT/SIGTERM by that signal (Termination).
     static func main() {
+        Termination.install()
         do {
             var command = try parseAsRoot()
             try command.run()
         } catch let error as IngestError {
-            FileHandle.standardError.write(Data("dma-trace: \(error)\n".utf8))
+            Diagnostics.error(error.description)
             Foundation.exit(2)
         } catch let error as UsageProblem {
-            FileHandle.standardError.write(Data("dma-trace: \(error.message)\n".utf8))
+            Diagnostics.error(error.message)
             Foundation.exit(2)
+        } catch let error as OutputError {
+            fail(error)
+        } catch let error as OutputFailures {
+            if error.failures.contains(where: \.isClosedPipe) { Termination.endForClosedPipe() }
+            error.failures.forEach { Diagnostics.error($0.description) }
+            Foundation.exit(2)
+        } catch let error as ExitCode {
+            Foundation.exit(error.rawValue)
         } catch {
-            let code = exitCode(for: error)
-            if code == .success || error is ExitCode {
-                exit(withError: error)
+            let message = fullMessage(for: error)
+            if exitCode(for: error) == .success {
+                // --help and --version: what the user asked for goes to standard output, checked.
+                do { try StandardOutput.write(message + "\n") } catch let e as OutputError { fail(e) } catch {}
+                Foundation.exit(0)
             }
-            FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+            Diagnostics.lines(message.split(separator: "\n", omittingEmptySubsequences: false).map(String.init))
             Foundation.exit(2)
         }
+    }
+
+    static func fail(_ error: OutputError) -> Never {
+        if error.isClosedPipe { Termination.endForClosedPipe() }
+        Diagnostics.error(error.description)
+        Foundation.exit(2)
     }
 }
 
 struct UsageProblem: Error {
     var message: String
+}
+
+/// Several outputs failed; each gets its own message.
+struct OutputFailures: Error {
+    var failures: [OutputError]
 }
 
 struct InputOptions: ParsableArguments {
@@ -46,12 +69,20 @@ struct InputOptions: ParsableArguments {
 
     func reportUnreadable(_ stats: IngestStats, path: String) {
         guard verbose, stats.unreadableLines > 0 else { return }
-        var text = "\(path): \(stats.unreadableLines) unreadable lines\n"
-        for s in stats.unreadableSamples { text += "  line \(s.line): \(s.reason): \(s.text)\n" }
-        FileHandle.standardError.write(Data(text.utf8))
+        Diagnostics.lines(["\(path): \(stats.unreadableLines) unreadable lines"]
+            + stats.unreadableSamples.map { "  line \($0.line): \($0.reason): \($0.text)" })
     }
 }
 
-func writeStdout(_ s: String) {
-    FileHandle.standardOutput.write(Data(s.utf8))
+/// The choices of an option, by the names the help shows; ArgumentParser lists them in its error.
+protocol NamedChoice: CaseIterable, RawRepresentable, ExpressibleByArgument where RawValue == String {}
+
+enum FailOn: String, NamedChoice {
+    case error, warning, note, none
+
+    var threshold: Severity? { Severity(name: rawValue) }
+}
+
+enum ColorChoice: String, NamedChoice {
+    case auto, always, never
 }

@@ -43,18 +43,18 @@ struct EventsCommand: ParsableCommand {
             if json {
                 buffer += String(decoding: try encoder.encode(EventJSON(event)), as: UTF8.self) + "\n"
             } else {
-                buffer += event.line + "\n"
+                buffer += TerminalText.escape(event.line) + "\n"
                 if let stack = event.stack {
-                    for frame in stack.frames { buffer += "    => \(frame)\n" }
+                    for frame in stack.frames { buffer += "    => \(TerminalText.escape(frame))\n" }
                 }
             }
             if buffer.utf8.count > 1 << 16 {
-                writeStdout(buffer)
+                try StandardOutput.write(buffer)
                 buffer = ""
             }
         }
-        writeStdout(buffer)
-        if count { writeStdout("\(n) events\n") }
+        try StandardOutput.write(buffer)
+        if count { try StandardOutput.write("\(n) events\n") }
         input.reportUnreadable(stats, path: file)
     }
 }

@@ -22,9 +22,9 @@ struct InfoCommand: ParsableCommand {
             input.reportUnreadable(inventory.stats, path: path)
             if json {
                 let data = try JSONEncoder.stable(pretty: true).encode(inventory)
-                writeStdout(String(decoding: data, as: UTF8.self) + "\n")
+                try StandardOutput.write(data + Data("\n".utf8))
             } else {
-                writeStdout((i > 0 ? "\n" : "") + inventory.text + "\n")
+                try StandardOutput.write((i > 0 ? "\n" : "") + inventory.text + "\n")
             }
         }
     }

@@ -19,8 +19,6 @@ struct ReportCommand: ParsableCommand {
                                           textOptions: .init(keepUnreadable: input.verbose ? 200 : 0))
         input.reportUnreadable(result.stats, path: file)
         let html = HTMLReport.render(AnalysisDocument(result, findings: result.findings))
-        guard FileManager.default.createFile(atPath: output, contents: Data(html.utf8)) else {
-            throw UsageProblem(message: "\(output): cannot write the report")
-        }
+        try AtomicFile.write(html, to: output)
     }
 }

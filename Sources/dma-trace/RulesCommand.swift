@@ -13,17 +13,21 @@ struct RulesCommand: ParsableCommand {
 
     func run() throws {
         if let dir = writeDocs {
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            do {
+                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            } catch {
+                throw UsageProblem(message: "\(dir): cannot create the folder (\(error.localizedDescription))")
+            }
             for rule in RuleRegistry.descriptions {
                 let path = (dir as NSString).appendingPathComponent("\(rule.id).md")
                 let existing = try? String(contentsOfFile: path, encoding: .utf8)
-                try RuleDocs.page(rule, existing: existing).write(toFile: path, atomically: true, encoding: .utf8)
+                try AtomicFile.write(RuleDocs.page(rule, existing: existing), to: path)
             }
-            writeStdout("wrote \(RuleRegistry.descriptions.count) pages in \(dir)\n")
+            try StandardOutput.write("wrote \(RuleRegistry.descriptions.count) pages in \(dir)\n")
             return
         }
         for rule in RuleRegistry.descriptions {
-            writeStdout("\(rule.id.padding(toLength: 30, withPad: " ", startingAt: 0)) \(rule.severity.description.padding(toLength: 8, withPad: " ", startingAt: 0)) \(rule.summary)\n")
+            try StandardOutput.write("\(rule.id.padding(toLength: 30, withPad: " ", startingAt: 0)) \(rule.severity.description.padding(toLength: 8, withPad: " ", startingAt: 0)) \(rule.summary)\n")
         }
     }
 }

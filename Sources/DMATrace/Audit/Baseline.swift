@@ -34,10 +34,7 @@ public struct Baseline: Codable, Sendable, Equatable {
     }
 
     public func write(to path: String) throws {
-        let data = try JSONEncoder.stable(pretty: true).encode(self)
-        guard FileManager.default.createFile(atPath: path, contents: data + Data("\n".utf8)) else {
-            throw IngestError(path: path, problem: "baseline cannot be written")
-        }
+        try AtomicFile.write(try JSONEncoder.stable(pretty: true).encode(self) + Data("\n".utf8), to: path)
     }
 
     public var fingerprints: Set<String> { Set(entries.map(\.fingerprint)) }

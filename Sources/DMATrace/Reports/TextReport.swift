@@ -10,7 +10,9 @@ public struct TextReport {
         self.showHistory = showHistory
     }
 
+    /// Our own colour codes only: trace-derived text goes through `e` first.
     private func paint(_ s: String, _ code: String) -> String { color ? "\u{1b}[\(code)m\(s)\u{1b}[0m" : s }
+    private func e(_ s: String) -> String { TerminalText.escape(s) }
 
     private func badge(_ s: Severity) -> String {
         switch s {
@@ -27,24 +29,24 @@ public struct TextReport {
         var header = ""
         if r.stats.unreadableLines > 0 { header += "; \(r.stats.unreadableLines) unreadable text line(s) skipped (-v shows them)" }
         if r.stats.malformedRecords > 0 { header += "; \(r.stats.malformedRecords) malformed record(s) skipped" }
-        out.append(paint("\(r.facts.path)", "1") + ": kernel \(r.facts.kernelRelease ?? "unknown"), \(r.facts.cpus.map { "\($0) CPUs" } ?? "CPUs unknown"), \(span) s, \(r.stats.dmaEvents) events, \(lost)\(header)")
-        for notice in r.notices { out.append(paint("Note", "1") + ": " + notice) }
+        out.append(paint(e(r.facts.path), "1") + ": kernel \(e(r.facts.kernelRelease ?? "unknown")), \(r.facts.cpus.map { "\($0) CPUs" } ?? "CPUs unknown"), \(span) s, \(r.stats.dmaEvents) events, \(lost)\(header)")
+        for notice in r.notices { out.append(paint("Note", "1") + ": " + e(notice)) }
         if let b = r.iommuBalance {
             out.append("IOMMU: \(b.maps) iommu:map, \(b.unmaps) iommu:unmap (\(b.unmapsOfUnknownIOVA) of IOVAs not mapped in the trace), \(b.stillMapped) IOVAs still mapped at the end")
         }
         out.append("")
         out.append(paint("Devices", "1"))
         for d in r.devices {
-            out.append("  \(paint(d.name, "1"))  \(d.path.rawValue), \(d.coherence.rawValue)")
+            out.append("  \(paint(e(d.name), "1"))  \(d.path.rawValue), \(d.coherence.rawValue)")
             if !d.dmaEventsTraced {
                 out.append("    bounces \(d.bounces)")
-                for l in d.limitations { out.append("    cannot check: \(l)") }
+                for l in d.limitations { out.append("    cannot check: \(e(l))") }
                 continue
             }
-            for fact in d.facts { out.append("    fact: \(fact.name) \(fact.value) (\(fact.confidence.rawValue): \(fact.evidence))") }
+            for fact in d.facts { out.append("    fact: \(fact.name) \(e(fact.value)) (\(fact.confidence.rawValue): \(e(fact.evidence)))") }
             out.append("    maps \(d.maps) (sg \(d.sgMaps)), unmaps \(d.unmaps), syncs cpu/device \(d.syncsForCPU)/\(d.syncsForDevice), bounces \(d.bounces), failed maps \(d.failedMaps)")
             out.append("    \(byteString(d.bytesMapped)) mapped, peak \(d.peakLiveMappings) live mappings, \(d.liveMappings) live at end; dma_alloc_* \(d.allocs), frees \(d.frees), \(d.liveAllocations) live at end")
-            for l in d.limitations { out.append("    cannot check: \(l)") }
+            for l in d.limitations { out.append("    cannot check: \(e(l))") }
         }
         let summary = AnalysisDocument.Summary.of(findings)
         out.append("")
@@ -59,19 +61,19 @@ public struct TextReport {
             out.append(paint("[\(rule)]", "1") + " \(summaryLine) (Docs/rules/\(rule).md)")
             for f in list {
                 let times = f.occurrences > 1 ? " ×\(f.occurrences)" : ""
-                out.append("  \(badge(f.severity))\(times) \(f.device) at \(formatSeconds(f.timestamp)) s, cpu \(f.cpu), \(f.pid >= 0 ? "\(f.task)-\(f.pid)" : "-")")
-                out.append("    \(f.message)")
-                for c in f.caveats { out.append("    caveat: \(c)") }
-                if let m = f.marker { out.append("    during marker: \(m)") }
+                out.append("  \(badge(f.severity))\(times) \(e(f.device)) at \(formatSeconds(f.timestamp)) s, cpu \(f.cpu), \(f.pid >= 0 ? "\(e(f.task))-\(f.pid)" : "-")")
+                out.append("    \(e(f.message))")
+                for c in f.caveats { out.append("    caveat: \(e(c))") }
+                if let m = f.marker { out.append("    during marker: \(e(m))") }
                 if !f.history.isEmpty && showHistory > 0 {
                     out.append("    history:")
                     let shown = f.history.suffix(showHistory)
                     if f.history.count > shown.count { out.append("      … \(f.history.count - shown.count) earlier event(s)") }
-                    for e in shown { out.append("      \(e.line)") }
+                    for event in shown { out.append("      \(e(event.line))") }
                 }
                 if let s = f.stack {
                     out.append("    stack:")
-                    for frame in s.frames { out.append("      => \(frame)") }
+                    for frame in s.frames { out.append("      => \(e(frame))") }
                 }
                 out.append("    fingerprint \(f.fingerprint)")
             }

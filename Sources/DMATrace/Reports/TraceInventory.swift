@@ -31,7 +31,8 @@ public struct TraceInventory: Sendable, Codable {
 
     public var text: String {
         var out: [String] = []
-        func row(_ k: String, _ v: String) { out.append(k.padding(toLength: 13, withPad: " ", startingAt: 0) + v) }
+        // Values come from the trace (and its file name): escaped for the terminal.
+        func row(_ k: String, _ v: String) { out.append(k.padding(toLength: 13, withPad: " ", startingAt: 0) + TerminalText.escape(v)) }
         row("file:", facts.path)
         row("format:", facts.format.rawValue + (facts.fileVersion.map { " v\($0)" } ?? ""))
         row("kernel:", facts.kernelRelease ?? "(not recorded)")
@@ -58,12 +59,12 @@ public struct TraceInventory: Sendable, Codable {
         }
         out.append("events:")
         for (name, n) in eventCounts.sorted(by: { ($0.value, $1.key) > ($1.value, $0.key) }) {
-            out.append("  " + String(n).leftPadded(9) + "  " + name)
+            out.append("  " + String(n).leftPadded(9) + "  " + TerminalText.escape(name))
         }
         out.append("devices:")
         for (device, counts) in deviceEventCounts.sorted(by: { $0.key < $1.key }) {
             let total = counts.values.reduce(0, +)
-            out.append("  \(device)  \(total) events: " + counts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+            out.append("  \(TerminalText.escape(device))  \(total) events: " + counts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
         }
         return out.joined(separator: "\n")
     }

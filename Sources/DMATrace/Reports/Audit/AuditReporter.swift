@@ -20,28 +20,31 @@ public enum AuditTextReporter: AuditReporter {
     public static let summary = "A summary per trace and every finding, for people."
 
     public static func render(_ r: AuditResult) throws -> String {
+        // Paths, devices and messages come from the traces: escaped for the terminal.
+        let e = TerminalText.escape
         var out: [String] = []
         for t in r.traces {
             guard let doc = t.document else {
-                out.append("\(t.path): UNREADABLE: \(t.error ?? "unknown error")")
+                out.append("\(e(t.path)): \(t.status == .failed ? "FAILED" : "UNREADABLE"): \(e(t.error ?? "unknown error"))")
                 continue
             }
             let s = AnalysisDocument.Summary.of(t.findings)
-            var line = "\(t.path): \(doc.trace.kernelRelease ?? "kernel unknown"), \(doc.dmaEvents) events: \(s.errors) error(s), \(s.warnings) warning(s), \(s.notes) note(s)"
+            var line = "\(e(t.path)): \(e(doc.trace.kernelRelease ?? "kernel unknown")), \(doc.dmaEvents) events: \(s.errors) error(s), \(s.warnings) warning(s), \(s.notes) note(s)"
             if t.baselined > 0 { line += ", \(t.baselined) in baseline" }
             if !t.suppressed.isEmpty { line += ", \(t.suppressed.count) suppressed" }
             if !doc.lostGaps.isEmpty { line += ", \(doc.lostGaps.count) lost-event gap(s)" }
             out.append(line)
             for f in t.findings {
-                out.append("  \(f.severity) [\(f.rule)] \(f.device) at \(String(format: "%.6f", f.timestamp)) s: \(f.message)")
+                out.append("  \(f.severity) [\(f.rule)] \(e(f.device)) at \(String(format: "%.6f", f.timestamp)) s: \(e(f.message))")
             }
         }
         if !r.staleBaseline.isEmpty {
             out.append("baseline entries that no longer occur:")
-            for e in r.staleBaseline { out.append("  \(e.fingerprint) [\(e.rule)] \(e.device): \(e.message)") }
+            for b in r.staleBaseline { out.append("  \(e(b.fingerprint)) [\(e(b.rule))] \(e(b.device)): \(e(b.message))") }
         }
         let all = AnalysisDocument.Summary.of(r.allFindings)
-        out.append("\(r.traces.count) trace(s), \(r.unreadable.count) unreadable: \(all.errors) error(s), \(all.warnings) warning(s), \(all.notes) note(s)")
+        let unreadable = r.unreadable.count - r.failed.count
+        out.append("\(r.traces.count) trace(s), \(unreadable) unreadable, \(r.failed.count) failed: \(all.errors) error(s), \(all.warnings) warning(s), \(all.notes) note(s)")
         return out.joined(separator: "\n") + "\n"
     }
 }
@@ -53,6 +56,7 @@ public enum AuditJSONReporter: AuditReporter {
     struct Document: Encodable {
         struct Trace: Encodable {
             var path: String
+            var status: AuditResult.Status
             var error: String?
             var analysis: AnalysisDocument?
             var baselined: Int
@@ -66,7 +70,9 @@ public enum AuditJSONReporter: AuditReporter {
         }
         struct Summary: Encodable {
             var traces: Int
+            /// Every trace without a result; `failed` is the subset whose analysis broke down.
             var unreadable: [String]
+            var failed: [String]
             var errors: Int
             var warnings: Int
             var notes: Int
@@ -82,11 +88,11 @@ public enum AuditJSONReporter: AuditReporter {
             var analysis = t.document
             analysis?.findings = t.findings
             analysis?.summary = AnalysisDocument.Summary.of(t.findings)
-            return Document.Trace(path: t.path, error: t.error, analysis: analysis, baselined: t.baselined,
+            return Document.Trace(path: t.path, status: t.status, error: t.error, analysis: analysis, baselined: t.baselined,
                                   suppressed: t.suppressed.map { Document.Suppressed(fingerprint: $0.0.fingerprint, rule: $0.0.rule, device: $0.0.device, reason: $0.1.reason) })
         }
         let all = AnalysisDocument.Summary.of(r.allFindings)
-        let doc = Document(traces: traces, summary: .init(traces: r.traces.count, unreadable: r.unreadable.map(\.path),
+        let doc = Document(traces: traces, summary: .init(traces: r.traces.count, unreadable: r.unreadable.map(\.path), failed: r.failed.map(\.path),
                                                           errors: all.errors, warnings: all.warnings, notes: all.notes,
                                                           staleBaseline: r.staleBaseline))
         return String(decoding: try JSONEncoder.stable(pretty: true).encode(doc), as: UTF8.self) + "\n"
@@ -97,20 +103,15 @@ public enum GitHubReporter: AuditReporter {
     public static let identifier = "github"
     public static let summary = "GitHub Actions workflow commands, so findings show as annotations."
 
-    /// Workflow-command escaping: data escapes %, CR, LF; properties also : and ,.
-    static func data(_ s: String) -> String {
-        s.replacingOccurrences(of: "%", with: "%25").replacingOccurrences(of: "\r", with: "%0D").replacingOccurrences(of: "\n", with: "%0A")
-    }
-
-    static func property(_ s: String) -> String {
-        data(s).replacingOccurrences(of: ":", with: "%3A").replacingOccurrences(of: ",", with: "%2C")
-    }
+    static func data(_ s: String) -> String { WorkflowCommandText.data(s) }
+    static func property(_ s: String) -> String { WorkflowCommandText.property(s) }
 
     public static func render(_ r: AuditResult) throws -> String {
         var out: [String] = []
         for t in r.traces {
             if t.document == nil {
-                out.append("::error file=\(property(t.path)),title=\(property("dma-trace: unreadable trace"))::\(data(t.error ?? "unreadable"))")
+                let title = t.status == .failed ? "dma-trace: analysis failed" : "dma-trace: unreadable trace"
+                out.append("::error file=\(property(t.path)),title=\(property(title))::\(data(t.error ?? "unreadable"))")
             }
             for f in t.findings {
                 let command = f.severity == .note ? "notice" : f.severity.description

@@ -20,8 +20,9 @@ public enum JUnitReporter: AuditReporter {
                 let testcase = XMLElement(name: "testcase")
                 testcase.addAttribute(attr("classname", "dma-trace." + suiteName(t.path)))
                 testcase.addAttribute(attr("name", "read trace"))
-                let error = XMLElement(name: "error", stringValue: t.error ?? "unreadable")
+                let error = element("error", t.error ?? "unreadable")
                 error.addAttribute(attr("message", t.error ?? "unreadable"))
+                error.addAttribute(attr("type", t.status.rawValue))
                 testcase.addChild(error)
                 suite.addChild(testcase)
                 for (k, v) in [("tests", "1"), ("failures", "0"), ("errors", "1")] { suite.addAttribute(attr(k, v)) }
@@ -42,14 +43,14 @@ public enum JUnitReporter: AuditReporter {
                     failures += 1
                     let text = failing.map { "\($0.severity) \($0.device) at \(String(format: "%.6f", $0.timestamp)) s: \($0.message) [\($0.fingerprint)]" }
                         .joined(separator: "\n")
-                    let failure = XMLElement(name: "failure", stringValue: text)
+                    let failure = element("failure", text)
                     failure.addAttribute(attr("message", "\(failing.count) finding(s): \(failing[0].message)"))
                     failure.addAttribute(attr("type", failing.map(\.severity).max()!.description))
                     testcase.addChild(failure)
                 }
                 let notes = hits.filter { $0.severity == .note }
                 if !notes.isEmpty {
-                    testcase.addChild(XMLElement(name: "system-out", stringValue: notes.map { "note \($0.device): \($0.message)" }.joined(separator: "\n")))
+                    testcase.addChild(element("system-out", notes.map { "note \($0.device): \($0.message)" }.joined(separator: "\n")))
                 }
                 suite.addChild(testcase)
             }
@@ -65,8 +66,13 @@ public enum JUnitReporter: AuditReporter {
         return String(decoding: doc.xmlData(options: [.nodePrettyPrint]), as: UTF8.self) + "\n"
     }
 
+    /// Every value passes XMLText: trace text may hold characters XML 1.0 forbids.
     private static func attr(_ name: String, _ value: String) -> XMLNode {
-        XMLNode.attribute(withName: name, stringValue: value) as! XMLNode
+        XMLNode.attribute(withName: name, stringValue: XMLText.sanitize(value)) as! XMLNode
+    }
+
+    private static func element(_ name: String, _ text: String) -> XMLElement {
+        XMLElement(name: name, stringValue: XMLText.sanitize(text))
     }
 
     private static func suiteName(_ path: String) -> String {

@@ -85,7 +85,8 @@ public enum SARIFReporter: AuditReporter {
             let location = ArtifactLocation(uri: uri(t.path), index: i)
             artifacts.append(Artifact(location: ArtifactLocation(uri: uri(t.path), index: nil)))
             if t.document == nil {
-                notifications.append(Notification(level: "error", message: Text(text: t.error ?? "\(t.path): unreadable"),
+                let reason = (t.status == .failed ? "analysis failed: " : "") + (t.error ?? "\(t.path): unreadable")
+                notifications.append(Notification(level: "error", message: Text(text: reason),
                                                   locations: [Location(physicalLocation: PhysicalLocation(artifactLocation: location), logicalLocations: nil)]))
             }
             for f in t.findings {
