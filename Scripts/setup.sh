@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what dma-trace needs to build and test on Debian/Ubuntu: the
 # trace-cmd libraries (found through pkg-config) and trace-cmd itself, which
-# the differential tests and the benchmark compare against.
+# the differential tests and the benchmark compare against; strace, which the
+# reliability tests use to deliver a signal at an exact system call.
 set -euo pipefail
-packages=(libtraceevent-dev libtracefs-dev libtracecmd-dev trace-cmd pkg-config)
+packages=(libtraceevent-dev libtracefs-dev libtracecmd-dev trace-cmd pkg-config strace)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -79,3 +79,73 @@ enum Fixtures {
         return nil
     }
 }
+
+/// Processes the tests start, signal and look for afterwards.
+enum Processes {
+    struct Started {
+        var process: Process
+        var stdoutFile: URL
+        var stderrFile: URL
+        var stdout: String { (try? String(contentsOf: stdoutFile, encoding: .utf8)) ?? "" }
+        var stderr: String { (try? String(contentsOf: stderrFile, encoding: .utf8)) ?? "" }
+        var pid: pid_t { process.processIdentifier }
+    }
+
+    /// Starts `executable` (default: the tool) with its output in files under `dir`.
+    static func start(_ args: [String], executable: String? = nil, in dir: URL, stdout: FileHandle? = nil) throws -> Started {
+        let p = Process()
+        p.executableURL = executable.map { URL(fileURLWithPath: $0) } ?? Fixtures.binary
+        p.arguments = args
+        let out = dir.appendingPathComponent("stdout-\(UUID().uuidString)")
+        let err = dir.appendingPathComponent("stderr-\(UUID().uuidString)")
+        FileManager.default.createFile(atPath: out.path, contents: nil)
+        FileManager.default.createFile(atPath: err.path, contents: nil)
+        p.standardOutput = try stdout ?? FileHandle(forWritingTo: out)
+        p.standardError = try FileHandle(forWritingTo: err)
+        try p.run()
+        return Started(process: p, stdoutFile: out, stderrFile: err)
+    }
+
+    /// Polls `condition` for up to `seconds`; a condition that never holds fails the test there.
+    static func waitFor(_ what: String, seconds: Double = 60, _ condition: () -> Bool) throws {
+        let end = Date().addingTimeInterval(seconds)
+        while !condition() {
+            guard Date() < end else { throw Timeout(what: what) }
+            usleep(20_000)
+        }
+    }
+
+    struct Timeout: Error, CustomStringConvertible {
+        var what: String
+        var description: String { "gave up waiting for \(what)" }
+    }
+
+    /// Running, or stopped: not gone and not a zombie waiting to be reaped.
+    static func isAlive(_ pid: pid_t) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        let state = stat[stat.index(close, offsetBy: 2)]
+        return state != "Z" && state != "X"
+    }
+
+    /// Living processes whose command line contains `text`.
+    static func living(commandLineContaining text: String) -> [pid_t] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { pid_t($0) }.filter { pid in
+            guard pid != getpid(), let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+            let line = String(decoding: data.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
+            return line.contains(text) && isAlive(pid)
+        }
+    }
+
+    static func children(of pid: pid_t) -> [pid_t] {
+        let text = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
+        return text.split(separator: " ").compactMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    }
+
+    /// Whether `pid` has `path` open (it got past start-up and is reading it).
+    static func hasOpen(_ pid: pid_t, _ path: String) -> Bool {
+        let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
+        return fds.contains { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)")) == path }
+    }
+}

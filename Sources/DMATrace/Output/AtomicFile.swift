@@ -30,22 +30,20 @@ public enum AtomicFile {
         let name = (target as NSString).lastPathComponent
         let template = (folder.isEmpty ? "." : folder) + "/." + name + ".tmp-XXXXXX"
         let (fd, temporary) = try Termination.createTemporaryFile(template: template, destination: path)
-        var renamed = false
-        defer {
-            if !renamed {
-                unlink(temporary)
-            }
-            Termination.forgetTemporaryFile(temporary)
-        }
         do {
             defer { close(fd) }
             try data.withUnsafeBytes { try writeAll(fd, $0, destination: path) }
             guard fchmod(fd, existingMode ?? (0o666 & ~creationMask)) == 0, fsync(fd) == 0 else {
                 throw OutputError(destination: path, code: errno)
             }
+        } catch {
+            Termination.discardTemporaryFile(temporary)
+            throw error
         }
-        guard rename(temporary, target) == 0 else { throw OutputError(destination: path, code: errno) }
-        renamed = true
+        if let failure = Termination.commitTemporaryFile(temporary, to: target) {
+            Termination.discardTemporaryFile(temporary)
+            throw OutputError(destination: path, code: failure)
+        }
         syncFolder(folder.isEmpty ? "." : folder)
     }
 

@@ -34,17 +34,31 @@ public enum Termination {
         // Only the handler's end must never block.
         _ = fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK)
         signalWakeFD = fds[1]
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = noteSignal
+        sigemptyset(&action.sa_mask)
+        action.sa_flags = SA_RESTART
+        for s in handledSignals {
+            // A signal ignored from the start stays ignored: nohup, and a shell's background jobs.
+            var inherited = sigaction()
+            sigaction(s, nil, &inherited)
+            if unsafeBitCast(inherited.__sigaction_handler.sa_handler, to: Int.self) == 1 /* SIG_IGN */ { continue }
+            sigaction(s, &action, nil)
+        }
+        // A parent may hand down a blocked mask (test harnesses do). Threads created from
+        // here on inherit this thread's mask; a signal already pending now reaches the handler.
+        var handled = sigset_t()
+        sigemptyset(&handled)
+        for s in handledSignals { sigaddset(&handled, s) }
+        pthread_sigmask(SIG_UNBLOCK, &handled, nil)
+        // The cleanup thread takes signals too: it is never busy, so a signal is handled at
+        // once even while the main thread sits in a long system call.
         let reader = fds[0]
         Thread.detachNewThread {
             var byte: UInt8 = 0
             while read(reader, &byte, 1) != 1 {}
             terminate(bySignal: Int32(byte))
         }
-        var action = sigaction()
-        action.__sigaction_handler.sa_handler = noteSignal
-        sigemptyset(&action.sa_mask)
-        action.sa_flags = SA_RESTART
-        for s in handledSignals { sigaction(s, &action, nil) }
     }
 
     /// Creates a file from a mkstemp template and remembers it. Close-on-exec is
@@ -61,8 +75,21 @@ public enum Termination {
         return (fd, path)
     }
 
-    static func forgetTemporaryFile(_ path: String) {
-        lock.withLock { _ = temporaryFiles.remove(path) }
+    /// Renames a finished temporary file into place. Under the lock: once the cleanup has
+    /// begun the rename never happens, and once the rename has happened there is nothing
+    /// left to clean.
+    static func commitTemporaryFile(_ path: String, to destination: String) -> Int32? {
+        lock.lock()
+        defer { lock.unlock() }
+        temporaryFiles.remove(path)
+        return rename(path, destination) == 0 ? nil : errno
+    }
+
+    static func discardTemporaryFile(_ path: String) {
+        lock.lock()
+        defer { lock.unlock() }
+        temporaryFiles.remove(path)
+        unlink(path)
     }
 
     /// Starts a child (the leader of its own process group) and remembers it, in one step.
@@ -107,7 +134,9 @@ public enum Termination {
         sigaddset(&unblock, sig)
         pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
         kill(getpid(), sig)
-        // Not reached unless the signal is somehow held back.
+        // The signal normally ends the process here; under a debugger or tracer it may take
+        // a moment to be delivered.
+        sleep(2)
         _exit(128 + sig)
     }
 }
