@@ -1,3 +1,4 @@
+import Foundation
 /// Trace text is attacker-controlled: a process names itself anything
 /// (prctl PR_SET_NAME), device names and marker text come from the traced
 /// machine, file names from whoever filled the folder. Each output escapes it
@@ -68,5 +69,37 @@ public enum WorkflowCommandText {
 
     public static func property(_ s: String) -> String {
         data(s).replacingOccurrences(of: ":", with: "%3A").replacingOccurrences(of: ",", with: "%2C")
+    }
+}
+
+/// The JSON encoder escapes C0 controls itself. DEL and the C1 controls are valid JSON
+/// unescaped, but some terminals act on them (U+009B is CSI), and NDJSON is read in
+/// terminals: every JSON output escapes them too. Outside strings JSON is plain ASCII,
+/// so the bytes can only be inside a string.
+final class TerminalSafeJSONEncoder: JSONEncoder, @unchecked Sendable {
+    override func encode<T: Encodable>(_ value: T) throws -> Data {
+        Self.escapeDELAndC1(try super.encode(value))
+    }
+
+    static func escapeDELAndC1(_ data: Data) -> Data {
+        guard data.contains(where: { $0 == 0x7f || $0 == 0xc2 }) else { return data }
+        var out = Data()
+        out.reserveCapacity(data.count + 16)
+        var i = data.startIndex
+        while i < data.endIndex {
+            let b = data[i]
+            let next = data.index(after: i)
+            if b == 0x7f {
+                out.append(contentsOf: Array("\\u007f".utf8))
+            } else if b == 0xc2, next < data.endIndex, (0x80...0x9f).contains(data[next]) {
+                out.append(contentsOf: Array(String(format: "\\u%04x", data[next]).utf8))
+                i = data.index(after: next)
+                continue
+            } else {
+                out.append(b)
+            }
+            i = next
+        }
+        return out
     }
 }

@@ -103,7 +103,7 @@ public struct EventJSON: Codable, Sendable {
 extension JSONEncoder {
     /// Sorted keys so output is byte-for-byte stable across runs.
     public static func stable(pretty: Bool = false) -> JSONEncoder {
-        let e = JSONEncoder()
+        let e = TerminalSafeJSONEncoder()
         e.outputFormatting = pretty ? [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
         return e
     }
