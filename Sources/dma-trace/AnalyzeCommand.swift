@@ -2,15 +2,9 @@ import ArgumentParser
 import DMATrace
 import Foundation
 
-extension Severity: ExpressibleByArgument {
-    public init?(argument: String) { self.init(name: argument) }
-    public static var allValueStrings: [String] { allCases.map(\.description) }
-    public var defaultValueDescription: String { description }
-}
-
 struct FindingFilters: ParsableArguments {
-    @Option(help: "Report only findings at or above this severity (note, warning, error).")
-    var minSeverity: Severity = .note
+    @Option(help: "Report only findings at or above this severity: note, warning or error.")
+    var minSeverity: SeverityName = .note
     @Option(name: .customLong("rule"), help: "Report only this rule (repeatable).")
     var rules: [String] = []
     @Option(name: .customLong("device"), help: "Report only this device (repeatable).")
@@ -26,7 +20,7 @@ struct FindingFilters: ParsableArguments {
 
     func apply(_ findings: [Finding]) -> [Finding] {
         findings.filter { f in
-            f.severity >= minSeverity && (rules.isEmpty || rules.contains(f.rule)) && (devices.isEmpty || devices.contains(f.device))
+            f.severity >= minSeverity.severity && (rules.isEmpty || rules.contains(f.rule)) && (devices.isEmpty || devices.contains(f.device))
         }
     }
 

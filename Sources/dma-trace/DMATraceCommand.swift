@@ -83,6 +83,12 @@ enum FailOn: String, NamedChoice {
     var threshold: Severity? { Severity(name: rawValue) }
 }
 
+enum SeverityName: String, NamedChoice {
+    case note, warning, error
+
+    var severity: Severity { Severity(name: rawValue)! }
+}
+
 enum ColorChoice: String, NamedChoice {
     case auto, always, never
 }

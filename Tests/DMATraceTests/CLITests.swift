@@ -60,4 +60,38 @@ import Testing
             #expect(RuleDocs.isCurrent(rule, page: page), "\(rule.docPath) is stale: run `dma-trace rules --write-docs Docs/rules`")
         }
     }
+
+    /// Every option that takes one of a set of names: a wrong value is answered with those
+    /// names, the same ones the help lists (the issue: "Please provide one of '0', '1' or '2'").
+    @Test func enumOptionsAnswerWithTheNamesOfTheHelp() throws {
+        let trace = Fixtures.sample("k7.3-trace_pipe.txt")
+        let cases: [(command: String, option: String, names: [String])] = [
+            ("analyze", "--min-severity", ["note", "warning", "error"]),
+            ("analyze", "--fail-on", ["error", "warning", "note", "none"]),
+            ("analyze", "--format", ["text", "json"]),
+            ("analyze", "--color", ["auto", "always", "never"]),
+            ("audit", "--fail-on", ["error", "warning", "note", "none"]),
+            ("audit", "--format", AuditReporters.all.map { $0.identifier }),
+        ]
+        for c in cases {
+            let r = try Fixtures.run([c.command, c.option, "bogus", trace])
+            #expect(r.status == 2, "\(c)")
+            // ArgumentParser's wording: "'a' and 'b'" for two names, "'a', 'b' or 'c'" for more.
+            let list = c.names.dropLast().map { "'\($0)'" }.joined(separator: ", ") + (c.names.count == 2 ? " and " : " or ") + "'\(c.names.last!)'"
+            #expect(r.stderr.contains("Please provide one of \(list)."), "\(c.command) \(c.option): \(r.stderr)")
+            let help = try Fixtures.run([c.command, "--help"]).stdout.replacingOccurrences(of: "\n", with: " ")
+                .replacingOccurrences(of: "  +", with: " ", options: .regularExpression)
+            #expect(help.contains("(values: \(c.names.joined(separator: ", "))"), "\(c.command) --help lists \(c.names)")
+            for name in c.names {
+                let ok = try Fixtures.run([c.command, c.option, name, trace])
+                #expect(ok.status != 2 && !ok.stderr.contains("is invalid for"), "\(c.option) \(name) is accepted: \(ok.stderr)")
+            }
+        }
+        // Names the help does not list: a rule, an event kind; the answer lists the known ones.
+        let rule = try Fixtures.run(["analyze", "--rule", "bogus", trace])
+        #expect(rule.status == 2 && rule.stderr.contains("unknown rule 'bogus'; the rules are double-mapping, "))
+        let kind = try Fixtures.run(["events", "--kind", "bogus", trace])
+        #expect(kind.status == 2 && kind.stderr.contains("unknown event kind 'bogus'; known: map_page, "))
+        #expect(try Fixtures.run(["audit", "--timeout=-1", trace]).stderr.contains("--timeout takes seconds, 0 for no limit"))
+    }
 }

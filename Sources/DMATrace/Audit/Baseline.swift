@@ -28,8 +28,22 @@ public struct Baseline: Codable, Sendable, Equatable {
         }
         do {
             return try JSONDecoder().decode(Baseline.self, from: data)
+        } catch let error as DecodingError {
+            throw IngestError(path: path, problem: "is not a dma-trace baseline (\(Self.describe(error)); write one with --write-baseline)")
         } catch {
-            throw IngestError(path: path, problem: "is not a dma-trace baseline (\(error))")
+            throw IngestError(path: path, problem: "is not a dma-trace baseline (not JSON)")
+        }
+    }
+
+    private static func describe(_ error: DecodingError) -> String {
+        func at(_ path: [CodingKey]) -> String {
+            path.isEmpty ? "" : " at " + path.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+        }
+        switch error {
+        case .keyNotFound(let key, let context): return "no \"\(key.stringValue)\"\(at(context.codingPath))"
+        case .typeMismatch(_, let context), .valueNotFound(_, let context): return "unexpected value\(at(context.codingPath))"
+        case .dataCorrupted(let context): return context.codingPath.isEmpty ? "not JSON" : "unreadable value\(at(context.codingPath))"
+        @unknown default: return "unreadable"
         }
     }
 
