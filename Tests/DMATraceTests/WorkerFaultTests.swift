@@ -107,4 +107,20 @@ import Testing
         #expect(survivors.isEmpty, "still running: \(survivors)")
         survivors.forEach { kill($0, SIGKILL) }
     }
+
+    /// SIGKILL to the audit (it cannot clean up after that): its real worker, blocked reading
+    /// an endless input, notices its audit is gone and ends itself.
+    @Test func aWorkerDoesNotOutliveAKilledAudit() throws {
+        let dir = try Fixtures.scratch()
+        let input = try OutputFaultTests.EndlessInput(in: dir, name: "endless.txt", first: Data(OutputFaultTests.realText.utf8.prefix(20000)))
+        let run = try Processes.start(["audit", "--quiet", input.path], in: dir)
+        var worker: pid_t = 0
+        try Processes.waitFor("the worker to read its input") {
+            worker = Processes.children(of: run.pid).first { Processes.hasOpen($0, input.path) } ?? 0
+            return worker != 0
+        }
+        kill(run.pid, SIGKILL)
+        run.process.waitUntilExit()
+        try Processes.waitFor("worker \(worker) to end", seconds: 20) { !Processes.isAlive(worker) }
+    }
 }

@@ -22,6 +22,10 @@ enum WorkerProcess {
         var failure: Int32 = 0
         let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
+        var environment = ProcessInfo.processInfo.environment
+        environment[Termination.supervisorVariable] = String(getpid())
+        let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { envp.forEach { free($0) } }
         // Pipes are made under the spawn lock and close on exec: a worker started
         // meanwhile on another thread must not hold this worker's pipe open, or
         // the end of its output would never be seen.
@@ -52,7 +56,7 @@ enum WorkerProcess {
             posix_spawnattr_setpgroup(&attributes, 0)
             posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
             var pid: pid_t = 0
-            failure = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+            failure = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
             close(outPipe[1])
             close(errPipe[1])
             if failure != 0 {

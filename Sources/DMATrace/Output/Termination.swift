@@ -59,6 +59,20 @@ public enum Termination {
             while read(reader, &byte, 1) != 1 {}
             terminate(bySignal: Int32(byte))
         }
+        watchSupervisor()
+    }
+
+    /// Set in a worker's environment to the audit's pid. A worker whose audit is gone (killed
+    /// by SIGKILL, which it cannot clean up after) ends itself instead of running on alone.
+    static let supervisorVariable = "DMA_TRACE_SUPERVISOR"
+
+    private static func watchSupervisor() {
+        guard let value = ProcessInfo.processInfo.environment[supervisorVariable], let supervisor = pid_t(value),
+              getppid() == supervisor else { return }
+        Thread.detachNewThread {
+            while getppid() == supervisor { usleep(200_000) }
+            terminate(bySignal: SIGTERM)
+        }
     }
 
     /// Creates a file from a mkstemp template and remembers it. Close-on-exec is
