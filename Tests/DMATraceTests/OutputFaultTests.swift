@@ -124,9 +124,10 @@ import Testing
     }
 
     /// The signal arrives while the new file is complete but not yet in place: strace holds
-    /// the tool's main thread for 5 s at the end of its fsync of the temporary file, and the test
-    /// sends SIGTERM then. The old file stays, the temporary file goes, and the process
-    /// ends by the signal.
+    /// the tool's main thread at the end of its fsync of the temporary file (for up to 60 s),
+    /// and the test sends SIGTERM then. The temporary file goes while the main thread is
+    /// still held, and once it is let go the old file is still there: the rename never came.
+    /// (That the process ends by the signal is checked without a tracer above.)
     @Test(arguments: [["report", "-o", "OUT", "BUG"], ["audit", "--quiet", "--format", "sarif", "-o", "OUT", "BUG"],
                       ["audit", "--quiet", "--write-baseline", "OUT", "BUG"]])
     func aSignalBeforeTheRenameKeepsTheOldFile(_ args: [String]) throws {
@@ -134,15 +135,21 @@ import Testing
         let (dir, bug) = try inputs("rename\(args.count)\(args[args.count - 3])")
         let out = dir.appendingPathComponent("output")
         try "OLD\n".write(to: out, atomically: false, encoding: .utf8)
-        let run = try Processes.start(["-o", "/dev/null", "-e", "trace=fsync", "-e", "inject=fsync:delay_exit=5000000:when=1",
+        let run = try Processes.start(["-o", "/dev/null", "-e", "trace=fsync", "-e", "inject=fsync:delay_exit=60000000:when=1",
                                        Fixtures.binary.path] + args.map { $0 == "BUG" ? bug : $0 == "OUT" ? out.path : $0 },
                                       executable: strace, in: dir)
+        defer {
+            kill(run.pid, SIGKILL)
+            run.process.waitUntilExit()
+        }
         try Processes.waitFor("the temporary file") { !temporaryFiles(under: dir).isEmpty }
         let tool = try #require(Processes.children(of: run.pid).first)
         kill(tool, SIGTERM)
-        run.process.waitUntilExit()
-        // strace ends itself by the signal that ended the tool.
-        #expect(run.process.terminationReason == .uncaughtSignal && run.process.terminationStatus == SIGTERM, "\(run.stderr)")
+        // The main thread is still frozen: only the cleanup thread can have removed it.
+        try Processes.waitFor("the cleanup to remove the temporary file") { temporaryFiles(under: dir).isEmpty }
+        // Ending strace releases the main thread, which finds the process ending.
+        kill(run.pid, SIGKILL)
+        try Processes.waitFor("the tool to end") { !Processes.isAlive(tool) }
         #expect(try String(contentsOf: out, encoding: .utf8) == "OLD\n")
         #expect(temporaryFiles(under: dir).isEmpty, "\(temporaryFiles(under: dir))")
     }
@@ -175,5 +182,32 @@ import Testing
         run.process.waitUntilExit()
         #expect(run.process.terminationReason == .uncaughtSignal && run.process.terminationStatus == SIGTERM,
                 "SIGHUP was ignored, SIGTERM then ended it")
+    }
+
+    /// In-process: what a replacement keeps of the old file, and the OS error when it cannot be done.
+    @Test func atomicReplacementKeepsModeAndLinks() throws {
+        let dir = try Fixtures.scratch()
+        let file = dir.appendingPathComponent("report.sarif").path
+        try "old".write(toFile: file, atomically: false, encoding: .utf8)
+        chmod(file, 0o640)
+        try AtomicFile.write("new", to: file)
+        var info = stat()
+        #expect(stat(file, &info) == 0 && info.st_mode & 0o777 == 0o640)
+        #expect(try String(contentsOfFile: file, encoding: .utf8) == "new")
+        // A link is followed: its target is replaced, the link stays a link.
+        let link = dir.appendingPathComponent("latest.sarif").path
+        #expect(symlink(file, link) == 0)
+        try AtomicFile.write("newer", to: link)
+        #expect(lstat(link, &info) == 0 && info.st_mode & S_IFMT == S_IFLNK)
+        #expect(try String(contentsOfFile: file, encoding: .utf8) == "newer")
+        for (path, problem) in [(dir.path, "Is a directory"), (dir.appendingPathComponent("no/such/x.json").path, "No such file or directory")] {
+            do {
+                try AtomicFile.write("x", to: path)
+                Issue.record("wrote \(path)")
+            } catch let e as OutputError {
+                #expect(e.description == "cannot write \(path): \(problem)")
+            }
+        }
+        #expect(temporaryFiles(under: dir).isEmpty)
     }
 }

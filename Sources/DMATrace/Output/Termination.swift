@@ -55,6 +55,11 @@ public enum Termination {
         // once even while the main thread sits in a long system call.
         let reader = fds[0]
         Thread.detachNewThread {
+            // Foundation's threads may start with signals blocked: this one must take them.
+            var mine = sigset_t()
+            sigemptyset(&mine)
+            for s in handledSignals { sigaddset(&mine, s) }
+            pthread_sigmask(SIG_UNBLOCK, &mine, nil)
             var byte: UInt8 = 0
             while read(reader, &byte, 1) != 1 {}
             terminate(bySignal: Int32(byte))
