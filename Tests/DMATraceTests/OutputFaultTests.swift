@@ -144,6 +144,8 @@ import Testing
         }
         try Processes.waitFor("the temporary file") { !temporaryFiles(under: dir).isEmpty }
         let tool = try #require(Processes.children(of: run.pid).first)
+        // Signalled any earlier, the main thread itself may take the signal, and strace holds it.
+        try Processes.waitFor("the main thread to be held in fsync") { Self.heldInFsync(tool) }
         kill(tool, SIGTERM)
         // The main thread is still frozen: only the cleanup thread can have removed it.
         try Processes.waitFor("the cleanup to remove the temporary file") { temporaryFiles(under: dir).isEmpty }
@@ -152,6 +154,18 @@ import Testing
         try Processes.waitFor("the tool to end") { !Processes.isAlive(tool) }
         #expect(try String(contentsOf: out, encoding: .utf8) == "OLD\n")
         #expect(temporaryFiles(under: dir).isEmpty, "\(temporaryFiles(under: dir))")
+    }
+
+    /// Stopped by the tracer inside fsync(2) (/proc/PID/syscall starts with its number).
+    static func heldInFsync(_ pid: pid_t) -> Bool {
+        #if arch(x86_64)
+        let fsync = "74"
+        #else
+        let fsync = "82"  // arm64's generic syscall table
+        #endif
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        let syscall = (try? String(contentsOfFile: "/proc/\(pid)/syscall", encoding: .utf8)) ?? ""
+        return status.contains("State:\tt") && syscall.hasPrefix(fsync + " ")
     }
 
     /// SIGINT while the isolated probe child is opening a trace.dat (it is blocked reading a
