@@ -42,13 +42,17 @@
 # Env: LAB_CACHE (default /work/lab-cache), LAB_TIMEOUT (default 600), LAB_MEM (2G),
 # LAB_KEEP=1 (keep the run folder), LAB_GUEST_ENV ("KEY=VALUE ..." exported to the workload,
 # e.g. TEARDOWN=0 for arm64-nvme-net.sh). About 20 to 30 s per run.
+# Other devices (as record.sh): LAB_STD_DEVICES=0 leaves out nvme, e1000e and virtio-net;
+# LAB_QEMU_EXTRA adds devices (also to the dumped tree; "%RUN%" is the run folder);
+# LAB_DISKS="NAME=SIZE ..." makes sparse raw disks %RUN%/NAME.img; the workload's
+# "# lab-modules:" line names its drivers. LAB_NO_KALLSYMS=1: no symbol table in the trace.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export LAB_CACHE=${LAB_CACHE:-/work/lab-cache}
 LAB_TIMEOUT=${LAB_TIMEOUT:-600}
 LAB_MEM=${LAB_MEM:-2G}
-[ $# -ge 3 ] || { sed -n '2,44p' "$0"; exit 2; }
+[ $# -ge 3 ] || { sed -n '2,48p' "$0"; exit 2; }
 VARIANT=$1 WORKLOAD=$2 OUT=$3; shift 3
 case "$VARIANT" in coherent|noncoherent) ;; *) echo "unknown variant $VARIANT (coherent|noncoherent)" >&2; exit 2 ;; esac
 [ -f "$WORKLOAD" ] || { echo "no workload $WORKLOAD" >&2; exit 1; }
@@ -71,21 +75,34 @@ lab_run_dirs "$OUT"
 STAGE=$RUN/stage
 arm64_stage_userland
 mods_for "$STAGE/lab/modules-early.list" virtio_blk
-mods_for "$STAGE/lab/modules.list" nvme e1000e virtio_net
+# shellcheck disable=SC2046  # one word per module
+mods_for "$STAGE/lab/modules.list" $(workload_modules "$WORKLOAD" nvme e1000e virtio_net)
 lab_stage_guest "$WORKLOAD" "" "${LAB_GUEST_ENV:-}" "$@"
 lab_cpio "$STAGE" "$RUN/initrd.cpio"
 rm -rf "$STAGE"
 
 truncate -s 256M "$RUN/out.img"; truncate -s 1G "$RUN/nvme.img"
+for d in ${LAB_DISKS:-}; do
+  [[ $d =~ ^[a-z0-9_-]+=[0-9]+[KMG]?$ ]] || { echo "bad LAB_DISKS item: $d" >&2; exit 2; }
+  truncate -s "${d#*=}" "$RUN/${d%%=*}.img"
+done
+STD_DEVICES=()
+if [ "${LAB_STD_DEVICES:-1}" != 0 ]; then
+  # shellcheck disable=SC2054  # the commas belong to QEMU option values
+  STD_DEVICES=(
+    -drive "file=$RUN/nvme.img,if=none,id=nvm,format=raw" -device nvme,serial=dmalab0001,drive=nvm,addr=02.0
+    -netdev user,id=n0,restrict=on -device e1000e,netdev=n0,addr=03.0
+    -netdev user,id=n1,restrict=on -device virtio-net-pci,netdev=n1,iommu_platform=on,disable-legacy=on,addr=04.0)
+fi
+# shellcheck disable=SC2206  # word splitting of the extra arguments is intended
+EXTRA=(${LAB_QEMU_EXTRA//%RUN%/$RUN})
 APPEND="console=ttyAMA0 panic=-1 loglevel=6"
 MACHINE=virt,gic-version=3
 # shellcheck disable=SC2054  # the commas belong to QEMU option values
 DEVS=(-cpu max,pauth-impdef=on -smp 2 -m "$LAB_MEM" -nographic -no-reboot
   -kernel "$KD/vmlinuz" -initrd "$RUN/initrd.cpio" -append "$APPEND"
   -drive "file=$RUN/out.img,if=none,id=outd,format=raw" -device virtio-blk-pci,drive=outd,addr=01.0
-  -drive "file=$RUN/nvme.img,if=none,id=nvm,format=raw" -device nvme,serial=dmalab0001,drive=nvm,addr=02.0
-  -netdev user,id=n0,restrict=on -device e1000e,netdev=n0,addr=03.0
-  -netdev user,id=n1,restrict=on -device virtio-net-pci,netdev=n1,iommu_platform=on,disable-legacy=on,addr=04.0)
+  "${STD_DEVICES[@]}" "${EXTRA[@]}")
 
 # ---- the device tree: always dumped with the run's exact options (kept in logs/);
 # passed to the guest only for the non-coherent variant, without dma-coherent in pcie@10000000

@@ -11,13 +11,16 @@
 #   env LAB_GUEST_ENV  optional "KEY=VALUE KEY2=VALUE2" made available to the workload
 #   env LAB_EXTRA_FILES optional "FILE1 FILE2": copied into the guest's /lab/ (e.g. an
 #                      out-of-tree module such as faultinject/dmafi.ko for the workload)
+#   env LAB_NO_KALLSYMS=1  trace-cmd in the guest sees an empty /proc/kallsyms (no symbol
+#                      table in the file: ~1.3 MB smaller; only -T stacks need it)
 #
 # Contents, and WHY:
 # - busybox-static: a whole userland in one static binary, no libc version questions.
 # - the HOST's /usr/bin/trace-cmd with exactly the libraries `ldd` lists (and the dynamic
 #   loader): the guest records with the same trace-cmd (3.1.6) that reads the files later.
-# - the kernel's modules for virtio_blk (output disk), nvme, ahci, xhci-pci, usb-storage,
-#   e1000e, DECOMPRESSED (Debian ships .ko.xz; busybox insmod is safest with plain .ko) and
+# - the kernel's modules for virtio_blk (output disk) and the workload's drivers (its
+#   "# lab-modules: MOD..." line; default nvme, ahci, xhci-pci, usb-storage, sd_mod,
+#   e1000e), DECOMPRESSED (Debian ships .ko.xz; busybox insmod is safest with plain .ko) and
 #   listed in dependency order as `modprobe -d ... --show-depends` gives it. The guest
 #   insmods them from that list; no modules.dep or depmod needed inside.
 # - guest/init + guest/lib.sh (the fixed procedure) and the workload (what varies).
@@ -61,9 +64,11 @@ done
 . "$HERE/lib-host.sh"
 # Early: the output disk only (virtio-pci is built into Debian's kernels).
 mods_for "$STAGE/lab/modules-early.list" virtio_blk
-# The traced drivers, loaded by the workload after tracing started. Order matters only
-# for device naming: ahci before usb-storage so the SATA disk probes first.
-mods_for "$STAGE/lab/modules.list" nvme ahci xhci_pci usb_storage sd_mod e1000e
+# The traced drivers, loaded by the workload after tracing started: its "# lab-modules:"
+# line, or the standard set. Order matters only for device naming: ahci before
+# usb-storage so the SATA disk probes first.
+# shellcheck disable=SC2046  # one word per module
+mods_for "$STAGE/lab/modules.list" $(workload_modules "$WORKLOAD" nvme ahci xhci_pci usb_storage sd_mod e1000e)
 
 lab_stage_guest "$WORKLOAD" "${LAB_EXTRA_FILES:-}" "${LAB_GUEST_ENV:-}" "$@"
 

@@ -4,8 +4,10 @@
 # faultinject/arm64.sh all do:
 #   lab_run_dirs OUT                NAME, OUTDIR, LOGDIR, RUN (a fresh run folder)
 #   mods_for LIST MODULE...         modules into $STAGE, in load order (needs STAGE, KVER, MODROOT)
+#   workload_modules WORKLOAD DEF...  a workload's "# lab-modules:" line, or DEF...
 #   lab_stage_guest WORKLOAD "EXTRA_FILES" "GUEST_ENV" [record args...]
 #                                   guest/init, guest/lib.sh, the workload and /lab/* into $STAGE
+#                                   (LAB_NO_KALLSYMS=1: the guest hides /proc/kallsyms from trace-cmd)
 #   lab_cpio STAGE OUT.cpio         the initramfs archive
 #   lab_boot_collect [DTNOTE [DTS]] runs ${QEMU[@]}, unpacks the guest's tar, writes logs/ and
 #                                   the results next to OUT (as record.sh always did)
@@ -57,6 +59,14 @@ mods_for() {
   done < <(/sbin/modprobe -d "$MODROOT" -S "$KVER" --show-depends -a "$@")
 }
 
+# workload_modules WORKLOAD DEFAULT...: the traced drivers a workload loads, from its
+# "# lab-modules: MOD..." header line (in load order), or DEFAULT... if it has none.
+workload_modules() {
+  local w=$1 line; shift
+  line=$(sed -n 's/^# lab-modules: *//p' "$w" | head -n1)
+  if [ -n "$line" ]; then echo "$line"; else echo "$*"; fi
+}
+
 # lab_stage_guest WORKLOAD "EXTRA_FILES" "GUEST_ENV" [record args...]: guest/init +
 # guest/lib.sh (the fixed procedure), the workload (what varies), extra files into /lab/,
 # the trace-cmd record arguments and the "KEY=VALUE ..." items exported to the workload.
@@ -72,6 +82,8 @@ lab_stage_guest() {
   basename "$workload" > "$STAGE/lab/workload-name"
   chmod 755 "$STAGE/init"
   echo "$*" > "$STAGE/lab/record-args"
+  rm -f "$STAGE/lab/no-kallsyms"
+  [ "${LAB_NO_KALLSYMS:-0}" != 1 ] || : > "$STAGE/lab/no-kallsyms"
   : > "$STAGE/lab/env"
   for kv in $genv; do
     [[ $kv =~ ^[A-Z_][A-Z0-9_]*=[A-Za-z0-9_./:-]*$ ]] || { echo "bad LAB_GUEST_ENV item: $kv" >&2; exit 1; }

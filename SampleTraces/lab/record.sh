@@ -23,6 +23,11 @@
 #   LAB_QEMU_EXTRA extra QEMU arguments, appended after the lab's devices
 #                 (e.g. "-device edu,dma_mask=0xffffffff" for faultinject/)
 #   LAB_EXTRA_FILES files copied into the guest's /lab/ (see build-initramfs.sh)
+#   LAB_STD_DEVICES=0 leave out the lab's nvme, SATA, xhci + usb-storage and e1000e (only
+#                 the output disk stays): the devices come from LAB_QEMU_EXTRA
+#   LAB_DISKS     "NAME=SIZE ..." sparse raw disks made in the run folder as NAME.img
+#                 (SIZE as for truncate); "%RUN%" in LAB_QEMU_EXTRA is the run folder
+#   LAB_NO_KALLSYMS=1 no symbol table in the trace (see build-initramfs.sh)
 # Guest console, lab-info (timings, PCI devices, ring-buffer stats) and the trace-cmd log
 # go to $(dirname OUT)/logs/.
 #
@@ -39,7 +44,7 @@ LAB_MEM=${LAB_MEM:-3G}
 LAB_OUT_MB=${LAB_OUT_MB:-256}
 LAB_TIMEOUT=${LAB_TIMEOUT:-600}
 
-[ $# -ge 4 ] || { sed -n '2,26p' "$0"; exit 2; }
+[ $# -ge 4 ] || { sed -n '2,31p' "$0"; exit 2; }
 KERNEL=$1 VARIANT=$2 WORKLOAD=$3 OUT=$4; shift 4
 KD=$LAB_CACHE/kernels/$KERNEL
 [ -e "$KD/.done" ] || { echo "kernel $KERNEL not in $LAB_CACHE/kernels (run fetch-kernels.sh)" >&2; exit 1; }
@@ -66,6 +71,20 @@ truncate -s "${LAB_OUT_MB}M" "$RUN/out.img"
 truncate -s 1G "$RUN/nvme.img"
 truncate -s 512M "$RUN/sata.img"
 truncate -s 128M "$RUN/usb.img"
+for d in ${LAB_DISKS:-}; do
+  [[ $d =~ ^[a-z0-9_-]+=[0-9]+[KMG]?$ ]] || { echo "bad LAB_DISKS item: $d" >&2; exit 2; }
+  truncate -s "${d#*=}" "$RUN/${d%%=*}.img"
+done
+STD_DEVICES=()
+if [ "${LAB_STD_DEVICES:-1}" != 0 ]; then
+  # shellcheck disable=SC2054  # the commas belong to QEMU option values
+  STD_DEVICES=(
+    -drive "file=$RUN/nvme.img,if=none,id=nvm,format=raw" -device nvme,serial=dmalab0001,drive=nvm
+    -drive "file=$RUN/sata.img,if=none,id=sata0,format=raw" -device ide-hd,drive=sata0,bus=ide.0
+    -device qemu-xhci,id=xhci
+    -drive "file=$RUN/usb.img,if=none,id=usbd,format=raw" -device usb-storage,bus=xhci.0,drive=usbd
+    -netdev user,id=n0,restrict=on -device e1000e,netdev=n0)
+fi
 
 # shellcheck disable=SC2054  # the commas belong to QEMU option values
 QEMU=(timeout --kill-after=10 "$LAB_TIMEOUT" qemu-system-x86_64
@@ -73,14 +92,10 @@ QEMU=(timeout --kill-after=10 "$LAB_TIMEOUT" qemu-system-x86_64
   -nographic -no-reboot "${QEXTRA[@]}"
   -kernel "$KD/vmlinuz" -initrd "$RUN/initrd.cpio" -append "$APPEND"
   -drive "file=$RUN/out.img,if=none,id=outd,format=raw" -device virtio-blk-pci,drive=outd
-  -drive "file=$RUN/nvme.img,if=none,id=nvm,format=raw" -device nvme,serial=dmalab0001,drive=nvm
-  -drive "file=$RUN/sata.img,if=none,id=sata0,format=raw" -device ide-hd,drive=sata0,bus=ide.0
-  -device qemu-xhci,id=xhci
-  -drive "file=$RUN/usb.img,if=none,id=usbd,format=raw" -device usb-storage,bus=xhci.0,drive=usbd
-  -netdev user,id=n0,restrict=on -device e1000e,netdev=n0
+  "${STD_DEVICES[@]}"
   -monitor "unix:$RUN/monitor.sock,server,nowait")
 # shellcheck disable=SC2206  # word splitting of the extra arguments is intended
-[ -n "${LAB_QEMU_EXTRA:-}" ] && QEMU+=(${LAB_QEMU_EXTRA})
+[ -n "${LAB_QEMU_EXTRA:-}" ] && QEMU+=(${LAB_QEMU_EXTRA//%RUN%/$RUN})
 
 echo ">> run folder $RUN"
 echo ">> booting $KVER ($VARIANT), timeout ${LAB_TIMEOUT}s, console -> $LOGDIR/$NAME.console.log"
