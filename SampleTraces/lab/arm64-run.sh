@@ -46,6 +46,7 @@
 # LAB_QEMU_EXTRA adds devices (also to the dumped tree; "%RUN%" is the run folder);
 # LAB_DISKS="NAME=SIZE ..." makes sparse raw disks %RUN%/NAME.img; the workload's
 # "# lab-modules:" line names its drivers. LAB_NO_KALLSYMS=1: no symbol table in the trace.
+# LAB_EXTRA_FILES: files copied into the guest's /lab/ (arm64 binaries).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -77,7 +78,8 @@ arm64_stage_userland
 mods_for "$STAGE/lab/modules-early.list" virtio_blk
 # shellcheck disable=SC2046  # one word per module
 mods_for "$STAGE/lab/modules.list" $(workload_modules "$WORKLOAD" nvme e1000e virtio_net)
-lab_stage_guest "$WORKLOAD" "" "${LAB_GUEST_ENV:-}" "$@"
+module_args "$STAGE/lab/modules.list" "$WORKLOAD"
+lab_stage_guest "$WORKLOAD" "${LAB_EXTRA_FILES:-}" "${LAB_GUEST_ENV:-}" "$@"
 lab_cpio "$STAGE" "$RUN/initrd.cpio"
 rm -rf "$STAGE"
 

@@ -69,6 +69,7 @@ mods_for "$STAGE/lab/modules-early.list" virtio_blk
 # usb-storage so the SATA disk probes first.
 # shellcheck disable=SC2046  # one word per module
 mods_for "$STAGE/lab/modules.list" $(workload_modules "$WORKLOAD" nvme ahci xhci_pci usb_storage sd_mod e1000e)
+module_args "$STAGE/lab/modules.list" "$WORKLOAD"
 
 lab_stage_guest "$WORKLOAD" "${LAB_EXTRA_FILES:-}" "${LAB_GUEST_ENV:-}" "$@"
 

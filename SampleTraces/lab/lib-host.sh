@@ -5,6 +5,7 @@
 #   lab_run_dirs OUT                NAME, OUTDIR, LOGDIR, RUN (a fresh run folder)
 #   mods_for LIST MODULE...         modules into $STAGE, in load order (needs STAGE, KVER, MODROOT)
 #   workload_modules WORKLOAD DEF...  a workload's "# lab-modules:" line, or DEF...
+#   module_args LIST WORKLOAD       its "# lab-module-args: MODULE ARGS" lines into LIST
 #   lab_stage_guest WORKLOAD "EXTRA_FILES" "GUEST_ENV" [record args...]
 #                                   guest/init, guest/lib.sh, the workload and /lab/* into $STAGE
 #                                   (LAB_NO_KALLSYMS=1: the guest hides /proc/kallsyms from trace-cmd)
@@ -65,6 +66,17 @@ workload_modules() {
   local w=$1 line; shift
   line=$(sed -n 's/^# lab-modules: *//p' "$w" | head -n1)
   if [ -n "$line" ]; then echo "$line"; else echo "$*"; fi
+}
+
+# module_args LIST WORKLOAD: each "# lab-module-args: MODULE ARGS..." line of WORKLOAD puts
+# ARGS after MODULE's line in LIST (insmod_list passes them to insmod).
+module_args() {
+  local list=$1 w=$2 mod args
+  while read -r mod args; do
+    [ -n "$mod" ] || continue
+    grep -q "/$mod\.ko\$" "$list" || { echo "lab-module-args: $mod is not in $(basename "$list")" >&2; exit 1; }
+    sed -i "s#/$mod\.ko\$#/$mod.ko $args#" "$list"
+  done < <(sed -n 's/^# lab-module-args: *//p' "$w")
 }
 
 # lab_stage_guest WORKLOAD "EXTRA_FILES" "GUEST_ENV" [record args...]: guest/init +

@@ -1,8 +1,11 @@
 # drivers.sh: real drivers the other recordings do not have (record-drivers.sh; x86 q35 and
 # arm64 virt alike): e1000 and rtl8139 (8139cp) NICs, a megasas and an lsi53c895a
 # (sym53c8xx) SCSI disk, usb-storage behind EHCI, an SD card behind sdhci-pci, intel-hda
-# with an hda-duplex codec (played and captured through the OSS emulation, /dev/dsp), and a
-# virtio-blk disk with iommu_platform=on (virtio_ring on the DMA API). Each device is used
+# with an hda-duplex codec (played and captured through the OSS emulation, /dev/dsp), a
+# virtio-blk disk with iommu_platform=on (virtio_ring on the DMA API), and vivid, the
+# kernel's virtual camera, with the videobuf2-dma-contig allocator: frames captured by
+# /lab/v4l2-capture (tools/v4l2-capture.c) into coherent and then non-coherent buffers
+# (dma_alloc_noncontiguous, synced around every frame). Each device is used
 # only if its driver bound, so one workload serves every machine of record-drivers.sh.
 # Every phase starts with a trace_marker "LAB: phase ...". Each NIC has its own
 # `-netdev user,restrict=on` (gateway 10.0.2.2, answered inside QEMU); the NICs are
@@ -11,7 +14,10 @@
 # Sourced by the guest's /init (busybox sh); helpers from guest/lib.sh.
 # Drivers, in load order (build-initramfs.sh / arm64-run.sh stage them; the HDA codec driver
 # before the controller, since nothing in the guest can autoload it):
-# lab-modules: e1000 8139cp megaraid_sas sym53c8xx ehci_pci usb_storage sd_mod sdhci_pci mmc_block snd_hda_codec_generic snd_hda_intel snd_pcm_oss
+# lab-modules: e1000 8139cp megaraid_sas sym53c8xx ehci_pci usb_storage sd_mod sdhci_pci mmc_block snd_hda_codec_generic snd_hda_intel snd_pcm_oss vivid
+# vivid: one instance, only a video capture node, dma-contig buffers, user cache hints
+# allowed (V4L2_MEMORY_FLAG_NON_COHERENT)
+# lab-module-args: vivid n_devs=1 node_types=0x1 allocators=1 cache_hints=1
 
 phase load-drivers
 insmod_list /lab/modules.list
@@ -63,12 +69,16 @@ while [ $_i -lt 150 ]; do
   VBLK_DEV=
   [ -n "$VBLK" ] && [ -e "/sys/bus/virtio/devices/$VBLK/block" ] && VBLK_DEV=/dev/$(ls "/sys/bus/virtio/devices/$VBLK/block" | head -n1)
   [ -e /dev/dsp ] && DSP=/dev/dsp || DSP=
+  VIDEO=
+  for _v in /sys/class/video4linux/video*; do
+    [ -e "$_v" ] && [ "$(cat "$_v/name" 2>/dev/null | cut -c1-5)" = vivid ] && { VIDEO=/dev/${_v##*/}; break; }
+  done
   [ -n "$E1000_IF" ] && [ -n "$RTL_IF" ] && [ -n "$MEGA_DEV" ] && [ -n "$SYM_DEV" ] && [ -n "$EHCI_DEV" ] \
-    && [ -n "$SD_DEV" ] && [ -n "$DSP" ] && break
+    && [ -n "$SD_DEV" ] && [ -n "$DSP" ] && [ -n "$VIDEO" ] && break
   _i=$((_i + 1)); usleep 100000
 done
-info "devices: e1000=$E1000_IF 8139cp=$RTL_IF megasas=$MEGA_DEV sym53c8xx=$SYM_DEV ehci=$EHCI_DEV sdhci=$SD_DEV virtio-blk=$VBLK_DEV dsp=$DSP"
-echo "devices=e1000:$E1000_IF 8139cp:$RTL_IF megasas:$MEGA_DEV sym53c8xx:$SYM_DEV ehci:$EHCI_DEV sdhci:$SD_DEV virtio-blk:$VBLK_DEV dsp:$DSP" >> /out/lab-info.txt
+info "devices: e1000=$E1000_IF 8139cp=$RTL_IF megasas=$MEGA_DEV sym53c8xx=$SYM_DEV ehci=$EHCI_DEV sdhci=$SD_DEV virtio-blk=$VBLK_DEV dsp=$DSP video=$VIDEO"
+echo "devices=e1000:$E1000_IF 8139cp:$RTL_IF megasas:$MEGA_DEV sym53c8xx:$SYM_DEV ehci:$EHCI_DEV sdhci:$SD_DEV virtio-blk:$VBLK_DEV dsp:$DSP video:$VIDEO" >> /out/lab-info.txt
 
 head -c 131072 /dev/urandom > /tmp/rand128k
 
@@ -97,6 +107,13 @@ if [ -n "$DSP" ]; then
   cat /tmp/noise > "$DSP"
   phase hda-capture
   dd if="$DSP" of=/dev/null bs=4000 count=1
+fi
+
+if [ -n "$VIDEO" ] && [ -x /lab/v4l2-capture ]; then
+  phase vivid-capture-coherent
+  /lab/v4l2-capture "$VIDEO" 8
+  phase vivid-capture-noncoherent
+  /lab/v4l2-capture "$VIDEO" 8 noncoherent
 fi
 
 ip link set lo up
@@ -133,7 +150,7 @@ if [ "${TEARDOWN:-1}" = 1 ]; then
   phase teardown-rmmod
   # reverse load order; virtio_blk stays (the output disk), its iommu disk is unbound
   [ -n "$VBLK" ] && echo "$VBLK" > /sys/bus/virtio/drivers/virtio_blk/unbind
-  for _m in snd_pcm_oss snd_hda_intel snd_hda_codec_generic mmc_block sdhci_pci usb_storage ehci_pci sym53c8xx megaraid_sas sd_mod 8139cp e1000; do
+  for _m in vivid snd_pcm_oss snd_hda_intel snd_hda_codec_generic mmc_block sdhci_pci usb_storage ehci_pci sym53c8xx megaraid_sas sd_mod 8139cp e1000; do
     grep -q "^$_m " /proc/modules && { rmmod "$_m" || info "rmmod $_m failed"; }
   done
 fi
