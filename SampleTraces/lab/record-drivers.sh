@@ -17,14 +17,16 @@
 #   00:05.0 e1000 (e1000)            own -netdev user,restrict=on (slirp gateway 10.0.2.2)
 #   00:06.0 rtl8139 (8139cp)         own -netdev user,restrict=on
 #   00:07.0 megasas (megaraid_sas)   + scsi-hd, 64 MiB sparse raw
-#   00:08.0 lsi53c895a (sym53c8xx)   + scsi-hd, 64 MiB
+#   00:08.0 lsi53c895a (sym53c8xx)   + scsi-hd, 64 MiB (not in the iommu runs, see LSI below)
 #   00:09.0 usb-ehci (ehci-pci)      + usb-storage, 64 MiB
 #   00:0a.0 sdhci-pci (sdhci-pci)    + sd-card, 64 MiB
 #   00:0b.0 intel-hda (snd_hda_intel) + hda-duplex on `-audiodev none`
 #   00:0c.0 virtio-blk-pci,iommu_platform=on,disable-legacy=on (virtio_blk), 64 MiB
-#   vivid   (no PCI device) the kernel's virtual camera on videobuf2-dma-contig, driven by
-#           tools/v4l2-capture.c (built static here with gcc, or aarch64-linux-gnu-gcc for
-#           arm64; without that compiler the arm64 runs skip the vivid phases)
+#   vivid.0, vivid.1 (platform devices, no PCI) the kernel's virtual camera, two instances on
+#           videobuf2-dma-contig, driven by tools/v4l2-capture.c (built static here with gcc,
+#           or aarch64-linux-gnu-gcc for arm64; without that compiler the arm64 runs skip
+#           the vivid phases): capture into coherent and non-coherent buffers, then vivid.0's
+#           buffers exported as dma-bufs and filled by vivid.1
 # x86 guests get 6 GiB (q35: 2 GiB below 4 GiB, 4 GiB above), so drivers with a 32-bit DMA
 # mask (e1000 on plain PCI, EHCI, sdhci) bounce through swiotlb even without swiotlb=force.
 # The trace has no kallsyms (LAB_NO_KALLSYMS=1: an empty /proc/kallsyms for trace-cmd): it
@@ -56,14 +58,19 @@ DEVS=(
   -netdev user,id=n2,restrict=on -device rtl8139,netdev=n2,addr=06.0
   -device megasas,id=mega,addr=07.0
   -drive file=%RUN%/mega.img,if=none,id=megad,format=raw -device scsi-hd,drive=megad,bus=mega.0
-  -device lsi53c895a,id=lsi,addr=08.0
-  -drive file=%RUN%/sym.img,if=none,id=symd,format=raw -device scsi-hd,drive=symd,bus=lsi.0
   -device usb-ehci,id=ehci,addr=09.0
   -drive file=%RUN%/ehci.img,if=none,id=ehcid,format=raw -device usb-storage,bus=ehci.0,drive=ehcid
   -device sdhci-pci,addr=0a.0 -drive file=%RUN%/sd.img,if=none,id=sdd,format=raw -device sd-card,drive=sdd
   -audiodev none,id=ad0 -device intel-hda,id=hda,addr=0b.0 -device hda-duplex,bus=hda.0,audiodev=ad0
   -drive file=%RUN%/vblk.img,if=none,id=vblkd,format=raw
   -device virtio-blk-pci,drive=vblkd,iommu_platform=on,disable-legacy=on,addr=0c.0)
+# Not under intel-iommu: QEMU 7.2's lsi53c895a fetches the SCRIPTS that sym53c8xx puts in the
+# chip's on-chip RAM with pci_dma_read() of that RAM's BAR address, which the IOMMU does not
+# map (DMAR "PTE Read access is not set" at the BAR, SCSI resets): an emulation limit (a real
+# chip reads its own RAM internally), not driver behaviour.
+# shellcheck disable=SC2054
+LSI=(-device lsi53c895a,id=lsi,addr=08.0
+  -drive file=%RUN%/sym.img,if=none,id=symd,format=raw -device scsi-hd,drive=symd,bus=lsi.0)
 
 # The capture tool, per architecture (static: the guest has no libc but trace-cmd's).
 TOOLS=$LAB_CACHE/drivers-tools
@@ -91,13 +98,15 @@ for r in "${RUNS[@]}"; do
   f=$OUT/$NAME.dat
   if [ $MANIFEST_ONLY = 1 ]; then [ -f "$f" ] && NAMES+=("$NAME"); continue; fi
   cap=$(build_capture "$A")
+  RUNDEVS=("${DEVS[@]}")
+  [ "$V" = iommu ] || RUNDEVS+=("${LSI[@]}")
   t0=$SECONDS
   if [ "$A" = x86 ]; then
-    LAB_STD_DEVICES=0 LAB_NO_KALLSYMS=1 LAB_MEM=6G LAB_DISKS="$DISKS" LAB_QEMU_EXTRA="${DEVS[*]}" \
+    LAB_STD_DEVICES=0 LAB_NO_KALLSYMS=1 LAB_MEM=6G LAB_DISKS="$DISKS" LAB_QEMU_EXTRA="${RUNDEVS[*]}" \
       LAB_EXTRA_FILES="$cap" "$HERE/record.sh" "$K" "$V" "$WORKLOAD" "$f" "${REC[@]}" \
       || fail "$NAME: record.sh exited non-zero"
   else
-    LAB_STD_DEVICES=0 LAB_NO_KALLSYMS=1 LAB_DISKS="$DISKS" LAB_QEMU_EXTRA="${DEVS[*]}" \
+    LAB_STD_DEVICES=0 LAB_NO_KALLSYMS=1 LAB_DISKS="$DISKS" LAB_QEMU_EXTRA="${RUNDEVS[*]}" \
       LAB_EXTRA_FILES="$cap" LAB_KERNEL=$K "$HERE/arm64-run.sh" "$V" "$WORKLOAD" "$f" "${REC[@]}" \
       || fail "$NAME: arm64-run.sh exited non-zero"
   fi
@@ -114,7 +123,8 @@ for r in "${RUNS[@]}"; do
   devs=$(sed -n 's/^devices=//p' "$OUT/logs/$NAME.info.txt")
   for d in $devs; do
     case "$d" in
-      video:) [ -z "$cap" ] || fail "$NAME: no vivid capture node" ;;
+      video:|video2:) [ -z "$cap" ] || fail "$NAME: no vivid capture node ${d%:}" ;;
+      sym53c8xx:) [ "$V" = iommu ] || fail "$NAME: workload found no sym53c8xx" ;;
       *:) fail "$NAME: workload found no ${d%:}" ;;
     esac
   done
@@ -122,7 +132,7 @@ for r in "${RUNS[@]}"; do
   [ "$n" -eq 6 ] || fail "$NAME: $n of 6 ping runs without loss (see logs/$NAME.workload.log)"
   if [ -n "$cap" ]; then
     n=$(grep -c '^8 of 8 frames' "$OUT/logs/$NAME.workload.log" || true)
-    [ "$n" -eq 2 ] || fail "$NAME: $n of 2 vivid captures complete"
+    [ "$n" -eq 4 ] || fail "$NAME: $n of 4 vivid captures complete"
   fi
 done
 
@@ -153,7 +163,8 @@ symbol table would be ~1.3 MB of a ~35 KB file, and no stacks were recorded), so
 | 0000:00:0a.0 | sdhci-pci + sd-card | sdhci-pci, mmc_block | the same dd |
 | 0000:00:0b.0 | intel-hda + hda-duplex (`-audiodev none`) | snd_hda_intel, snd_hda_codec_generic | 8000 bytes played and 4000 captured through the OSS emulation (`/dev/dsp`, snd_pcm_oss) |
 | 0000:00:0c.0 | virtio-blk-pci,iommu_platform=on,disable-legacy=on | virtio_blk (virtio_ring on the DMA API) | unbound and bound again after tracing started (virtio_blk was loaded for the output disk), then the same dd |
-| vivid.0 | none (platform device) | vivid, `allocators=1 cache_hints=1` (videobuf2-dma-contig) | `tools/v4l2-capture`: 8 frames of 320x240 YUYV into 4 MMAP buffers, once coherent, once with `V4L2_MEMORY_FLAG_NON_COHERENT` |
+| vivid.0 | none (platform device) | vivid, `n_devs=2 allocators=1,1 cache_hints=1,1` (videobuf2-dma-contig) | `tools/v4l2-capture`: 8 frames of 320x240 YUYV into 4 MMAP buffers, once coherent, once with `V4L2_MEMORY_FLAG_NON_COHERENT`; then (twice, coherent and non-coherent) its 4 buffers exported as dma-bufs (`VIDIOC_EXPBUF`) |
+| vivid.1 | none (platform device) | vivid, second instance | imports vivid.0's dma-bufs (`V4L2_MEMORY_DMABUF`) and captures 8 frames into them: videobuf2-dma-contig's exporter maps them for vivid.1 with `dma_map_sgtable(..., DMA_ATTR_SKIP_CPU_SYNC)` and unmaps at detach |
 
 Teardown at the end: both interfaces down, the virtio-blk disk unbound, every module
 removed (`rmmod`, reverse load order).

@@ -12,7 +12,11 @@
 #         arm64        record-arm64.sh: arm64-6.12-coherent.dat, arm64-6.12-noncoherent.dat,
 #                      arm64-7.3-noncoherent.dat and their MANIFEST.md (about 1.5 min;
 #                      LAB_ARM64_7=0 leaves the 7.3 one out)
-#   (default: all three, in that order)
+#         drivers      record-drivers.sh: the drivers/ recordings (e1000, 8139cp, megasas,
+#                      sym53c8xx, EHCI, sdhci, HDA, virtio-blk with iommu_platform, vivid;
+#                      x86 plain/iommu/swiotlb, arm64 non-coherent) and their MANIFEST.md
+#                      (about 10 min)
+#   (default: all four, in that order)
 #   --dry-run          print the steps (commands and environment), run nothing
 #
 # Where things go (nothing is written into the repository):
@@ -20,6 +24,7 @@
 #   OUT/faultinject/             fault-injection run logs, dmesg, check-findings.{md,json}
 #   OUT/faultinject-repo/        the 7 fault-injection .dat + MANIFEST.md (FI_REPO)
 #   OUT/arm64/                   the arm64 .dat + MANIFEST.md, OUT/arm64/logs/
+#   OUT/drivers/                 the drivers .dat + MANIFEST.md, OUT/drivers/logs/
 # Kernels, chroot, modules and run folders: $LAB_CACHE (default /work/lab-cache).
 # DMA_TRACE (default /tmp/dma-trace-fi) is the analyzer for the fault-injection comparison;
 # if it is missing the comparison is skipped (copy .build/debug/dma-trace there first).
@@ -34,20 +39,20 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ST=$(cd "$HERE/.." && pwd)          # SampleTraces/
 export LAB_CACHE=${LAB_CACHE:-/work/lab-cache}
-DRY=0 STEPS=lab,faultinject,arm64
+DRY=0 STEPS=lab,faultinject,arm64,drivers
 while [ $# -gt 0 ]; do
   case "$1" in
     --dry-run) DRY=1; shift ;;
     --only) STEPS=$2; shift 2 ;;
     --only=*) STEPS=${1#--only=}; shift ;;
-    -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,38p' "$0"; exit 0 ;;
     -*) echo "unknown option $1" >&2; exit 2 ;;
     *) break ;;
   esac
 done
 OUT=${1:-${LAB_OUT:-/work/lab-out}}
 for s in ${STEPS//,/ }; do
-  case "$s" in lab|faultinject|arm64) ;; *) echo "unknown step $s (lab|faultinject|arm64)" >&2; exit 2 ;; esac
+  case "$s" in lab|faultinject|arm64|drivers) ;; *) echo "unknown step $s (lab|faultinject|arm64|drivers)" >&2; exit 2 ;; esac
 done
 want() { case ",$STEPS," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 
@@ -89,6 +94,7 @@ want lab && step lab LAB_CACHE="$LAB_CACHE" LAB_OUT="$OUT" LAB_SKIP_BIG=$BIG -- 
 want faultinject && step faultinject LAB_CACHE="$LAB_CACHE" FI_OUT="$OUT/faultinject" FI_REPO="$FI_REPO" \
   DMA_TRACE="$DMA_TRACE" -- "$HERE/faultinject/record-faultinject.sh"
 want arm64 && step arm64 LAB_CACHE="$LAB_CACHE" LAB_OUT="$OUT" LAB_ARM64_7="${LAB_ARM64_7:-1}" -- "$HERE/record-arm64.sh"
+want drivers && step drivers LAB_CACHE="$LAB_CACHE" LAB_OUT="$OUT" -- "$HERE/record-drivers.sh"
 
 # ---- what to copy into SampleTraces/
 echo
@@ -123,6 +129,16 @@ if want arm64; then
     for f in "$OUT"/arm64/arm64-*.dat; do copy "$f" "$REPO_ST/arm64"; done
   fi
   copy "$OUT/arm64/MANIFEST.md" "$REPO_ST/arm64"
+fi
+if want drivers; then
+  if [ $DRY = 1 ] || ! ls "$OUT"/drivers/*.dat >/dev/null 2>&1; then
+    for n in x86-6.12-plain x86-6.12-iommu x86-7.3-plain x86-7.3-swiotlb arm64-6.12-noncoherent arm64-7.3-noncoherent; do
+      copy "$OUT/drivers/$n.dat" "$REPO_ST/drivers"
+    done
+  else
+    for f in "$OUT"/drivers/*.dat; do copy "$f" "$REPO_ST/drivers"; done
+  fi
+  copy "$OUT/drivers/MANIFEST.md" "$REPO_ST/drivers"
 fi
 echo "# then run the analyzer on the copies and update SampleTraces/README.md if counts changed"
 

@@ -2,10 +2,11 @@
 # arm64 virt alike): e1000 and rtl8139 (8139cp) NICs, a megasas and an lsi53c895a
 # (sym53c8xx) SCSI disk, usb-storage behind EHCI, an SD card behind sdhci-pci, intel-hda
 # with an hda-duplex codec (played and captured through the OSS emulation, /dev/dsp), a
-# virtio-blk disk with iommu_platform=on (virtio_ring on the DMA API), and vivid, the
-# kernel's virtual camera, with the videobuf2-dma-contig allocator: frames captured by
-# /lab/v4l2-capture (tools/v4l2-capture.c) into coherent and then non-coherent buffers
-# (dma_alloc_noncontiguous, synced around every frame). Each device is used
+# virtio-blk disk with iommu_platform=on (virtio_ring on the DMA API), and two instances of
+# vivid, the kernel's virtual camera, with the videobuf2-dma-contig allocator: frames
+# captured by /lab/v4l2-capture (tools/v4l2-capture.c) into coherent and then non-coherent
+# buffers (dma_alloc_noncontiguous, synced around every frame), then buffers of vivid.0
+# exported as dma-bufs and filled by vivid.1 (mapped for a second device). Each device is used
 # only if its driver bound, so one workload serves every machine of record-drivers.sh.
 # Every phase starts with a trace_marker "LAB: phase ...". Each NIC has its own
 # `-netdev user,restrict=on` (gateway 10.0.2.2, answered inside QEMU); the NICs are
@@ -15,9 +16,9 @@
 # Drivers, in load order (build-initramfs.sh / arm64-run.sh stage them; the HDA codec driver
 # before the controller, since nothing in the guest can autoload it):
 # lab-modules: e1000 8139cp megaraid_sas sym53c8xx ehci_pci usb_storage sd_mod sdhci_pci mmc_block snd_hda_codec_generic snd_hda_intel snd_pcm_oss vivid
-# vivid: one instance, only a video capture node, dma-contig buffers, user cache hints
+# vivid: two instances, each only a video capture node, dma-contig buffers, user cache hints
 # allowed (V4L2_MEMORY_FLAG_NON_COHERENT)
-# lab-module-args: vivid n_devs=1 node_types=0x1 allocators=1 cache_hints=1
+# lab-module-args: vivid n_devs=2 node_types=0x1,0x1 allocators=1,1 cache_hints=1,1
 
 phase load-drivers
 insmod_list /lab/modules.list
@@ -69,16 +70,20 @@ while [ $_i -lt 150 ]; do
   VBLK_DEV=
   [ -n "$VBLK" ] && [ -e "/sys/bus/virtio/devices/$VBLK/block" ] && VBLK_DEV=/dev/$(ls "/sys/bus/virtio/devices/$VBLK/block" | head -n1)
   [ -e /dev/dsp ] && DSP=/dev/dsp || DSP=
-  VIDEO=
+  VIDEO= VIDEO2=
   for _v in /sys/class/video4linux/video*; do
-    [ -e "$_v" ] && [ "$(cat "$_v/name" 2>/dev/null | cut -c1-5)" = vivid ] && { VIDEO=/dev/${_v##*/}; break; }
+    [ -e "$_v" ] || continue
+    case "$(cat "$_v/name" 2>/dev/null)" in
+      vivid-000-*) VIDEO=/dev/${_v##*/} ;;
+      vivid-001-*) VIDEO2=/dev/${_v##*/} ;;
+    esac
   done
   [ -n "$E1000_IF" ] && [ -n "$RTL_IF" ] && [ -n "$MEGA_DEV" ] && [ -n "$SYM_DEV" ] && [ -n "$EHCI_DEV" ] \
-    && [ -n "$SD_DEV" ] && [ -n "$DSP" ] && [ -n "$VIDEO" ] && break
+    && [ -n "$SD_DEV" ] && [ -n "$DSP" ] && [ -n "$VIDEO" ] && [ -n "$VIDEO2" ] && break
   _i=$((_i + 1)); usleep 100000
 done
-info "devices: e1000=$E1000_IF 8139cp=$RTL_IF megasas=$MEGA_DEV sym53c8xx=$SYM_DEV ehci=$EHCI_DEV sdhci=$SD_DEV virtio-blk=$VBLK_DEV dsp=$DSP video=$VIDEO"
-echo "devices=e1000:$E1000_IF 8139cp:$RTL_IF megasas:$MEGA_DEV sym53c8xx:$SYM_DEV ehci:$EHCI_DEV sdhci:$SD_DEV virtio-blk:$VBLK_DEV dsp:$DSP video:$VIDEO" >> /out/lab-info.txt
+info "devices: e1000=$E1000_IF 8139cp=$RTL_IF megasas=$MEGA_DEV sym53c8xx=$SYM_DEV ehci=$EHCI_DEV sdhci=$SD_DEV virtio-blk=$VBLK_DEV dsp=$DSP video=$VIDEO video2=$VIDEO2"
+echo "devices=e1000:$E1000_IF 8139cp:$RTL_IF megasas:$MEGA_DEV sym53c8xx:$SYM_DEV ehci:$EHCI_DEV sdhci:$SD_DEV virtio-blk:$VBLK_DEV dsp:$DSP video:$VIDEO video2:$VIDEO2" >> /out/lab-info.txt
 
 head -c 131072 /dev/urandom > /tmp/rand128k
 
@@ -114,6 +119,12 @@ if [ -n "$VIDEO" ] && [ -x /lab/v4l2-capture ]; then
   /lab/v4l2-capture "$VIDEO" 8
   phase vivid-capture-noncoherent
   /lab/v4l2-capture "$VIDEO" 8 noncoherent
+  if [ -n "$VIDEO2" ]; then
+    phase vivid-share-coherent
+    /lab/v4l2-capture --share "$VIDEO" "$VIDEO2" 8
+    phase vivid-share-noncoherent
+    /lab/v4l2-capture --share "$VIDEO" "$VIDEO2" 8 noncoherent
+  fi
 fi
 
 ip link set lo up
