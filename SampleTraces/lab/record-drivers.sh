@@ -22,11 +22,11 @@
 #   00:0a.0 sdhci-pci (sdhci-pci)    + sd-card, 64 MiB
 #   00:0b.0 intel-hda (snd_hda_intel) + hda-duplex on `-audiodev none`
 #   00:0c.0 virtio-blk-pci,iommu_platform=on,disable-legacy=on (virtio_blk), 64 MiB
-#   vivid.0, vivid.1 (platform devices, no PCI) the kernel's virtual camera, two instances on
-#           videobuf2-dma-contig, driven by tools/v4l2-capture.c (built static here with gcc,
+#   vivid.0 (a platform device, no PCI) the kernel's virtual camera, two instances (one
+#           struct device) on videobuf2-dma-contig, driven by tools/v4l2-capture.c (built static here with gcc,
 #           or aarch64-linux-gnu-gcc for arm64; without that compiler the arm64 runs skip
-#           the vivid phases): capture into coherent and non-coherent buffers, then vivid.0's
-#           buffers exported as dma-bufs and filled by vivid.1
+#           the vivid phases): capture into coherent and non-coherent buffers, then instance
+#           0's buffers exported as dma-bufs and filled by instance 1
 # x86 guests get 6 GiB (q35: 2 GiB below 4 GiB, 4 GiB above), so drivers with a 32-bit DMA
 # mask (e1000 on plain PCI, EHCI, sdhci) bounce through swiotlb even without swiotlb=force.
 # The trace has no kallsyms (LAB_NO_KALLSYMS=1: an empty /proc/kallsyms for trace-cmd): it
@@ -163,8 +163,7 @@ symbol table would be ~1.3 MB of a ~35 KB file, and no stacks were recorded), so
 | 0000:00:0a.0 | sdhci-pci + sd-card | sdhci-pci, mmc_block | the same dd |
 | 0000:00:0b.0 | intel-hda + hda-duplex (`-audiodev none`) | snd_hda_intel, snd_hda_codec_generic | 8000 bytes played and 4000 captured through the OSS emulation (`/dev/dsp`, snd_pcm_oss) |
 | 0000:00:0c.0 | virtio-blk-pci,iommu_platform=on,disable-legacy=on | virtio_blk (virtio_ring on the DMA API) | unbound and bound again after tracing started (virtio_blk was loaded for the output disk), then the same dd |
-| vivid.0 | none (platform device) | vivid, `n_devs=2 allocators=1,1 cache_hints=1,1` (videobuf2-dma-contig) | `tools/v4l2-capture`: 8 frames of 320x240 YUYV into 4 MMAP buffers, once coherent, once with `V4L2_MEMORY_FLAG_NON_COHERENT`; then (twice, coherent and non-coherent) its 4 buffers exported as dma-bufs (`VIDIOC_EXPBUF`) |
-| vivid.1 | none (platform device) | vivid, second instance | imports vivid.0's dma-bufs (`V4L2_MEMORY_DMABUF`) and captures 8 frames into them: videobuf2-dma-contig's exporter maps them for vivid.1 with `dma_map_sgtable(..., DMA_ATTR_SKIP_CPU_SYNC)` and unmaps at detach |
+| vivid.0 | none (platform device) | vivid, `n_devs=2 allocators=1,1 cache_hints=1,1` (videobuf2-dma-contig; both instances use the one platform device vivid.0 for DMA) | `tools/v4l2-capture`: instance 0 captures 8 frames of 320x240 YUYV into 4 MMAP buffers, once coherent, once with `V4L2_MEMORY_FLAG_NON_COHERENT` (dma_alloc_noncontiguous); then twice (coherent, non-coherent) instance 0's 4 buffers are exported as dma-bufs (`VIDIOC_EXPBUF`) and instance 1 imports them (`V4L2_MEMORY_DMABUF`) and captures 8 frames into them: the exporter builds an sg table of its allocation (`dma_get_sgtable_attrs`, or the noncontiguous sg table) and maps it for the importer with `dma_map_sgtable(..., DMA_ATTR_SKIP_CPU_SYNC)` (`vb2_dc_dmabuf_ops_map`), unmapped at detach |
 
 Teardown at the end: both interfaces down, the virtio-blk disk unbound, every module
 removed (`rmmod`, reverse load order).
@@ -191,7 +190,7 @@ for NAME in "${NAMES[@]}"; do
   lost=$(grep -c -E '^CPU:[0-9]+ \[' <<< "$rep" || true)
   sy=$(grep -c ' dma_sync_' <<< "$rep" || true)
   bo=$(grep -c ' swiotlb_bounced: ' <<< "$rep" || true)
-  im=$(grep -c -E ' (map|unmap): IOMMU' <<< "$rep" || true)
+  im=$(grep -c -E ' (map|unmap): +IOMMU' <<< "$rep" || true)
   kver=$(sed -n 's/^kernel=//p' "$OUT/logs/$NAME.info.txt" | head -n1)
   echo "| \`$NAME.dat\` | $kver | $(stat -c %s "$f") | $recs | $sy | $bo | $im | $lost |" >> "$M.tmp"
   {

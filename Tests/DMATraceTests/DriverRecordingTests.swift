@@ -24,6 +24,13 @@ import Testing
         /// dma_alloc_noncontiguous() registers it with debug_dma_map_sg(), so
         /// kernel/dma/debug.c check_sync() accepts those syncs.
         var vividSyncsTraced: Bool
+        /// Phases in which the real videobuf2-dma-contig bug F3 is visible (4 buffers each):
+        /// the exporter maps the importer's attachment with DMA_ATTR_SKIP_CPU_SYNC and never
+        /// syncs it (vb2_dc_dmabuf_ops_map/_detach; begin/end_cpu_access return 0), which loses
+        /// the importer's writes when that mapping is bounced (swiotlb=force: both share
+        /// phases) or the buffer is cacheable on a non-coherent platform (arm64: the
+        /// noncontiguous share phase). See SampleTraces/README.md, drivers section.
+        var unsyncedSharePhases: [String] = []
         var path: String { Fixtures.samples.appendingPathComponent("drivers/" + file).path }
         var testDescription: String { file }
     }
@@ -32,13 +39,68 @@ import Testing
         Recording(file: "x86-6.12-plain.dat", arch: "x86", variant: "plain", vividSyncsTraced: false),
         Recording(file: "x86-6.12-iommu.dat", arch: "x86", variant: "iommu", vividSyncsTraced: false),
         Recording(file: "x86-7.3-plain.dat", arch: "x86", variant: "plain", vividSyncsTraced: false),
-        Recording(file: "x86-7.3-swiotlb.dat", arch: "x86", variant: "swiotlb", vividSyncsTraced: false),
-        Recording(file: "arm64-6.12-noncoherent.dat", arch: "arm64", variant: "noncoherent", vividSyncsTraced: true),
-        Recording(file: "arm64-7.3-noncoherent.dat", arch: "arm64", variant: "noncoherent", vividSyncsTraced: true),
+        Recording(file: "x86-7.3-swiotlb.dat", arch: "x86", variant: "swiotlb", vividSyncsTraced: false,
+                  unsyncedSharePhases: ["vivid-share-coherent", "vivid-share-noncoherent"]),
+        Recording(file: "arm64-6.12-noncoherent.dat", arch: "arm64", variant: "noncoherent", vividSyncsTraced: true,
+                  unsyncedSharePhases: ["vivid-share-noncoherent"]),
+        Recording(file: "arm64-7.3-noncoherent.dat", arch: "arm64", variant: "noncoherent", vividSyncsTraced: true,
+                  unsyncedSharePhases: ["vivid-share-noncoherent"]),
     ]
 
-    static func isVividNoncontiguousSync(_ f: Finding) -> Bool {
-        f.rule == "sync-unknown" && f.device == "vivid.0"
+    /// Findings on correct driver behaviour that the model still gets wrong, each confirmed
+    /// against the kernel source (/work/notes/new-drivers-findings.md). Each stays an
+    /// expected failure until the model is fixed; then `withKnownIssue` reports that the issue
+    /// no longer occurs and the entry must go.
+    struct OpenFalsePositive: Sendable {
+        var id: String
+        var summary: String
+        var applies: @Sendable (Recording) -> Bool
+        var matches: @Sendable (Recording, Finding) -> Bool
+    }
+
+    static let openFalsePositives: [OpenFalsePositive] = [
+        OpenFalsePositive(
+            id: "F1",
+            summary: "syncs of dma_alloc_noncontiguous() memory (vivid, videobuf2-dma-contig vb2_dc_prepare/vb2_dc_finish) reported as sync-unknown errors",
+            applies: { $0.vividSyncsTraced },
+            matches: { _, f in f.rule == "sync-unknown" && f.device == "vivid.0" }),
+        // videobuf2-dma-contig.c vb2_dc_get_base_sgt() (dma_get_sgtable_attrs of a coherent
+        // buffer: dma_direct_get_sgtable() takes the pages from the DMA address; or the
+        // noncontiguous sg table itself), vb2_dc_dmabuf_ops_map(): dma_map_sgtable(...,
+        // DMA_ATTR_SKIP_CPU_SYNC) for the importer: the dma-buf sharing pattern.
+        OpenFalsePositive(
+            id: "F2",
+            summary: "dma-buf export of coherent and noncontiguous memory (vivid, videobuf2-dma-contig vb2_dc_dmabuf_ops_map with SKIP_CPU_SYNC) reported as streaming-over-coherent errors",
+            applies: { _ in true },
+            matches: { _, f in f.rule == "streaming-over-coherent" && f.device == "vivid.0" }),
+        // Not bounced, coherent memory: the CPU reaches it only through its coherent mappings
+        // (vb2_dc_alloc_coherent: buf->vaddr = the dma_alloc_attrs cookie; dma_mmap_attrs), so
+        // an importer mapping that is never synced loses nothing.
+        OpenFalsePositive(
+            id: "F4",
+            summary: "never-synced SKIP_CPU_SYNC importer mapping of coherent memory on non-coherent arm64 (not bounced) reported as a missing-sync warning",
+            applies: { $0.arch == "arm64" },
+            matches: { rec, f in
+                isUnsyncedShare(f) && f.marker == "LAB: phase vivid-share-coherent"
+                    && !rec.unsyncedSharePhases.contains("vivid-share-coherent")
+            }),
+    ]
+
+    static func isUnsyncedShare(_ f: Finding) -> Bool {
+        f.rule == "missing-sync" && f.device == "vivid.0" && f.severity >= .warning
+    }
+
+    /// The confirmed real bug F3: exactly 4 missing-sync warnings (one per shared buffer) in
+    /// each phase the recording can show it, and none elsewhere.
+    @Test(arguments: recordings)
+    func videobuf2ExporterNeverSyncsTheImportersMapping(_ rec: Recording) throws {
+        let result = try Analyzer.analyze(path: rec.path)
+        let falsePositive = try #require(Self.openFalsePositives.first { $0.id == "F4" })
+        let real = result.findings.filter { Self.isUnsyncedShare($0) && !falsePositive.matches(rec, $0) }
+        var perPhase: [String: Int] = [:]
+        for f in real { perPhase[f.marker.map { String($0.dropFirst("LAB: phase ".count)) } ?? "-", default: 0] += 1 }
+        #expect(perPhase == Dictionary(uniqueKeysWithValues: rec.unsyncedSharePhases.map { ($0, 4) }), "\(rec.file)")
+        #expect(real.allSatisfy { $0.message.contains("SKIP_CPU_SYNC") && $0.message.contains("never synced") })
     }
 
     @Test(arguments: recordings)
@@ -47,15 +109,20 @@ import Testing
         #expect(result.lostGaps.isEmpty)
         #expect(result.stats.malformedRecords == 0)
         let loud = result.findings.filter { $0.severity >= .warning }
-        let others = loud.filter { !Self.isVividNoncontiguousSync($0) }
-        #expect(others.isEmpty, "\(rec.file): \(others.map { "\($0.device) \($0.rule): \($0.message)" })")
-        let vivid = loud.filter(Self.isVividNoncontiguousSync)
-        if rec.vividSyncsTraced {
-            withKnownIssue("open false positive F1: syncs of dma_alloc_noncontiguous() memory (vivid, videobuf2-dma-contig) reported as sync-unknown errors") {
-                #expect(vivid.isEmpty, "\(rec.file): \(vivid.count) sync-unknown on vivid.0")
+        let others = loud.filter { f in
+            !Self.openFalsePositives.contains { $0.matches(rec, f) } && !Self.isUnsyncedShare(f)
+        }
+        let unexpected = others.map { "\($0.device) \($0.rule): \($0.message)" }
+        #expect(unexpected.isEmpty, "\(rec.file)")
+        for fp in Self.openFalsePositives {
+            let seen = loud.filter { fp.matches(rec, $0) }.count
+            if fp.applies(rec) {
+                withKnownIssue("open false positive \(fp.id): \(fp.summary)") {
+                    #expect(seen == 0, "\(rec.file): \(fp.id)")
+                }
+            } else {
+                #expect(seen == 0, "\(rec.file): \(fp.id) where the trace cannot show it")
             }
-        } else {
-            #expect(vivid.isEmpty)
         }
     }
 
@@ -82,7 +149,8 @@ import Testing
     @Test(arguments: recordings)
     func deviceCountsMatchTheManifest(_ rec: Recording) throws {
         let manifest = try Self.manifestCounts(rec.file)
-        #expect(manifest.count >= 9, "\(rec.file): devices in MANIFEST.md")
+        // 8 PCI devices (7 under intel-iommu, without the lsi53c895a) and vivid.0
+        #expect(manifest.count == (rec.variant == "iommu" ? 8 : 9), "\(rec.file): devices in MANIFEST.md")
         let result = try Analyzer.analyze(path: rec.path)
         for d in result.devices {
             let m = try #require(manifest[d.name], "\(d.name) not in MANIFEST.md")
@@ -104,16 +172,24 @@ import Testing
     func theRecordingExercisesItsFamilies(_ rec: Recording) throws {
         let events = try Fixtures.events(path: rec.path)
         func on(_ device: String) -> [DMAEventKind] { events.filter { $0.device == device }.map(\.kind) }
-        // vivid (videobuf2-dma-contig): 4 coherent buffers, then 4 dma_alloc_noncontiguous() ones.
+        // vivid (videobuf2-dma-contig): 4 coherent buffers, then 4 dma_alloc_noncontiguous()
+        // ones, each once for capture and once for sharing.
         let vivid = on("vivid.0")
         let sgtAllocs = vivid.filter { if case .alloc(let a) = $0 { a.api == .sgt } else { false } }
         let coherentAllocs = vivid.filter { if case .alloc(let a) = $0 { a.api == .coherent } else { false } }
         let sgtFrees = vivid.filter { if case .free(let f) = $0 { f.api == .sgt } else { false } }
-        #expect(sgtAllocs.count == 4 && sgtFrees.count == 4 && coherentAllocs.count == 4)
+        #expect(sgtAllocs.count == 8 && sgtFrees.count == 8 && coherentAllocs.count == 8)
+        // The share phases: each exported buffer is mapped for the importer with
+        // SKIP_CPU_SYNC (vb2_dc_dmabuf_ops_map) and unmapped so at detach.
+        let shared = vivid.compactMap { if case .mapSG(let m) = $0 { m } else { nil } }
+        let unshared = vivid.compactMap { if case .unmapSG(let u) = $0 { u } else { nil } }
+        #expect(shared.count == 8 && shared.allSatisfy { $0.attrs.contains(.skipCPUSync) })
+        #expect(unshared.count == 8 && unshared.allSatisfy { $0.attrs.contains(.skipCPUSync) })
         let vividSGSyncs = vivid.filter { if case .sync(let s) = $0 { s.scatterGather } else { false } }
         #expect(vividSGSyncs.isEmpty != rec.vividSyncsTraced, "vivid sg syncs: \(vividSGSyncs.count)")
         // SCSI, USB storage and SD: scatterlists.
-        for dev in ["0000:00:07.0", "0000:00:08.0", "0000:00:09.0", "0000:00:0a.0"] {
+        for dev in ["0000:00:07.0", "0000:00:08.0", "0000:00:09.0", "0000:00:0a.0"]
+        where dev != "0000:00:08.0" || rec.variant != "iommu" {
             #expect(on(dev).contains { if case .mapSG = $0 { true } else { false } }, "\(dev) sg maps")
         }
         let result = try Analyzer.analyze(path: rec.path)

@@ -5,8 +5,9 @@
 # virtio-blk disk with iommu_platform=on (virtio_ring on the DMA API), and two instances of
 # vivid, the kernel's virtual camera, with the videobuf2-dma-contig allocator: frames
 # captured by /lab/v4l2-capture (tools/v4l2-capture.c) into coherent and then non-coherent
-# buffers (dma_alloc_noncontiguous, synced around every frame), then buffers of vivid.0
-# exported as dma-bufs and filled by vivid.1 (mapped for a second device). Each device is used
+# buffers (dma_alloc_noncontiguous, synced around every frame), then instance 0's buffers
+# exported as dma-bufs and filled by instance 1 (mapped again, for the importer; both
+# instances do DMA as the one platform device vivid.0). Each device is used
 # only if its driver bound, so one workload serves every machine of record-drivers.sh.
 # Every phase starts with a trace_marker "LAB: phase ...". Each NIC has its own
 # `-netdev user,restrict=on` (gateway 10.0.2.2, answered inside QEMU); the NICs are
