@@ -7,7 +7,7 @@
 #
 #   RUN   x86-KERNEL-VARIANT    record.sh, KERNEL 6.12 or 7, VARIANT plain, iommu or swiotlb
 #         arm64-KERNEL-VARIANT  arm64-run.sh, VARIANT coherent or noncoherent
-#         default: x86-6.12-plain x86-6.12-iommu x86-7-plain x86-7-swiotlb
+#         default: x86-6.12-plain x86-6.12-iommu x86-7-plain x86-7-iommu x86-7-swiotlb
 #                  arm64-6.12-noncoherent arm64-7-noncoherent
 #   --manifest-only  only rewrite MANIFEST.md from the files already there
 #
@@ -47,7 +47,7 @@ if git -C "$OUT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
 fi
 MANIFEST_ONLY=0
 if [ "${1:-}" = --manifest-only ]; then MANIFEST_ONLY=1; shift; fi
-RUNS=(x86-6.12-plain x86-6.12-iommu x86-7-plain x86-7-swiotlb arm64-6.12-noncoherent arm64-7-noncoherent)
+RUNS=(x86-6.12-plain x86-6.12-iommu x86-7-plain x86-7-iommu x86-7-swiotlb arm64-6.12-noncoherent arm64-7-noncoherent)
 [ $# -gt 0 ] && RUNS=("$@")
 WORKLOAD=$HERE/workloads/drivers.sh
 REC=(-e dma -e swiotlb -e iommu -b 20000)

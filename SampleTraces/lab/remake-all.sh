@@ -132,7 +132,7 @@ if want arm64; then
 fi
 if want drivers; then
   if [ $DRY = 1 ] || ! ls "$OUT"/drivers/*.dat >/dev/null 2>&1; then
-    for n in x86-6.12-plain x86-6.12-iommu x86-7.3-plain x86-7.3-swiotlb arm64-6.12-noncoherent arm64-7.3-noncoherent; do
+    for n in x86-6.12-plain x86-6.12-iommu x86-7.3-plain x86-7.3-iommu x86-7.3-swiotlb arm64-6.12-noncoherent arm64-7.3-noncoherent; do
       copy "$OUT/drivers/$n.dat" "$REPO_ST/drivers"
     done
   else

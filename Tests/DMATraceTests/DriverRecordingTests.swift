@@ -39,6 +39,7 @@ import Testing
         Recording(file: "x86-6.12-plain.dat", arch: "x86", variant: "plain", vividSyncsTraced: false),
         Recording(file: "x86-6.12-iommu.dat", arch: "x86", variant: "iommu", vividSyncsTraced: false),
         Recording(file: "x86-7.3-plain.dat", arch: "x86", variant: "plain", vividSyncsTraced: false),
+        Recording(file: "x86-7.3-iommu.dat", arch: "x86", variant: "iommu", vividSyncsTraced: false),
         Recording(file: "x86-7.3-swiotlb.dat", arch: "x86", variant: "swiotlb", vividSyncsTraced: false,
                   unsyncedSharePhases: ["vivid-share-coherent", "vivid-share-noncoherent"]),
         Recording(file: "arm64-6.12-noncoherent.dat", arch: "arm64", variant: "noncoherent", vividSyncsTraced: true,
