@@ -26,8 +26,8 @@ insmod_list /lab/modules.list
 
 # The virtio-blk disk with iommu_platform was probed by virtio_blk (loaded for the output
 # disk before tracing started): unbind and bind it again so its probe-time virtqueue
-# allocations are in the trace. It is the virtio device whose parent is not the output
-# disk's (the output disk is /dev/vda, probed first).
+# allocations are in the trace: the virtio_blk device that is not /dev/vda (the output disk,
+# probed first).
 VBLK=
 for _v in /sys/bus/virtio/drivers/virtio_blk/virtio*; do
   [ -e "$_v" ] || continue
@@ -39,7 +39,7 @@ if [ -n "$VBLK" ]; then
   echo "$VBLK" > /sys/bus/virtio/drivers/virtio_blk/bind
 fi
 
-# netdev_by_driver DRIVER / disk_by_pci BDF-PATTERN: what bound where
+# netdev_by_driver DRIVER: the interface of a device bound to DRIVER
 netdev_by_driver() {
   for _n in /sys/class/net/*; do
     [ -e "$_n/device/driver" ] || continue
