@@ -15,14 +15,7 @@ import Testing
         /// vivid's syncs of its dma_alloc_noncontiguous() buffers are traced here: only on
         /// non-coherent arm64. On x86 the device is coherent, so dma_setup_need_sync() sets
         /// dma_skip_sync and only a swiotlb bounce of a streaming mapping clears it again;
-        /// vivid never maps, so even swiotlb=force leaves its syncs untraced. dma-trace
-        /// wrongly calls the traced ones `sync-unknown` errors: an open false positive
-        /// (finding F1 in /work/notes/new-drivers-findings.md).
-        /// videobuf2-dma-contig.c: vb2_dc_alloc_non_coherent() allocates with
-        /// dma_alloc_noncontiguous(), vb2_dc_prepare()/vb2_dc_finish() sync it with
-        /// dma_sync_sgtable_for_device()/_for_cpu(); kernel/dma/mapping.c
-        /// dma_alloc_noncontiguous() registers it with debug_dma_map_sg(), so
-        /// kernel/dma/debug.c check_sync() accepts those syncs.
+        /// vivid never maps, so even swiotlb=force leaves its syncs untraced.
         var vividSyncsTraced: Bool
         /// Phases in which the real videobuf2-dma-contig bug F3 is visible (4 buffers each):
         /// the exporter maps the importer's attachment with DMA_ATTR_SKIP_CPU_SYNC and never
@@ -48,45 +41,8 @@ import Testing
                   unsyncedSharePhases: ["vivid-share-noncoherent"]),
     ]
 
-    /// Findings on correct driver behaviour that the model still gets wrong, each confirmed
-    /// against the kernel source (/work/notes/new-drivers-findings.md). Each stays an
-    /// expected failure until the model is fixed; then `withKnownIssue` reports that the issue
-    /// no longer occurs and the entry must go.
-    struct OpenFalsePositive: Sendable {
-        var id: String
-        var summary: String
-        var applies: @Sendable (Recording) -> Bool
-        var matches: @Sendable (Recording, Finding) -> Bool
-    }
-
-    static let openFalsePositives: [OpenFalsePositive] = [
-        OpenFalsePositive(
-            id: "F1",
-            summary: "syncs of dma_alloc_noncontiguous() memory (vivid, videobuf2-dma-contig vb2_dc_prepare/vb2_dc_finish) reported as sync-unknown errors",
-            applies: { $0.vividSyncsTraced },
-            matches: { _, f in f.rule == "sync-unknown" && f.device == "vivid.0" }),
-        // videobuf2-dma-contig.c vb2_dc_get_base_sgt() (dma_get_sgtable_attrs of a coherent
-        // buffer: dma_direct_get_sgtable() takes the pages from the DMA address; or the
-        // noncontiguous sg table itself), vb2_dc_dmabuf_ops_map(): dma_map_sgtable(...,
-        // DMA_ATTR_SKIP_CPU_SYNC) for the importer: the dma-buf sharing pattern.
-        OpenFalsePositive(
-            id: "F2",
-            summary: "dma-buf export of coherent and noncontiguous memory (vivid, videobuf2-dma-contig vb2_dc_dmabuf_ops_map with SKIP_CPU_SYNC) reported as streaming-over-coherent errors",
-            applies: { _ in true },
-            matches: { _, f in f.rule == "streaming-over-coherent" && f.device == "vivid.0" }),
-        // Not bounced, coherent memory: the CPU reaches it only through its coherent mappings
-        // (vb2_dc_alloc_coherent: buf->vaddr = the dma_alloc_attrs cookie; dma_mmap_attrs), so
-        // an importer mapping that is never synced loses nothing.
-        OpenFalsePositive(
-            id: "F4",
-            summary: "never-synced SKIP_CPU_SYNC importer mapping of coherent memory on non-coherent arm64 (not bounced) reported as a missing-sync warning",
-            applies: { $0.arch == "arm64" },
-            matches: { rec, f in
-                isUnsyncedShare(f) && f.marker == "LAB: phase vivid-share-coherent"
-                    && !rec.unsyncedSharePhases.contains("vivid-share-coherent")
-            }),
-    ]
-
+    /// videobuf2-dma-contig's exporter maps the importer's attachment with
+    /// DMA_ATTR_SKIP_CPU_SYNC and nothing ever syncs it (bug F3 below).
     static func isUnsyncedShare(_ f: Finding) -> Bool {
         f.rule == "missing-sync" && f.device == "vivid.0" && f.severity >= .warning
     }
@@ -96,8 +52,7 @@ import Testing
     @Test(arguments: recordings)
     func videobuf2ExporterNeverSyncsTheImportersMapping(_ rec: Recording) throws {
         let result = try Analyzer.analyze(path: rec.path)
-        let falsePositive = try #require(Self.openFalsePositives.first { $0.id == "F4" })
-        let real = result.findings.filter { Self.isUnsyncedShare($0) && !falsePositive.matches(rec, $0) }
+        let real = result.findings.filter(Self.isUnsyncedShare)
         var perPhase: [String: Int] = [:]
         for f in real { perPhase[f.marker.map { String($0.dropFirst("LAB: phase ".count)) } ?? "-", default: 0] += 1 }
         #expect(perPhase == Dictionary(uniqueKeysWithValues: rec.unsyncedSharePhases.map { ($0, 4) }), "\(rec.file)")
@@ -109,22 +64,15 @@ import Testing
         let result = try Analyzer.analyze(path: rec.path)
         #expect(result.lostGaps.isEmpty)
         #expect(result.stats.malformedRecords == 0)
-        let loud = result.findings.filter { $0.severity >= .warning }
-        let others = loud.filter { f in
-            !Self.openFalsePositives.contains { $0.matches(rec, f) } && !Self.isUnsyncedShare(f)
-        }
-        let unexpected = others.map { "\($0.device) \($0.rule): \($0.message)" }
+        // Correct behaviour that earlier models got wrong: syncs of dma_alloc_noncontiguous()
+        // memory (vb2_dc_prepare/vb2_dc_finish; dma_alloc_noncontiguous() registers it with
+        // debug_dma_map_sg()), the dma-buf export of coherent and noncontiguous memory
+        // (vb2_dc_get_base_sgt, vb2_dc_dmabuf_ops_map with SKIP_CPU_SYNC), and an unbounced
+        // importer mapping of coherent memory on non-coherent arm64, which the CPU reaches only
+        // through its coherent mappings. Only the real bug F3 may be loud.
+        let loud = result.findings.filter { $0.severity >= .warning && !Self.isUnsyncedShare($0) }
+        let unexpected = loud.map { "\($0.device) \($0.rule) [\($0.marker ?? "-")]: \($0.message)" }
         #expect(unexpected.isEmpty, "\(rec.file)")
-        for fp in Self.openFalsePositives {
-            let seen = loud.filter { fp.matches(rec, $0) }.count
-            if fp.applies(rec) {
-                withKnownIssue("open false positive \(fp.id): \(fp.summary)") {
-                    #expect(seen == 0, "\(rec.file): \(fp.id)")
-                }
-            } else {
-                #expect(seen == 0, "\(rec.file): \(fp.id) where the trace cannot show it")
-            }
-        }
     }
 
     /// Per-device counts from MANIFEST.md, which describe.sh took from `trace-cmd report`
