@@ -4,9 +4,9 @@ import Glibc
 #endif
 
 /// Expands audit arguments into trace files: files as given, directories
-/// recursively (*.dat, *.trace, *.txt), and glob patterns.
+/// recursively (*.dat, *.trace, *.txt, and *.data for perf.data), and glob patterns.
 public enum TraceCollector {
-    public static let extensions: Set<String> = ["dat", "trace", "txt"]
+    public static let extensions: Set<String> = ["dat", "trace", "txt", "data"]
 
     public struct Collected: Sendable {
         /// In a stable order: arguments in order, directory contents sorted.
@@ -26,7 +26,7 @@ public enum TraceCollector {
                 if isDir.boolValue {
                     let found = walk(arg)
                     if found.isEmpty {
-                        out.problems.append(IngestError(path: arg, problem: "directory holds no *.dat, *.trace or *.txt file"))
+                        out.problems.append(IngestError(path: arg, problem: "directory holds no *.dat, *.trace, *.txt or *.data file"))
                     }
                     found.forEach(add)
                 } else {

@@ -33,6 +33,7 @@ extension DMAEventKind {
         case .lostEvents: "lost_events"
         case .marker: "marker"
         case .unknown(let n): n
+        case .outOfOrder: "out_of_order"
         }
     }
 
@@ -41,7 +42,7 @@ extension DMAEventKind {
         "unmap_mmio", "map_sg", "map_sg_err", "unmap_sg", "sync_single_for_cpu", "sync_single_for_device",
         "sync_sg_for_cpu", "sync_sg_for_device", "alloc_coherent", "alloc_pages", "alloc_sgt", "alloc_sgt_err",
         "free_coherent", "free_pages", "free_sgt", "swiotlb_bounce", "iommu_map", "iommu_unmap", "iommu_fault",
-        "iommu_group_add", "iommu_group_remove", "iommu_group_attach", "lost_events", "marker",
+        "iommu_group_add", "iommu_group_remove", "iommu_group_attach", "lost_events", "marker", "out_of_order",
     ]
 
     /// `key=value` details as a driver developer reads them.
@@ -91,6 +92,8 @@ extension DMAEventKind {
             return text
         case .unknown:
             return ""
+        case .outOfOrder(let kind, let ts, let line):
+            return "line \(line): \(kind.name) at \(formatSeconds(ts)) \(kind.details)"
         }
     }
 }

@@ -53,6 +53,8 @@ enum KnownEvent: Sendable, Hashable {
         case "attach_device_to_domain": return .iommuGroup(.attach)
         case "kernel_stack": return (system == nil || system == "ftrace") ? .kernelStack : nil
         case "print": return (system == nil || system == "ftrace") ? .print : nil
+        // tracefs text names trace_marker writes by the writing function, not by the event.
+        case "tracing_mark_write": return system == nil ? .print : nil
         case "bprint": return (system == nil || system == "ftrace") ? .bprint : nil
         // iommu's map/unmap have generic names: only trust them in the iommu system
         // or, in text, where the caller has checked the "IOMMU:" payload.

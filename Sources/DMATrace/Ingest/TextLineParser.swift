@@ -8,6 +8,10 @@ struct TextRecordLine {
     var timestamp: UInt64
     var event: Substring
     var payload: Substring
+    /// The event's system when the line names it (`perf script`: `dma:dma_map_page`).
+    var system: Substring? = nil
+    /// Callchain frames follow the line directly (`perf script -g`), with no stack header.
+    var framesFollow = false
 }
 
 enum TextLine {
@@ -22,6 +26,9 @@ enum TextLine {
     /// mode the difference was lost before the first line.
     case bufferEntries(inBuffer: UInt64, written: UInt64, cpus: Int?)
     case unreadable(String)
+    /// `perf script --header`: `# os release : 6.12.1` and `# event : name = dma:dma_map_page, ...`.
+    case kernelRelease(String)
+    case eventFormat(String)
 }
 
 enum TextLineParser {

@@ -1,12 +1,18 @@
 import Foundation
 
 /// Reads ftrace text: tracefs `trace` (with its header and irq-flags column),
-/// `trace_pipe`, and `trace-cmd report` output. Streams the file in chunks.
+/// `trace_pipe`, and `trace-cmd report` output; and `perf script` output. Streams the
+/// file in chunks.
 public final class TextTraceReader: DMAEventSource {
     public struct Options: Sendable {
         /// How many unreadable lines to keep, with their line numbers, for --verbose.
         public var keepUnreadable: Int
-        public init(keepUnreadable: Int = 20) { self.keepUnreadable = keepUnreadable }
+        /// How far out of time order a line may come and still be put back in place.
+        public var reorder: TimeOrderWindow.Bound
+        public init(keepUnreadable: Int = 20, reorder: TimeOrderWindow.Bound = .standard) {
+            self.keepUnreadable = keepUnreadable
+            self.reorder = reorder
+        }
     }
 
     public private(set) var facts: TraceFacts
@@ -14,6 +20,8 @@ public final class TextTraceReader: DMAEventSource {
     private let options: Options
     /// Text given in memory (tests, rule examples) instead of a file.
     private let inMemory: Data?
+    /// A stream to read instead of the file (perf script's stdout).
+    private let stream: FileHandle?
 
     /// Reads ftrace text held in memory; `name` stands for the file in messages.
     public convenience init(name: String, text: String, options: Options = .init()) throws {
@@ -24,13 +32,32 @@ public final class TextTraceReader: DMAEventSource {
         self.path = path
         self.options = options
         self.inMemory = content
+        self.stream = nil
         if Self.looksBinary(sniffed) {
             throw IngestError(path: path, problem: "is binary data, neither a trace.dat nor ftrace text")
         }
         let head = String(decoding: sniffed, as: UTF8.self)
-        let format: TraceFacts.Format = head.hasPrefix("cpus=") || head.contains("\ncpus=") ? .traceCmdReport : .tracefs
+        let format: TraceFacts.Format
+        if head.hasPrefix("cpus=") || head.contains("\ncpus=") {
+            format = .traceCmdReport
+        } else if PerfScriptLineParser.looksLikePerfScript(head) {
+            format = .perfScript
+        } else {
+            format = .tracefs
+        }
         facts = TraceFacts(path: path, format: format)
     }
+
+    /// Reads `perf script` text from `stream` (a child's stdout); `path` names the input.
+    init(path: String, perfScriptStream stream: FileHandle, format: TraceFacts.Format, options: Options) {
+        self.path = path
+        self.options = options
+        self.inMemory = nil
+        self.stream = stream
+        facts = TraceFacts(path: path, format: format)
+    }
+
+    private var isPerf: Bool { facts.format == .perfScript || facts.format == .perfData }
 
     /// Text with NUL bytes or mostly non-printable bytes is not a trace.
     static func looksBinary(_ data: Data) -> Bool {
@@ -44,11 +71,12 @@ public final class TextTraceReader: DMAEventSource {
 
     public func read(_ handler: (DMAEvent) throws -> Void) throws -> IngestStats {
         var pending = inMemory
-        let file = inMemory == nil ? FileHandle(forReadingAtPath: path) : nil
-        if inMemory == nil && file == nil {
+        let ownFile = inMemory == nil && stream == nil ? FileHandle(forReadingAtPath: path) : nil
+        if inMemory == nil && stream == nil && ownFile == nil {
             throw IngestError(path: path, problem: "cannot be opened for reading")
         }
-        defer { try? file?.close() }
+        defer { try? ownFile?.close() }
+        let file = stream ?? ownFile
         func nextChunk() throws -> Data {
             if let data = pending {
                 pending = Data()
@@ -56,15 +84,17 @@ public final class TextTraceReader: DMAEventSource {
             }
             return try file?.read(upToCount: 1 << 20) ?? Data()
         }
-        var state = TextStreamState(options: options)
+        var state = TextStreamState(options: options, perf: isPerf)
+        var order = TimeOrderWindow(bound: options.reorder)
         var seenEvents = Set<String>()
         var carry = Data()
         var lineNumber = 0
+        func ordered(_ event: DMAEvent) throws { try order.push(event, line: lineNumber, emit: handler) }
         func consume(_ bytes: UnsafeRawBufferPointer) throws {
             lineNumber += 1
             var text = String(decoding: bytes, as: UTF8.self)
             if text.hasSuffix("\r") { text.removeLast() }
-            try state.feed(Substring(text), lineNumber: lineNumber, seenEvents: &seenEvents, emit: handler)
+            try state.feed(Substring(text), lineNumber: lineNumber, seenEvents: &seenEvents, emit: ordered)
         }
         while true {
             let chunk: Data
@@ -92,16 +122,21 @@ public final class TextTraceReader: DMAEventSource {
             carry = consumed == carry.count ? Data() : Data(carry.dropFirst(consumed))
         }
         if !carry.isEmpty { try carry.withUnsafeBytes { try consume($0) } }
-        try state.finish(emit: handler)
+        try state.finish(emit: ordered)
+        try order.finish(emit: handler)
+        state.stats.lateLines = order.late
         if state.stats.records == 0 {
+            let what = isPerf ? "perf script sample" : "ftrace event"
             let detail = state.stats.unreadableLines > 0
-                ? "no ftrace event line could be read (\(state.stats.unreadableLines) unreadable lines)"
-                : "contains no ftrace event lines"
+                ? "no \(what) line could be read (\(state.stats.unreadableLines) unreadable lines)"
+                : "contains no \(what) lines"
             throw IngestError(path: path, problem: detail)
         }
         if let cpus = state.cpus { facts.cpus = cpus }
-        facts.eventFormats = seenEvents.sorted()
-        facts.generation = EventGeneration.detect(eventNames: seenEvents)
+        if let release = state.kernelRelease { facts.kernelRelease = release }
+        let names = seenEvents.union(state.formats)
+        facts.eventFormats = names.sorted()
+        facts.generation = EventGeneration.detect(eventNames: names)
         return state.stats
     }
 }
@@ -112,6 +147,11 @@ struct TextStreamState {
     var stats = IngestStats()
     var cpus: Int?
     let options: TextTraceReader.Options
+    /// `perf script` lines instead of ftrace's.
+    let perf: Bool
+    /// From `perf script --header`.
+    var kernelRelease: String?
+    var formats = Set<String>()
 
     /// Events not yet emitted, in input order. An entry can still receive a
     /// stack while it is the newest event of its CPU.
@@ -123,11 +163,14 @@ struct TextStreamState {
     private var pendingLost: [Int32: [UInt64?]] = [:]
     private static let window = 256
 
-    init(options: TextTraceReader.Options) { self.options = options }
+    init(options: TextTraceReader.Options, perf: Bool = false) {
+        self.options = options
+        self.perf = perf
+    }
 
     mutating func feed(_ line: Substring, lineNumber: Int, seenEvents: inout Set<String>,
                        emit: (DMAEvent) throws -> Void) throws {
-        switch TextLineParser.parse(line) {
+        switch perf ? PerfScriptLineParser.parse(line) : TextLineParser.parse(line) {
         case .header(let n):
             if let n { cpus = n }
         case .bufferEntries(let inBuffer, let written, let n):
@@ -149,6 +192,10 @@ struct TextStreamState {
             queue[target].stack = stack
         case .unreadable(let reason):
             noteUnreadable(line, lineNumber: lineNumber, reason: reason)
+        case .kernelRelease(let release):
+            kernelRelease = release
+        case .eventFormat(let name):
+            if KnownEvent.classify(system: nil, name: name) != nil || name.hasPrefix("dma_") { formats.insert(name) }
         case .record(let r):
             stats.records += 1
             stats.noteTimestamp(r.timestamp)
@@ -163,7 +210,14 @@ struct TextStreamState {
             try flushLost(cpu: -1, at: r.timestamp, emit: emit)
             try flushLost(cpu: r.cpu, at: r.timestamp, emit: emit)
             let name = String(r.event)
-            guard var known = KnownEvent.classify(system: nil, name: name) else {
+            // perf cannot record trace_marker writes; kernel log lines (`-e printk:console`,
+            // `echo TEXT > /dev/kmsg`) stand in for them.
+            if r.system == "printk" && name == "console" {
+                try queueEvent(DMAEvent(timestamp: r.timestamp, cpu: r.cpu, pid: r.pid, task: String(r.task),
+                                        device: nil, kind: .marker(String(r.payload))), framesFollow: false, emit: emit)
+                return
+            }
+            guard var known = KnownEvent.classify(system: r.system.map(String.init), name: name) else {
                 if name.hasPrefix("dma_") || name.hasPrefix("swiotlb") || name.hasPrefix("iommu") {
                     stats.unknownEvents[name, default: 0] += 1
                 } else {
@@ -178,7 +232,7 @@ struct TextStreamState {
             var device: String?
             switch known {
             case .print, .bprint:
-                kind = .marker(Self.markerText(r.payload))
+                kind = .marker(name == "tracing_mark_write" ? String(r.payload) : Self.markerText(r.payload))
             case .kernelStack:
                 return
             default:
@@ -196,12 +250,17 @@ struct TextStreamState {
             stats.dmaEvents += 1
             let event = DMAEvent(timestamp: r.timestamp, cpu: r.cpu, pid: r.pid, task: String(r.task),
                                  device: device, kind: kind)
-            if let prev = newestIndexOfCPU[r.cpu] { queueOpen[prev] = false }
-            queue.append(event)
-            queueOpen.append(true)
-            newestIndexOfCPU[r.cpu] = queue.count - 1
-            try drain(force: false, emit: emit)
+            try queueEvent(event, framesFollow: r.framesFollow, emit: emit)
         }
+    }
+
+    private mutating func queueEvent(_ event: DMAEvent, framesFollow: Bool, emit: (DMAEvent) throws -> Void) throws {
+        if let prev = newestIndexOfCPU[event.cpu] { queueOpen[prev] = false }
+        queue.append(event)
+        queueOpen.append(true)
+        newestIndexOfCPU[event.cpu] = queue.count - 1
+        if framesFollow { stackTarget = queue.count - 1 }
+        try drain(force: false, emit: emit)
     }
 
     /// "tracing_mark_write: text" (print) or "func: text" (bprint).

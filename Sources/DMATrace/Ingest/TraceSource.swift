@@ -6,6 +6,8 @@ public struct TraceFacts: Sendable, Codable {
         case traceDat = "trace.dat"
         case traceCmdReport = "trace-cmd report text"
         case tracefs = "tracefs text"
+        case perfScript = "perf script text"
+        case perfData = "perf.data (through perf script)"
     }
 
     public var path: String
@@ -48,6 +50,8 @@ public struct IngestStats: Sendable, Codable {
     public var unreadableLines: UInt64 = 0
     public var unreadableSamples: [UnreadableLine] = []
     public var stackRecords: UInt64 = 0
+    /// Text lines too far out of time order to be put back in place (TimeOrderWindow).
+    public var lateLines: UInt64 = 0
 
     public struct UnreadableLine: Sendable, Codable {
         public var line: Int
@@ -85,7 +89,8 @@ public protocol DMAEventSource: AnyObject {
 public enum TraceOpener {
     static let traceDatMagic: [UInt8] = [0x17, 0x08, 0x44, 0x74, 0x72, 0x61, 0x63, 0x69, 0x6e, 0x67]
 
-    /// Opens a trace.dat or an ftrace text file, deciding by content, not by name.
+    /// Opens a trace.dat, a perf.data or a text file (ftrace, `perf script`), deciding by
+    /// content, not by name.
     public static func open(path: String, options: TextTraceReader.Options = .init()) throws -> DMAEventSource {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
@@ -104,6 +109,9 @@ public enum TraceOpener {
         }
         if head.starts(with: traceDatMagic) {
             return try TraceDatReader(path: path)
+        }
+        if head.starts(with: PerfDataReader.magic) {
+            return try PerfDataReader(path: path, options: options)
         }
         if head.starts(with: traceDatMagic.prefix(3)) {
             throw IngestError(path: path, problem: "has the trace.dat magic but a damaged header")

@@ -205,6 +205,14 @@ public final class DMAModel {
             return
         case .unknown:
             return
+        case .outOfOrder(let kind, let ts, let line):
+            // Not applied: where it belongs is already past. The ingest follows it with a gap.
+            var original = event
+            original.kind = kind
+            original.timestamp = ts
+            let behind = Double(event.timestamp - min(ts, event.timestamp)) / 1e6
+            sink(.anomaly(original, "out of time order: line \(line) came \(String(format: "%.3f", behind)) ms after newer events, beyond the reorder window", applied: false))
+            return
         default:
             break
         }

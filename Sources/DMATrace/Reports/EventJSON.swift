@@ -96,6 +96,9 @@ public struct EventJSON: Codable, Sendable {
             return ["text": .string(text)]
         case .unknown(let name):
             return ["name": .string(name)]
+        case .outOfOrder(let kind, let ts, let line):
+            return ["late_kind": .string(kind.name), "late_timestamp_ns": n(ts), "line": .int(Int64(line)),
+                    "late_details": .string(kind.details)]
         }
     }
 }

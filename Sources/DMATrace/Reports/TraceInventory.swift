@@ -54,6 +54,7 @@ public struct TraceInventory: Sendable, Codable {
         }
         if stats.malformedRecords > 0 { row("malformed:", "\(stats.malformedRecords) records with unreadable fields (skipped)") }
         if stats.unreadableLines > 0 { row("unreadable:", "\(stats.unreadableLines) text lines") }
+        if stats.lateLines > 0 { row("late lines:", "\(stats.lateLines) text lines out of time order beyond the reorder window (not applied)") }
         if !stats.unknownEvents.isEmpty {
             row("not modeled:", stats.unknownEvents.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
         }

@@ -34,8 +34,9 @@ final class TraceAnomalyRule: DMARule {
             let parts = key.split(separator: "|")
             let reason = parts.count > 1 ? String(parts[1]) : ""
             let fate = key.hasSuffix("|applied") ? "they were still applied as far as they are consistent" : "they were not applied to the model"
+            let what = reason == "out of time order" ? "came \(reason), beyond the reorder window" : "contradict themselves (\(reason))"
             context.report(Self.description, event: entry.first,
-                           message: "\(entry.count) event(s) contradict themselves (\(reason)), e.g. \(entry.first.kind.name) \(entry.first.kind.details); \(fate)",
+                           message: "\(entry.count) event(s) \(what), e.g. \(entry.first.kind.name) \(entry.first.kind.details); \(fate)",
                            history: [entry.first], shape: reason, occurrences: entry.count)
         }
     }
