@@ -58,6 +58,21 @@ ldd /usr/bin/trace-cmd | grep -o '/[^ ]*' | sort -u | while read -r lib; do
 done
 # Debian's trace-cmd looks in /lib64 for the loader on x86_64 (ldd lists it there already).
 
+# LAB_PERF_ARGS: also run `perf record LAB_PERF_ARGS` in the guest (guest/init). bookworm's
+# linux-perf 6.1 installs the real binary as /usr/bin/perf (it diverts the version wrapper
+# away); its libraries are copied the same way as trace-cmd's.
+if [ -n "${LAB_PERF_ARGS:-}" ]; then
+  PERF_BIN=$(readlink -f /usr/bin/perf)
+  file -L "$PERF_BIN" | grep -q ELF || { echo "$PERF_BIN is not the perf binary (apt-get install linux-perf)" >&2; exit 1; }
+  cp "$PERF_BIN" "$STAGE/usr/bin/perf"
+  ldd "$PERF_BIN" | grep -o '/[^ ]*' | sort -u | while read -r lib; do
+    mkdir -p "$STAGE$(dirname "$lib")"
+    cp -L "$lib" "$STAGE$lib"
+  done
+  echo "$LAB_PERF_ARGS" > "$STAGE/lab/perf-args"
+  echo "${LAB_PERF_SCRIPT_ARGS:-}" > "$STAGE/lab/perf-script-args"   # for the guest's perf script
+fi
+
 # Modules: resolve dependencies on the host, decompress into a flat folder, keep order
 # (mods_for in lib-host.sh).
 # shellcheck source=lib-host.sh

@@ -13,8 +13,14 @@ T=/sys/kernel/tracing
 now() { cut -d' ' -f1 /proc/uptime; }
 info() { echo "[lab $(now)] $*" > /dev/console; }
 
-# marker TEXT: write TEXT into the trace (ftrace:print event) if tracefs is there.
-marker() { [ -w $T/trace_marker ] && echo "$*" > $T/trace_marker; return 0; }
+# marker TEXT: write TEXT into the trace (ftrace:print event) if tracefs is there. With
+# LAB_MARKER_KMSG=1 also into the kernel log (/dev/kmsg), which `perf record -e
+# printk:console` records: perf cannot record trace_marker writes (ftrace:print stays empty).
+marker() {
+  [ -w $T/trace_marker ] && echo "$*" > $T/trace_marker
+  [ "${LAB_MARKER_KMSG:-0}" = 1 ] && echo "$*" > /dev/kmsg
+  return 0
+}
 phase() { info "LAB: phase $*"; marker "LAB: phase $*"; }
 
 # wait_for PATH SECONDS: poll until PATH exists.
