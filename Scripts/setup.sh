@@ -2,9 +2,10 @@
 # Installs what dma-trace needs to build and test on Debian/Ubuntu: the
 # trace-cmd libraries (found through pkg-config) and trace-cmd itself, which
 # the differential tests and the benchmark compare against; strace, which the
-# reliability tests use to deliver a signal at an exact system call.
+# reliability tests use to deliver a signal at an exact system call; and perf
+# (linux-perf), which reads perf.data for dma-trace and for the perf recording tests.
 set -euo pipefail
-packages=(libtraceevent-dev libtracefs-dev libtracecmd-dev trace-cmd pkg-config strace)
+packages=(libtraceevent-dev libtracefs-dev libtracecmd-dev trace-cmd pkg-config strace linux-perf)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
