@@ -213,12 +213,15 @@ import Testing
         _ = try #require(PerfDataReader.perfExecutable(), "perf is needed (apt-get install linux-perf)")
         let dir = try Fixtures.scratch()
         let whole = try Data(contentsOf: URL(fileURLWithPath: Self.file("fi-6.12-plain", ".perf.data")))
-        for (name, bytes) in [("header.data", whole.prefix(3000)), ("half.data", whole.prefix(whole.count / 2))] {
+        for (name, bytes) in [("header.data", whole.prefix(3000)), ("half.data", whole.prefix(whole.count / 2)),
+                              ("most.data", whole.prefix(whole.count * 3 / 4))] {
             let path = dir.appendingPathComponent(name).path
             try Data(bytes).write(to: URL(fileURLWithPath: path))
             let r = try Self.run(["analyze", path])
             #expect(r.status == 2, "\(name): \(r.status) \(r.stderr)")
-            #expect(r.stderr.contains(name) && r.stderr.contains("perf script"), "\(name): \(r.stderr)")
+            // perf 6.1 says "incompatible file format" (exit 255) or segfaults, depending on the cut.
+            #expect(r.stderr.contains(name) && (r.stderr.contains("perf script failed (exit status") || r.stderr.contains("perf script crashed (signal")),
+                    "\(name): \(r.stderr)")
         }
     }
 }

@@ -22,6 +22,9 @@ public final class PerfDataReader: DMAEventSource {
         self.options = options
         facts = TraceFacts(path: path, format: .perfData)
         guard let perf = Self.perfExecutable() else {
+            if let given = ProcessInfo.processInfo.environment["DMA_TRACE_PERF"], !given.isEmpty {
+                throw IngestError(path: path, problem: "is a perf.data file, and DMA_TRACE_PERF=\(given) is not an executable perf")
+            }
             throw IngestError(path: path, problem: "is a perf.data file, and reading it needs perf, which was not found in PATH (Debian/Ubuntu: apt-get install linux-perf; or set DMA_TRACE_PERF to the perf binary)")
         }
         self.perf = perf
@@ -64,30 +67,40 @@ public final class PerfDataReader: DMAEventSource {
         let text = TextTraceReader(path: path, perfScriptStream: out.fileHandleForReading, format: .perfData, options: options)
         var stats: IngestStats?
         var readError: Error?
-        var stoppedByUs = false
+        var consumerError: Error?
         do {
-            stats = try text.read(handler)
+            stats = try text.read { event in
+                do { try handler(event) } catch {
+                    consumerError = error
+                    throw error
+                }
+            }
         } catch {
             readError = error
-            // The consumer stopped (or the text was bad): perf must not block on a full pipe.
-            if process.isRunning {
-                stoppedByUs = true
-                process.terminate()
-            }
         }
+        // perf, if it is still writing, now gets EPIPE or SIGPIPE instead of blocking on a full pipe.
         try? out.fileHandleForReading.close()
+        if consumerError != nil, process.isRunning { process.terminate() }
+        var waited = 0
+        while process.isRunning && waited < 1000 {
+            usleep(10_000)
+            waited += 1
+        }
+        if process.isRunning { process.terminate() }
         process.waitUntilExit()
         let message = stderrText.finish()
         facts = text.facts
         facts.format = .perfData
-        if !stoppedByUs {
-            let detail = message.isEmpty ? "" : ": " + message
-            if process.terminationReason == .uncaughtSignal {
-                throw IngestError(path: path, problem: "perf script crashed (signal \(process.terminationStatus)) reading this perf.data (truncated or corrupted?)\(detail)")
-            }
-            if process.terminationStatus != 0 {
-                throw IngestError(path: path, problem: "perf script failed (exit status \(process.terminationStatus))\(detail)")
-            }
+        if let consumerError { throw consumerError }
+        let detail = message.isEmpty ? "" : ": " + message
+        let signal = process.terminationReason == .uncaughtSignal ? process.terminationStatus : 0
+        // A SIGPIPE after the text reader gave up is ours; any other end is perf's own.
+        let ours = readError != nil && (signal == SIGPIPE || signal == SIGTERM)
+        if signal != 0, !ours {
+            throw IngestError(path: path, problem: "perf script crashed (signal \(signal)) reading this perf.data (truncated or corrupted?)\(detail)")
+        }
+        if signal == 0, process.terminationStatus != 0 {
+            throw IngestError(path: path, problem: "perf script failed (exit status \(process.terminationStatus))\(detail)")
         }
         if let readError { throw readError }
         return stats!
