@@ -9,7 +9,9 @@ public final class PerfDataReader: DMAEventSource {
 
     /// The fields dma-trace reads. `trace:` limits them to tracepoint samples (other events
     /// keep perf's defaults); `ip,sym,symoff,dso` print the callchain of a `-g` recording.
-    static let scriptArguments = ["script", "-F", "trace:comm,tid,pid,cpu,time,event,trace,ip,sym,symoff,dso",
+    /// `-f`: perf refuses a file owned by another user (a `sudo perf record`) without it, and
+    /// reading a file the user can read is all dma-trace does.
+    static let scriptArguments = ["script", "-f", "-F", "trace:comm,tid,pid,cpu,time,event,trace,ip,sym,symoff,dso",
                                   "--ns", "--show-lost-events", "--header"]
 
     public private(set) var facts: TraceFacts
