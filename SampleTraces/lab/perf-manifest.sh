@@ -30,7 +30,7 @@ What was seen:
 - `perf record` of a tracepoint samples every hit (period 1): per run, the dma/swiotlb/iommu
   counts per device and per event are identical in the two files up to perf's last event
   (tables below; guest/init stops perf first, so trace-cmd's file alone has what came in the
-  seconds after: in io-6.12-plain two e1000e maps and two unmaps). Nothing was lost.
+  seconds after: in io-6.12-plain two e1000e maps and two unmaps). These six runs lost nothing.
 - `ftrace:print` is accepted by perf (it is in `perf evlist`) but records nothing: a
   `trace_marker` write goes straight into ftrace's ring buffer and never through a perf
   hook. The markers are also written to `/dev/kmsg`, and `printk:console` records every
@@ -70,4 +70,22 @@ for pd in "$REPO"/*.perf.data; do
     <(awk '{for(i=1;i<=NF;i++) if ($i ~ /^(dma|swiotlb|iommu):[a-z_]+:$/) {e=$i; sub(/^[a-z]+:/,"",e); sub(/:$/,"",e); d=$(i+1); if (d=="[FAILED") {for(j=i;j<=NF;j++) if ($j ~ /^device=/) {d=substr($j,8)}} if (d=="dev_name:") d=$(i+2); print e"|"d; break}}' "$REPO/$r.perf.txt" | sort | uniq -c | awk '{print $2, $1}' | sort) \
     <(awk '{for(i=1;i<=NF;i++) if ($i ~ /^(dma_[a-z_]+|swiotlb_bounced|map|unmap|io_page_fault):$/) {e=$i; sub(/:$/,"",e); d=$(i+1); if (d=="[FAILED") {for(j=i;j<=NF;j++) if ($j ~ /^device=/) {d=substr($j,8)}} if (d=="dev_name:") d=$(i+2); print e"|"d; break}}' "$REPO/$r.trace-cmd.txt" | sort | uniq -c | awk '{print $2, $1}' | sort) \
     | awk '{split($1,a,"|"); printf "| %s | %s | %s | %s |\n", a[1], a[2], $2, $3}'
+done
+
+for head in "$REPO"/*.head.txt; do
+  [ -f "$head" ] || continue
+  r=$(basename "$head" .head.txt)
+  echo
+  echo "## $r (first 400 lines only)"
+  echo
+  echo "A recording that loses events: \`workloads/io-heavy.sh\` with two CPU hogs, perf reniced to 19"
+  echo "(\`READERS=perf\`), \`perf record -e 'dma:*' -e 'swiotlb:*' -e 'iommu:*' -a -k mono -N -m 1\` (one data"
+  echo "page per CPU), no trace-cmd. \`$r.head.txt\` is the first 400 lines of \`perf script --show-lost-events\`"
+  echo "(perf 6.1 on the host); the whole perf.data (1.3 MB) stays in the lab's output folder."
+  echo
+  echo "- in the first 400 lines: $(grep -c PERF_RECORD_LOST "$head") PERF_RECORD_LOST records, $(awk '/PERF_RECORD_LOST/{s+=$NF} END{print s+0}' "$head") events lost"
+  if [ -f "$OUT/$r-perf.data" ]; then
+    echo "- in the whole recording: $(perf script --show-lost-events -i "$OUT/$r-perf.data" 2>/dev/null | grep -c PERF_RECORD_LOST) PERF_RECORD_LOST records, $(perf script --show-lost-events -i "$OUT/$r-perf.data" 2>/dev/null | awk '/PERF_RECORD_LOST/{s+=$NF} END{print s+0}') events lost"
+    echo "- perf record said: $(grep -E 'lost|Captured' "$OUT/$r-perf.log" | tr -d '[]' | sed 's/^ *//' | tr '\n' ' ')"
+  fi
 done

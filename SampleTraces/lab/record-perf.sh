@@ -12,6 +12,9 @@
 #        fi-6.12-iommu     dmafi under intel-iommu (iommu:map/unmap)         (perf -a)
 #        fi-7.3-plain      dmafi on 7.3 (dma_map_phys)                       (perf -a)
 #        io-6.12-plain     workloads/short-io-net.sh: nvme, ahci, xhci, e1000e (perf -a)
+#        lossy-6.12        workloads/io-heavy.sh with perf -m 1 and perf reniced behind two
+#                          CPU hogs, no trace-cmd: perf loses events. Only the first 400 lines
+#                          of `perf script --show-lost-events` are kept (lossy-6.12.head.txt)
 #        (default: all of them)
 #
 # perf: bookworm's linux-perf 6.1 (the host's /usr/bin/perf and the libraries ldd lists, put
@@ -38,7 +41,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export LAB_CACHE=${LAB_CACHE:-/work/lab-cache}
 OUT=${PERF_OUT:-/work/lab-out/perf}
 REPO=${PERF_REPO:-$(cd "$HERE/.." && pwd)/perf}
-ALL=(fi-6.12-plain fi-6.12-plain-g fi-6.12-swiotlb fi-6.12-iommu fi-7.3-plain io-6.12-plain)
+ALL=(fi-6.12-plain fi-6.12-plain-g fi-6.12-swiotlb fi-6.12-iommu fi-7.3-plain io-6.12-plain lossy-6.12)
 [ $# -gt 0 ] || set -- "${ALL[@]}"
 mkdir -p "$OUT" "$REPO"
 if git -C "$OUT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
@@ -68,6 +71,16 @@ for r in "$@"; do
     fi-6.12-iommu) MODE=iommu ;;
     fi-7.3-plain) K=7 ;;
     io-6.12-plain) WL=$HERE/workloads/short-io-net.sh ;;
+    lossy-6.12)
+      t0=$SECONDS
+      env LAB_MEM=3G LAB_TIMEOUT=500 LAB_PERF_ARGS="-e dma:* -e swiotlb:* -e iommu:* -a -k mono -N -m 1" \
+        LAB_GUEST_ENV="LAB_MARKER_KMSG=1 READERS=perf" \
+        "$HERE/record.sh" 6.12 plain "$HERE/workloads/io-heavy.sh" "$OUT/$r.dat" --no-record \
+        || { fail "$r: record.sh exited non-zero"; continue; }
+      echo ">> $r: $((SECONDS - t0)) s"
+      perf script --show-lost-events -i "$OUT/$r-perf.data" 2>/dev/null | head -n 400 > "$REPO/$r.head.txt"
+      grep -q PERF_RECORD_LOST "$REPO/$r.head.txt" || fail "$r: nothing lost in the first 400 lines"
+      continue ;;
     *) echo "unknown run $r" >&2; exit 2 ;;
   esac
   extra=() mem=3G

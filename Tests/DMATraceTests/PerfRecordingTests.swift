@@ -164,6 +164,21 @@ import Testing
         }
     }
 
+    /// A real recording that lost events (perf -m 1 behind CPU hogs): every PERF_RECORD_LOST
+    /// line is a gap with its count, and the findings it could explain are notes.
+    @Test func lostRecordsOfARealLossyRecording() throws {
+        let path = Self.folder.appendingPathComponent("lossy-6.12.head.txt").path
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let lostLines = text.split(separator: "\n").filter { $0.contains(" PERF_RECORD_LOST lost ") }
+        let stated = lostLines.compactMap { UInt64($0.split(separator: " ").last ?? "") }.reduce(0, +)
+        #expect(lostLines.count >= 5 && stated > 0)
+        let result = try Analyzer.analyze(path: path)
+        #expect(result.stats.lostGaps == UInt64(lostLines.count) && result.stats.lostEventsCounted == stated)
+        #expect(result.stats.unreadableLines <= 1, "\(result.stats.unreadableSamples.map(\.text))")   // the cut last line
+        #expect(result.findings.contains { $0.rule == "events-lost" && $0.severity == .warning })
+        #expect(!result.findings.contains { $0.severity >= .error }, "\(result.findings.filter { $0.severity >= .error }.map(\.message))")
+    }
+
     // MARK: - perf.data on the command line
 
     static func run(_ args: [String], path: String? = nil) throws -> Fixtures.Run {

@@ -14,7 +14,8 @@ for _c in 1 2; do
 done
 READER_NICE=${READER_NICE:-19}
 if [ "$READER_NICE" != 0 ]; then
-  for _p in $(pidof trace-cmd); do renice -n "$READER_NICE" -p "$_p" > /dev/null; done
+  # READERS: whose processes to renice (record-perf.sh's lossy run: perf)
+  for _p in $(pidof ${READERS:-trace-cmd}); do renice -n "$READER_NICE" -p "$_p" > /dev/null; done
 fi
 
 phase nvme-write-4k-direct
