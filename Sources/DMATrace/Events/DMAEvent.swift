@@ -288,8 +288,9 @@ public enum DMAEventKind: Sendable, Hashable {
     case marker(String)
     /// An event of the dma, swiotlb or iommu systems this tool does not model.
     case unknown(name: String)
-    /// A text line that came too far out of time order to be put back in place (its own
-    /// kind, time and line number); the event carrying it is stamped where it was read.
+    /// A text line that came too far out of time order to be put back in place: its own kind
+    /// and time, and the line the reader had reached (the event's own line or a few after it,
+    /// as stacks are waited for); the event carrying it is stamped where it was read.
     indirect case outOfOrder(DMAEventKind, timestamp: UInt64, line: Int)
 }
 

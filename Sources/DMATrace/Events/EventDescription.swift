@@ -93,7 +93,7 @@ extension DMAEventKind {
         case .unknown:
             return ""
         case .outOfOrder(let kind, let ts, let line):
-            return "line \(line): \(kind.name) at \(formatSeconds(ts)) \(kind.details)"
+            return "by line \(line): \(kind.name) at \(formatSeconds(ts)) \(kind.details)"
         }
     }
 }

@@ -211,7 +211,7 @@ public final class DMAModel {
             original.kind = kind
             original.timestamp = ts
             let behind = Double(event.timestamp - min(ts, event.timestamp)) / 1e6
-            sink(.anomaly(original, "out of time order: line \(line) came \(String(format: "%.3f", behind)) ms after newer events, beyond the reorder window", applied: false))
+            sink(.anomaly(original, "out of time order: read at or before line \(line), \(String(format: "%.3f", behind)) ms after newer events, beyond the reorder window", applied: false))
             return
         default:
             break
