@@ -135,7 +135,7 @@ import Testing
             return try c.run(["audit", "--quiet", "nothing*.dat", "bug.txt"])
         },
         Row(tried: "`audit` of a folder without traces", command: "dma-trace audit docs",
-            sees: "dma-trace: docs: directory holds no *.dat, *.trace or *.txt file", status: 2) { c in
+            sees: "dma-trace: docs: directory holds no *.dat, *.trace, *.txt or *.data file", status: 2) { c in
             try c.text("docs/README.md", "no traces here")
             return try c.run(["audit", "--quiet", "docs"])
         },
