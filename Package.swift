@@ -27,10 +27,20 @@ let package = Package(
                 .unsafeFlags(["-I/usr/include/trace-cmd", "-I/usr/include/traceevent", "-I/usr/include/tracefs"]),
             ]
         ),
+        // elfutils' libdw for DWARF (stack frames to source lines); only CDebugInfoShim uses it.
+        .systemLibrary(
+            name: "CDwarf",
+            pkgConfig: "libdw",
+            providers: [.apt(["libdw-dev"])]
+        ),
+        .target(
+            name: "CDebugInfoShim",
+            dependencies: ["CDwarf"]
+        ),
         .target(
             name: "DMATrace",
             dependencies: [
-                "CTraceCmd", "CTraceShim",
+                "CTraceCmd", "CTraceShim", "CDebugInfoShim",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Mustache", package: "swift-mustache"),

@@ -2,7 +2,9 @@
 """Checks a dma-trace HTML report with Python's HTML parser: the document is
 well nested, has the report's sections, and references nothing outside
 itself (no URL with a scheme or //, no external stylesheet, script, font or
-image). Prints a summary line; exit 1 on any problem."""
+image). With --allow-source-links, <a href="http(s)://..."> (a link the reader may
+follow to a source line, never fetched by the page) is accepted. Prints a summary
+line; exit 1 on any problem."""
 import re
 import sys
 from html.parser import HTMLParser
@@ -12,6 +14,8 @@ URL_ATTRS = {"href", "src", "srcset", "action", "formaction", "poster", "data", 
 
 
 class Checker(HTMLParser):
+    allow_links = False
+
     def __init__(self):
         super().__init__(convert_charrefs=True)
         self.stack, self.problems, self.ids, self.counts = [], [], set(), {}
@@ -27,6 +31,8 @@ class Checker(HTMLParser):
                 if value in self.ids:
                     self.problems.append(f"duplicate id {value}")
                 self.ids.add(value)
+            if Checker.allow_links and tag == "a" and name == "href" and re.match(r"^https?://", value or ""):
+                continue
             if name in URL_ATTRS and value and not value.startswith("#") and (re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", value) or value.startswith("//")):
                 self.problems.append(f"external reference <{tag} {name}={value}>")
             if name.startswith("on"):
@@ -78,6 +84,9 @@ def check(path, required):
 if __name__ == "__main__":
     args = sys.argv[1:]
     required = []
+    if args and args[0] == "--allow-source-links":
+        Checker.allow_links = True
+        args = args[1:]
     if args and args[0].startswith("--require="):
         required = [r for r in args[0].split("=", 1)[1].split(",") if r]
         args = args[1:]

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what dma-trace needs to build and test on Debian/Ubuntu: the
-# trace-cmd libraries (found through pkg-config) and trace-cmd itself, which
-# the differential tests and the benchmark compare against; strace, which the
-# reliability tests use to deliver a signal at an exact system call; and perf
-# (linux-perf), which reads perf.data for dma-trace and for the perf recording tests.
+# trace-cmd libraries and elfutils' libdw (found through pkg-config) and trace-cmd itself,
+# which the differential tests and the benchmark compare against; strace, which the
+# reliability tests use to deliver a signal at an exact system call; perf (linux-perf),
+# which reads perf.data for dma-trace and for the perf recording tests; elfutils
+# (eu-addr2line, the independent check of the debug-info test) and xz-utils (Debian's
+# .ko.xz modules in a test).
 set -euo pipefail
-packages=(libtraceevent-dev libtracefs-dev libtracecmd-dev trace-cmd pkg-config strace linux-perf)
+packages=(libtraceevent-dev libtracefs-dev libtracecmd-dev libdw-dev elfutils xz-utils trace-cmd pkg-config strace linux-perf)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

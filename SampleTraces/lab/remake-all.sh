@@ -114,7 +114,7 @@ if want lab; then
   echo "# (not $OUT/big-nvme.dat: benchmarks only, never committed)"
 fi
 if want faultinject; then
-  for v in x86-6.12-plain x86-6.12-plain-stacks x86-6.12-iommu x86-6.12-swiotlb x86-7.3-plain \
+  for v in x86-6.12-plain x86-6.12-plain-stacks x86-6.12-iommu x86-6.12-swiotlb x86-7.3-plain-stacks \
            x86-7.3-swiotlb arm64-6.12-noncoherent; do
     copy "$FI_REPO/$v.dat" "$REPO_ST/faultinject"
   done

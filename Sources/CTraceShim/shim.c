@@ -13,6 +13,8 @@
 #include <event-parse.h>
 #include <trace-cmd.h>
 #include <trace-seq.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 struct tep_record *tracecmd_peek_data(struct tracecmd_input *handle, int cpu);
@@ -130,4 +132,61 @@ int dmatrace_format_info(struct tep_handle *tep, struct tep_record *record, char
     buf[n] = 0;
     trace_seq_destroy(&seq);
     return n;
+}
+
+char *dmatrace_function_list(struct tep_handle *tep, size_t *len)
+{
+	/* tep_print_funcs writes to stdout: let a child do it into a pipe, so no other
+	 * thread's output (nor this process's stdout) is touched. */
+	int fds[2];
+	if (pipe(fds) != 0)
+		return NULL;
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return NULL;
+	}
+	if (pid == 0) {
+		close(fds[0]);
+		if (dup2(fds[1], STDOUT_FILENO) < 0)
+			_exit(1);
+		tep_print_funcs(tep);
+		fflush(stdout);
+		_exit(0);
+	}
+	close(fds[1]);
+	size_t cap = 1 << 20, n = 0;
+	char *buf = malloc(cap);
+	for (;;) {
+		if (!buf)
+			break;
+		if (n == cap) {
+			char *bigger = realloc(buf, cap * 2);
+			if (!bigger) {
+				free(buf);
+				buf = NULL;
+				break;
+			}
+			buf = bigger;
+			cap *= 2;
+		}
+		ssize_t r = read(fds[0], buf + n, cap - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	close(fds[0]);
+	int status = 0;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (!buf || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		free(buf);
+		return NULL;
+	}
+	*len = n;
+	return buf;
 }

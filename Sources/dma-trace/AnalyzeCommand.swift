@@ -41,6 +41,7 @@ struct AnalyzeCommand: ParsableCommand {
 
     @OptionGroup var input: InputOptions
     @OptionGroup var filters: FindingFilters
+    @OptionGroup var debugInfo: DebugInfoArguments
     @Option(help: "Output format: text or json.") var format: Format = .text
     @Option(help: "Colour the text report: auto, always or never.") var color: ColorChoice = .auto
     @Option(help: "How many history events to show per finding in text.") var history: Int = 12
@@ -58,13 +59,15 @@ struct AnalyzeCommand: ParsableCommand {
         for (i, path) in files.enumerated() {
             var options = AnalysisOptions()
             options.timeline = timeline
+            options.debugInfo = debugInfo.options
             let result = try Analyzer.analyze(path: path, options: options, textOptions: .init(keepUnreadable: input.verbose ? 200 : 0))
             input.reportUnreadable(result.stats, path: path)
+            if format == .json { warnDebugInfo(result.debugInfoWarnings) }
             let findings = filters.apply(result.findings)
             failed = failed || filters.fails(findings)
             switch format {
             case .text:
-                try StandardOutput.write((i > 0 ? "\n" : "") + TextReport(color: useColor, showHistory: history).render(result, findings: findings))
+                try StandardOutput.write((i > 0 ? "\n" : "") + TextReport(color: useColor, showHistory: history, sourceRoot: debugInfo.root).render(result, findings: findings))
             case .json:
                 documents.append(AnalysisDocument(result, findings: findings))
             }

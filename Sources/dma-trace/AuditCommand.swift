@@ -35,6 +35,9 @@ struct AuditCommand: ParsableCommand {
     @Option(help: "Also write an HTML report per trace and an index.html into this folder.") var html: String?
     /// The program run per trace; tests point it at misbehaving workers.
     @Option(help: .hidden) var worker: String?
+    @OptionGroup var debugInfo: DebugInfoArguments
+    @Option(help: "In the HTML reports, link each source line: a URL template with {file} and {line}.")
+    var sourceURL: String?
 
     func validate() throws {
         if paths.isEmpty { throw ValidationError("give at least one trace, directory or pattern") }
@@ -42,6 +45,9 @@ struct AuditCommand: ParsableCommand {
         if max(formats.count, 1) - outputs.count > 1 { throw ValidationError("only one format can go to standard output: give each other format an --output") }
         if jobs < 1 { throw ValidationError("--jobs must be at least 1") }
         if !(timeout >= 0) { throw ValidationError("--timeout takes seconds, 0 for no limit") }
+        if let sourceURL, !SourceLinks.isValidTemplate(sourceURL) {
+            throw ValidationError("--source-url must be an http(s) URL template containing {file} (and usually {line})")
+        }
     }
 
     func run() throws {
@@ -49,13 +55,29 @@ struct AuditCommand: ParsableCommand {
         let known = try baseline.map { try Baseline.load(path: $0) }
         let collected = TraceCollector.collect(paths)
         let progress = Progress(enabled: !quiet && isatty(2) == 1, total: collected.files.count)
+        // Command-line debug info adds to the configuration's; a bad path fails before any work.
+        let debugPaths = configuration.debugInfo.paths + debugInfo.paths
+        if !debugPaths.isEmpty {
+            // Opened once here: a file every worker would refuse is one error, not one per trace.
+            _ = try StackResolver(options: DebugInfoOptions(paths: debugPaths), kernelRelease: nil)
+        }
+        let workerArgs = debugPaths.flatMap { ["--debuginfo", $0] }
+            + configuration.debugInfo.moduleBases.sorted(by: { $0.key < $1.key })
+                .filter { name, _ in !debugInfo.options.moduleBases.keys.contains(name) }
+                .flatMap { ["--module-base", "\($0.key)=0x\(String($0.value, radix: 16))"] }
+            + debugInfo.moduleBases.flatMap { ["--module-base", $0] }
         let pool = WorkerPool(executable: worker ?? WorkerPool.ownExecutable, jobs: jobs, timeout: timeout > 0 ? timeout : nil,
-                              analyzeOptions: html != nil ? ["--timeline"] : [])
+                              analyzeOptions: (html != nil ? ["--timeline"] : []) + workerArgs)
         let analyses = pool.analyze(collected.files) { progress.done(events: $0.document?.dmaEvents ?? 0) }
         progress.finish()
         var raw = analyses.map { (path: $0.path, status: $0.status, document: $0.document, error: $0.error) }
         raw += collected.problems.map { (path: $0.path, status: AuditResult.Status.unreadable, document: nil, error: $0.description) }
-        let result = AuditResult.assemble(raw, config: configuration, baseline: known)
+        var result = AuditResult.assemble(raw, config: configuration, baseline: known)
+        result.sourceRoot = debugInfo.root ?? configuration.sourceRoot.map(SourceRoot.init)
+        var seenWarnings = Set<String>()
+        for w in raw.compactMap(\.document).flatMap({ $0.debugInfoWarnings ?? [] }) where seenWarnings.insert(w).inserted {
+            warnDebugInfo([w])
+        }
 
         // Every output is attempted, each failure reported on its own.
         var failures: [OutputError] = []
@@ -96,7 +118,8 @@ struct AuditCommand: ParsableCommand {
             doc.findings = t.findings
             doc.summary = s
             let name = String(format: "%03d-", i + 1) + (t.path as NSString).lastPathComponent + ".html"
-            try AtomicFile.write(HTMLReport.render(doc), to: (dir as NSString).appendingPathComponent(name))
+            try AtomicFile.write(HTMLReport.render(doc, sources: SourceLinks(root: result.sourceRoot, urlTemplate: sourceURL)),
+                                 to: (dir as NSString).appendingPathComponent(name))
             entries.append(.init(trace: t.path, href: name, errors: s.errors, warnings: s.warnings, notes: s.notes,
                                  problem: nil, kernel: doc.trace.kernelRelease ?? "-"))
         }

@@ -20,6 +20,9 @@ struct DMATraceCommand: ParsableCommand {
         } catch let error as IngestError {
             Diagnostics.error(error.description)
             Foundation.exit(2)
+        } catch let error as DebugInfoError {
+            Diagnostics.error(error.description)
+            Foundation.exit(2)
         } catch let error as UsageProblem {
             Diagnostics.error(error.message)
             Foundation.exit(2)

@@ -266,7 +266,7 @@ static int sc_double_map_dirs(struct dmafi *fi)
 	hf = map_checked(fi, buf, 4096, DMA_FROM_DEVICE, 0);
 	if (hf == DMA_MAPPING_ERROR)
 		return -EIO;
-	ht = map_checked(fi, buf, 4096, DMA_TO_DEVICE, 0);	/* BUG: same memory, FROM and TO */
+	ht = map_checked(fi, buf, 4096, DMA_TO_DEVICE, 0);	/* BUG: same memory, FROM and TO */	/* FI-LINE: double-map-dirs */
 	if (ht == DMA_MAPPING_ERROR) {
 		dma_unmap_single(fi->dev, hf, 4096, DMA_FROM_DEVICE);
 		return -EIO;
@@ -293,7 +293,7 @@ static int sc_double_map_same(struct dmafi *fi)
 	h1 = map_checked(fi, buf, 4096, DMA_FROM_DEVICE, 0);
 	if (h1 == DMA_MAPPING_ERROR)
 		return -EIO;
-	h2 = map_checked(fi, buf, 4096, DMA_FROM_DEVICE, 0);	/* BUG: mapped twice for the device to write */
+	h2 = map_checked(fi, buf, 4096, DMA_FROM_DEVICE, 0);	/* BUG: mapped twice for the device to write */	/* FI-LINE: double-map-same */
 	if (h2 == DMA_MAPPING_ERROR) {
 		dma_unmap_single(fi->dev, h1, 4096, DMA_FROM_DEVICE);
 		return -EIO;
@@ -330,7 +330,7 @@ static int sc_streaming_over_coherent(struct dmafi *fi)
 		page = virt_to_page(cpu);	/* BUG: virt_to_page() of coherent memory */
 	}
 	LOG(fi, "page phys %#llx\n", (u64)page_to_phys(page));
-	h = dma_map_page(fi->dev, page, 0, 4096, DMA_FROM_DEVICE);
+	h = dma_map_page(fi->dev, page, 0, 4096, DMA_FROM_DEVICE);	/* FI-LINE: streaming-over-coherent */
 	if (dma_mapping_error(fi->dev, h)) {
 		ERR(fi, "dma_map_page failed\n");
 		ret = -EIO;
@@ -345,7 +345,7 @@ static int sc_streaming_over_coherent(struct dmafi *fi)
 static int sc_no_kernel_mapping(struct dmafi *fi)
 {
 	dma_addr_t h;
-	void *cookie = dma_alloc_attrs(fi->dev, 8192, &h, GFP_KERNEL, DMA_ATTR_NO_KERNEL_MAPPING);
+	void *cookie = dma_alloc_attrs(fi->dev, 8192, &h, GFP_KERNEL, DMA_ATTR_NO_KERNEL_MAPPING);	/* FI-LINE: no-kernel-mapping */
 	int ret;
 
 	if (!cookie)
@@ -371,7 +371,7 @@ static int sc_unmap_wrong_size(struct dmafi *fi)
 	if (h == DMA_MAPPING_ERROR)
 		return -EIO;
 	ret = edu_xfer(fi, h, 2048, true);
-	dma_unmap_single(fi->dev, h, 2048, DMA_FROM_DEVICE);	/* BUG: mapped 4096 */
+	dma_unmap_single(fi->dev, h, 2048, DMA_FROM_DEVICE);	/* BUG: mapped 4096 */	/* FI-LINE: unmap-wrong-size */
 	return ret;
 }
 
@@ -387,7 +387,7 @@ static int sc_unmap_wrong_dir(struct dmafi *fi)
 	if (h == DMA_MAPPING_ERROR)
 		return -EIO;
 	ret = edu_xfer(fi, h, 2048, true);
-	dma_unmap_single(fi->dev, h, 4096, DMA_TO_DEVICE);	/* BUG: mapped FROM_DEVICE */
+	dma_unmap_single(fi->dev, h, 4096, DMA_TO_DEVICE);	/* BUG: mapped FROM_DEVICE */	/* FI-LINE: unmap-wrong-dir */
 	return ret;
 }
 
@@ -406,7 +406,7 @@ static int sc_unmap_wrong_function(struct dmafi *fi)
 	LOG(fi, "dma_map_sg 1 -> dma %#llx len %u\n", (u64)sg_dma_address(&sg), sg_dma_len(&sg));
 	ret = edu_xfer(fi, sg_dma_address(&sg), 2048, false);
 	/* BUG: an sg mapping released with dma_unmap_page() */
-	dma_unmap_page(fi->dev, sg_dma_address(&sg), sg_dma_len(&sg), DMA_TO_DEVICE);
+	dma_unmap_page(fi->dev, sg_dma_address(&sg), sg_dma_len(&sg), DMA_TO_DEVICE);	/* FI-LINE: unmap-wrong-function */
 	return ret;
 }
 
@@ -430,7 +430,7 @@ static int sc_unmap_sg_count(struct dmafi *fi)
 	for_each_sg(sg, s, ents, i)
 		if (!ret)
 			ret = edu_xfer(fi, sg_dma_address(s), min_t(size_t, sg_dma_len(s), 2048), false);
-	dma_unmap_sg(fi->dev, sg, 1, DMA_TO_DEVICE);	/* BUG: mapped with nents 3 */
+	dma_unmap_sg(fi->dev, sg, 1, DMA_TO_DEVICE);	/* BUG: mapped with nents 3 */	/* FI-LINE: unmap-sg-count */
 	return ret;
 }
 
@@ -447,7 +447,7 @@ static int sc_double_unmap(struct dmafi *fi)
 		return -EIO;
 	ret = edu_xfer(fi, h, 2048, false);
 	dma_unmap_single(fi->dev, h, 4096, DMA_TO_DEVICE);
-	dma_unmap_single(fi->dev, h, 4096, DMA_TO_DEVICE);	/* BUG: again */
+	dma_unmap_single(fi->dev, h, 4096, DMA_TO_DEVICE);	/* BUG: again */	/* FI-LINE: double-unmap */
 	return ret;
 }
 
@@ -463,7 +463,7 @@ static int sc_free_wrong_size(struct dmafi *fi)
 		return -ENOMEM;
 	LOG(fi, "coherent 8192: cpu %px dma %#llx\n", cpu, (u64)h);
 	ret = edu_xfer(fi, h, 2048, true);
-	dma_free_coherent(fi->dev, 4096, cpu, h);	/* BUG: allocated 8192 */
+	dma_free_coherent(fi->dev, 4096, cpu, h);	/* BUG: allocated 8192 */	/* FI-LINE: free-wrong-size */
 	return ret;
 }
 
@@ -477,7 +477,7 @@ static int sc_free_wrong_addr(struct dmafi *fi)
 		return -ENOMEM;
 	LOG(fi, "coherent 4096: cpu %px dma %#llx\n", cpu, (u64)h);
 	ret = edu_xfer(fi, h, 2048, true);
-	dma_free_coherent(fi->dev, 4096, cpu + 64, h);	/* BUG: not the address alloc returned */
+	dma_free_coherent(fi->dev, 4096, cpu + 64, h);	/* BUG: not the address alloc returned */	/* FI-LINE: free-wrong-addr */
 	return ret;
 }
 
@@ -496,7 +496,7 @@ static int sc_sync_out_of_range(struct dmafi *fi)
 		return -EIO;
 	ret = edu_xfer(fi, h, 2048, true);
 	/* BUG: 1024..3072 of a 2048-byte mapping */
-	dma_sync_single_range_for_cpu(fi->dev, h, 1024, 2048, DMA_FROM_DEVICE);
+	dma_sync_single_range_for_cpu(fi->dev, h, 1024, 2048, DMA_FROM_DEVICE);	/* FI-LINE: sync-out-of-range */
 	dma_unmap_single(fi->dev, h, 2048, DMA_FROM_DEVICE);
 	return ret;
 }
@@ -513,7 +513,7 @@ static int sc_sync_wrong_dir(struct dmafi *fi)
 	if (h == DMA_MAPPING_ERROR)
 		return -EIO;
 	ret = edu_xfer(fi, h, 2048, true);
-	dma_sync_single_for_cpu(fi->dev, h, 4096, DMA_BIDIRECTIONAL);	/* BUG: mapped FROM_DEVICE */
+	dma_sync_single_for_cpu(fi->dev, h, 4096, DMA_BIDIRECTIONAL);	/* BUG: mapped FROM_DEVICE */	/* FI-LINE: sync-wrong-dir */
 	dma_unmap_single(fi->dev, h, 4096, DMA_FROM_DEVICE);
 	return ret;
 }
@@ -528,7 +528,7 @@ static int sc_sync_never_mapped(struct dmafi *fi)
 	/* BUG: a DMA address nobody mapped (the buffer's physical address, as dma-direct would give) */
 	h = (dma_addr_t)virt_to_phys(buf);
 	LOG(fi, "sync_for_cpu of never-mapped dma %#llx size 512\n", (u64)h);
-	dma_sync_single_for_cpu(fi->dev, h, 512, DMA_FROM_DEVICE);
+	dma_sync_single_for_cpu(fi->dev, h, 512, DMA_FROM_DEVICE);	/* FI-LINE: sync-never-mapped */
 	return 0;
 }
 
@@ -545,7 +545,7 @@ static int sc_sync_after_unmap(struct dmafi *fi)
 		return -EIO;
 	ret = edu_xfer(fi, h, 2048, true);
 	dma_unmap_single(fi->dev, h, 4096, DMA_FROM_DEVICE);
-	dma_sync_single_for_cpu(fi->dev, h, 4096, DMA_FROM_DEVICE);	/* BUG: already unmapped */
+	dma_sync_single_for_cpu(fi->dev, h, 4096, DMA_FROM_DEVICE);	/* BUG: already unmapped */	/* FI-LINE: sync-after-unmap */
 	return ret;
 }
 
@@ -571,7 +571,7 @@ static int sc_sync_cpu_twice(struct dmafi *fi)
 	/* BUG: the device writes again without a sync_for_device in between */
 	if (!ret)
 		ret = edu_xfer(fi, h, 2048, true);
-	dma_sync_single_for_cpu(fi->dev, h, 4096, DMA_FROM_DEVICE);
+	dma_sync_single_for_cpu(fi->dev, h, 4096, DMA_FROM_DEVICE);	/* FI-LINE: sync-cpu-twice */
 	LOG(fi, "second read %#x (device wrote 0x62)\n", buf[100]);
 	dma_unmap_single(fi->dev, h, 4096, DMA_FROM_DEVICE);
 	return ret;
@@ -601,7 +601,7 @@ static int cacheline_pair(struct dmafi *fi, size_t from_len)
 	if (ha == DMA_MAPPING_ERROR)
 		return -EIO;
 	/* BUG (on a non-coherent device): the rest of the same cache line, mapped too */
-	hb = map_checked(fi, buf + from_len, to_len, DMA_TO_DEVICE, 0);
+	hb = map_checked(fi, buf + from_len, to_len, DMA_TO_DEVICE, 0);	/* FI-LINE: cacheline-share cacheline-share-bounced */
 	if (hb == DMA_MAPPING_ERROR) {
 		dma_unmap_single(fi->dev, ha, from_len, DMA_FROM_DEVICE);
 		return -EIO;
@@ -644,7 +644,7 @@ static int sc_skip_cpu_sync(struct dmafi *fi)
 		return -EIO;
 	ret = edu_xfer(fi, h, 2048, true);
 	/* BUG: no sync_for_cpu anywhere, and the unmap skips it too */
-	dma_unmap_single_attrs(fi->dev, h, 4096, DMA_FROM_DEVICE, DMA_ATTR_SKIP_CPU_SYNC);
+	dma_unmap_single_attrs(fi->dev, h, 4096, DMA_FROM_DEVICE, DMA_ATTR_SKIP_CPU_SYNC);	/* FI-LINE: skip-cpu-sync */
 	LOG(fi, "cpu reads %#x (device wrote 0x55; 0 means the data never reached the cpu)\n", buf[100]);
 	return ret;
 }
@@ -697,7 +697,7 @@ static int exhaust_swiotlb(struct dmafi *fi)
 		LOG(fi, "dma_map_single returned %#llx (%s)\n", (u64)h,
 		    h == DMA_MAPPING_ERROR ? "DMA_MAPPING_ERROR" : "a real mapping: the failure was not forced");
 		/* BUG: dma_mapping_error() never asked; the "mapping" is used and unmapped */
-		dma_unmap_single(fi->dev, h, len, DMA_FROM_DEVICE);
+		dma_unmap_single(fi->dev, h, len, DMA_FROM_DEVICE);	/* FI-LINE: unchecked-map-failure */
 		if (h != DMA_MAPPING_ERROR)
 			ret = -EAGAIN;
 	}
@@ -764,7 +764,7 @@ static int sc_unchecked_map_failure(struct dmafi *fi)
 	LOG(fi, "dma_map_single returned %#llx (%s); mask back to 32 bits\n", (u64)h,
 	    h == DMA_MAPPING_ERROR ? "DMA_MAPPING_ERROR" : "a real mapping: the failure was not forced");
 	/* BUG: dma_mapping_error() never asked; the "mapping" is used and unmapped */
-	dma_unmap_single(fi->dev, h, 4096, DMA_TO_DEVICE);
+	dma_unmap_single(fi->dev, h, 4096, DMA_TO_DEVICE);	/* FI-LINE: unchecked-map-failure */
 	dma_unmap_single(fi->dev, hs, 192 * 1024, DMA_TO_DEVICE);
 	return h == DMA_MAPPING_ERROR ? 0 : -EAGAIN;
 }
@@ -778,11 +778,11 @@ static int sc_leak(struct dmafi *fi)
 
 	if (!buf)
 		return -ENOMEM;
-	h = map_checked(fi, buf, 4096, DMA_FROM_DEVICE, 0);
+	h = map_checked(fi, buf, 4096, DMA_FROM_DEVICE, 0);	/* FI-LINE: leak mapping-leak */
 	if (h == DMA_MAPPING_ERROR)
 		return -EIO;
 	ret = edu_xfer(fi, h, 2048, true);
-	cpu = dma_alloc_coherent(fi->dev, 4096, &ch, GFP_KERNEL);
+	cpu = dma_alloc_coherent(fi->dev, 4096, &ch, GFP_KERNEL);	/* FI-LINE: leak coherent-leak */
 	if (!cpu)
 		return -ENOMEM;
 	LOG(fi, "coherent 4096: cpu %px dma %#llx\n", cpu, (u64)ch);
@@ -818,7 +818,7 @@ static int sc_no_struct_page_pool(struct dmafi *fi)
 		ERR(fi, "of_reserved_mem_device_init_by_idx: %d\n", ret);
 		return ret;
 	}
-	cpu = dma_alloc_coherent(fi->dev, 4096, &h, GFP_KERNEL);
+	cpu = dma_alloc_coherent(fi->dev, 4096, &h, GFP_KERNEL);	/* FI-LINE: no-struct-page-pool */
 	if (!cpu) {
 		of_reserved_mem_device_release(fi->dev);
 		return -ENOMEM;

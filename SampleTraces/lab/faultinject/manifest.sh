@@ -12,7 +12,7 @@ LAB=$(cd "$HERE/.." && pwd)
 [ $# -eq 2 ] || { sed -n '2,8p' "$0"; exit 2; }
 FI_OUT=$1 FI_REPO=$2
 M=$FI_REPO/MANIFEST.md
-ORDER=(x86-6.12-plain x86-6.12-plain-stacks x86-6.12-iommu x86-6.12-swiotlb x86-7.3-plain x86-7.3-swiotlb arm64-6.12-noncoherent)
+ORDER=(x86-6.12-plain x86-6.12-plain-stacks x86-6.12-iommu x86-6.12-swiotlb x86-7.3-plain x86-7.3-plain-stacks x86-7.3-swiotlb arm64-6.12-noncoherent)
 TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
 
 {

@@ -4,7 +4,8 @@
 # findings with scenarios.json.
 #
 #   VARIANT  x86-6.12-plain x86-6.12-plain-stacks x86-6.12-iommu x86-6.12-swiotlb
-#            x86-7.3-plain x86-7.3-swiotlb arm64-6.12-noncoherent (default: all of them;
+#            x86-7.3-plain x86-7.3-plain-stacks x86-7.3-swiotlb arm64-6.12-noncoherent (default: all
+#            of them but x86-7.3-plain, which x86-7.3-plain-stacks contains;
 #            FI_ARM64=0 leaves the arm64 one out; it is made by arm64.sh)
 #
 # Environment:
@@ -30,7 +31,7 @@ export LAB_CACHE=${LAB_CACHE:-/work/lab-cache}
 FI_OUT=${FI_OUT:-/work/lab-out/faultinject}
 FI_REPO=${FI_REPO:-$(cd "$LAB/.." && pwd)/faultinject}
 DMA_TRACE=${DMA_TRACE:-/tmp/dma-trace-fi}
-ALL=(x86-6.12-plain x86-6.12-plain-stacks x86-6.12-iommu x86-6.12-swiotlb x86-7.3-plain x86-7.3-swiotlb)
+ALL=(x86-6.12-plain x86-6.12-plain-stacks x86-6.12-iommu x86-6.12-swiotlb x86-7.3-plain-stacks x86-7.3-swiotlb)
 [ "${FI_ARM64:-1}" = 1 ] && ALL+=(arm64-6.12-noncoherent)
 [ $# -gt 0 ] || set -- "${ALL[@]}"
 mkdir -p "$FI_OUT" "$FI_REPO"

@@ -4,7 +4,8 @@
 # has their probe-time DMA, as a real machine would), but no disk or network workload
 # runs: the only DMA after probe is dmafi's, on QEMU's edu device.
 #   1. load_drivers (nvme, ahci, xhci + usb-storage, e1000e; the interface stays down)
-#   2. insmod /lab/dmafi.ko: probe allocates the coherent "ring"
+#   2. insmod /lab/dmafi.ko: probe allocates the coherent "ring"; the marker
+#      "LAB: module dmafi .text ADDR" gives the module's load address
 #   3. for every name in /sys/kernel/debug/dmafi/scenarios (the module's run order):
 #        trace_marker "FI: begin NAME"; echo NAME > /sys/kernel/debug/dmafi/run;
 #        trace_marker "FI: end NAME"
@@ -18,6 +19,9 @@ FI=/sys/kernel/debug/dmafi
 phase faultinject-load
 insmod /lab/dmafi.ko || info "insmod dmafi.ko failed"
 wait_for $FI/run 10 || info "WARNING: $FI/run missing (is -device edu,dma_mask=0xffffffff attached?)"
+# dmafi is unloaded before trace-cmd saves kallsyms, so its stack frames stay raw addresses;
+# with its .ko they resolve from the load address of its .text (dma-trace --module-base).
+marker "LAB: module dmafi .text $(cat /sys/module/dmafi/sections/.text 2>/dev/null)"
 : > /out/fi-results.txt
 for s in $(cat $FI/scenarios 2>/dev/null); do
   marker "FI: begin $s"

@@ -1,6 +1,8 @@
 #ifndef DMATRACE_SHIM_H
 #define DMATRACE_SHIM_H
 
+#include <stddef.h>
+
 struct tracecmd_input;
 
 /* Outcome of opening a trace.dat in a throw-away child process. */
@@ -39,6 +41,14 @@ struct tep_record;
  * Returns the length written, or -1.
  */
 int dmatrace_format_info(struct tep_handle *tep, struct tep_record *record, char *buf, int len);
+
+/*
+ * The file's kallsyms as libtraceevent holds it, "ADDR NAME [MODULE]" per line: its own
+ * listing (tep_print_funcs), which is the only way it gives out module names, written by a
+ * forked child into a pipe (call under the library lock, as the probe). The caller frees
+ * the result; NULL on failure.
+ */
+char *dmatrace_function_list(struct tep_handle *tep, size_t *len);
 
 /* Silences the libraries' own messages on stderr; errors are ours to report. */
 void dmatrace_quiet_libraries(void);

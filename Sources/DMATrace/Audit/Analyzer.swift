@@ -5,6 +5,8 @@ public struct AnalysisOptions: Sendable {
     public var severityOverrides: [String: Severity] = [:]
     /// Record live mappings and allocations over time (for the HTML report).
     public var timeline = false
+    /// Debug info for resolving findings' stacks to source lines (`--debuginfo`).
+    public var debugInfo = DebugInfoOptions()
     public init() {}
 }
 
@@ -20,6 +22,8 @@ public struct AnalysisResult: Sendable {
     public var iommuBalance: IOMMUBalance?
     /// Said up front: what the trace cannot show at all (a kernel without dma events).
     public var notices: [String] { facts.dmaEventsNotice.map { [$0] } ?? [] }
+    /// Debug-info files refused or skipped for this trace, one sentence each.
+    public var debugInfoWarnings: [String] = []
 }
 
 public enum Analyzer {
@@ -41,17 +45,31 @@ public enum Analyzer {
         }
         context = RuleContext(model: model, traceFacts: source.facts, severityOverrides: options.severityOverrides)
         var timeline = options.timeline ? Timeline() : nil
+        // Opened before the replay so a bad --debuginfo fails at once; only the findings'
+        // stacks are resolved, after it: debug info costs nothing per event.
+        let resolver = options.debugInfo.isEmpty ? nil
+            : try StackResolver(options: options.debugInfo, kernelRelease: source.facts.kernelRelease)
         let stats = try EventPipe.run(source) { event in
             model.apply(event)
             if timeline != nil, event.device != nil, let p = model.lastTouchedProfile { timeline!.note(at: event.timestamp, p) }
         }
         for rule in rules { rule.finish(context) }
         context.applyLostEventDowngrades()
-        let findings = context.findings.sorted {
+        var findings = context.findings.sorted {
             ($0.severity.rawValue, $1.timestamp, $1.rule) > ($1.severity.rawValue, $0.timestamp, $0.rule)
         }
-        return AnalysisResult(facts: source.facts, stats: stats, devices: model.deviceProfiles, findings: findings,
-                              lostGaps: model.gaps, linearMapOffset: model.linearMapOffset?.offset, timeline: timeline,
-                              iommuBalance: model.iommuBalance)
+        var warnings: [String] = []
+        if let resolver {
+            resolver.kallsymsModules = source.kallsymsModules()
+            for i in findings.indices {
+                if let stack = findings[i].stack, let location = resolver.locate(stack) { findings[i].locate(location) }
+            }
+            warnings = resolver.warnings
+        }
+        var result = AnalysisResult(facts: source.facts, stats: stats, devices: model.deviceProfiles, findings: findings,
+                                    lostGaps: model.gaps, linearMapOffset: model.linearMapOffset?.offset, timeline: timeline,
+                                    iommuBalance: model.iommuBalance)
+        result.debugInfoWarnings = warnings
+        return result
     }
 }

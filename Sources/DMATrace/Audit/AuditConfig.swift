@@ -18,6 +18,11 @@ public struct AuditConfig: Sendable, Equatable {
     public var includeDevices: Set<String> = []
     public var excludeDevices: Set<String> = []
     public var suppressions: [Suppression] = []
+    /// `debuginfo:` paths (relative ones against the configuration file's folder) and
+    /// `module_base:` load addresses.
+    public var debugInfo = DebugInfoOptions()
+    /// `source_root:` the driver's source checkout, for SARIF (relative: to the file's folder).
+    public var sourceRoot: String?
 
     public init() {}
 
@@ -50,6 +55,10 @@ public struct AuditConfig: Sendable, Equatable {
             ConfigError(path: path, line: node.mark.map { $0.line }, problem: problem)
         }
         guard let top = root.mapping else { throw fail(root, "the top level must be a mapping") }
+        let folder = (path as NSString).deletingLastPathComponent
+        func resolved(_ p: String) -> String {
+            p.hasPrefix("/") || folder.isEmpty ? p : (folder as NSString).appendingPathComponent(p)
+        }
         let ruleIDs = Set(RuleRegistry.descriptions.map(\.id))
         func ruleID(_ node: Node) throws -> String {
             guard let id = node.string else { throw fail(node, "a rule id must be a string") }
@@ -108,8 +117,27 @@ public struct AuditConfig: Sendable, Equatable {
                     config.suppressions.append(Suppression(rule: rule, device: device, function: function, reason: reason,
                                                            line: item.mark?.line ?? 0))
                 }
+            case "debuginfo":
+                let list = try value.string.map { [$0] } ?? strings(value, "debuginfo")
+                for p in list {
+                    let r = resolved(p)
+                    guard FileManager.default.fileExists(atPath: r) else { throw fail(value, "debuginfo: \(p): no such file or folder") }
+                    config.debugInfo.paths.append(r)
+                }
+            case "module_base":
+                guard let map = value.mapping else { throw fail(value, "module_base must map module names to .text addresses (hex)") }
+                for (k, v) in map {
+                    guard let name = k.string, let addr = v.string,
+                          let (module, base) = DebugInfoOptions.parseModuleBase("\(name)=\(addr)") else {
+                        throw fail(v, "module_base entries are NAME: 0xADDR (what /sys/module/NAME/sections/.text says)")
+                    }
+                    config.debugInfo.moduleBases[module] = base
+                }
+            case "source_root":
+                guard let p = value.string else { throw fail(value, "source_root must be a folder path") }
+                config.sourceRoot = resolved(p)
             default:
-                throw fail(keyNode, "unknown key '\(key)' (expected disabled_rules, severity, devices, suppressions)")
+                throw fail(keyNode, "unknown key '\(key)' (expected disabled_rules, severity, devices, suppressions, debuginfo, module_base, source_root)")
             }
         }
         return config

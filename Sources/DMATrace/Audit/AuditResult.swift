@@ -26,6 +26,8 @@ public struct AuditResult: Sendable {
     /// Baseline entries that no trace produced any more.
     public var staleBaseline: [Baseline.Entry]
     public var rulesRun: [RuleDescription]
+    /// The driver's source checkout: SARIF locations are relative to it (`--source-root`).
+    public var sourceRoot: SourceRoot?
 
     public init(traces: [TraceOutcome], staleBaseline: [Baseline.Entry], rulesRun: [RuleDescription]) {
         self.traces = traces

@@ -133,7 +133,13 @@ public enum AllocAPI: String, Sendable, Hashable, Codable {
 /// carries kallsyms.
 public struct KernelStack: Sendable, Hashable, Codable {
     public var frames: [String]
-    public init(frames: [String]) { self.frames = frames }
+    /// Per frame, how far the trace's kallsyms puts the next symbol after this frame's
+    /// (0: unknown). A module file whose function is longer than that is another build.
+    public var symbolSpans: [UInt64]?
+    public init(frames: [String], symbolSpans: [UInt64]? = nil) {
+        self.frames = frames
+        self.symbolSpans = symbolSpans
+    }
 }
 
 /// A `u64` that the input may not have carried faithfully: text traces hash

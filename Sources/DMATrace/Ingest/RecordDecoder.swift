@@ -163,7 +163,7 @@ struct RecordDecoder {
     private var layouts: [EventLayout?] = []
     private var looked: [Bool] = []
     private var comms: [Int32: String] = [:]
-    private var symbols: [UInt64: String] = [:]
+    private var symbols: [UInt64: (text: String, span: UInt64)] = [:]
     private let swap: Bool
     private let longSize: Int
     private let stackEventID: Int32?
@@ -346,24 +346,31 @@ struct RecordDecoder {
         var limit = available
         if let declared = r.signed(layout.stackSize), declared > 0, declared < available { limit = Int(declared) }
         var frames: [String] = []
+        var spans: [UInt64] = []
         frames.reserveCapacity(limit)
+        spans.reserveCapacity(limit)
         for i in 0..<limit {
             guard let addr = r.unsigned(at: caller.offset + i * longSize, width: longSize) else { break }
             let terminator: UInt64 = longSize == 8 ? UInt64.max : UInt64(UInt32.max)
             if addr == terminator || addr == 0 { break }
-            frames.append(symbol(addr))
+            let s = symbol(addr)
+            frames.append(s.text)
+            spans.append(s.span)
         }
-        return frames.isEmpty ? nil : KernelStack(frames: frames)
+        return frames.isEmpty ? nil : KernelStack(frames: frames, symbolSpans: spans)
     }
 
-    private mutating func symbol(_ addr: UInt64) -> String {
+    /// Looked up once per distinct address (stacks repeat).
+    private mutating func symbol(_ addr: UInt64) -> (text: String, span: UInt64) {
         if let s = symbols[addr] { return s }
-        let s: String
-        if let name = tep_find_function(tep, addr) {
-            let start = tep_find_function_address(tep, addr)
-            s = String(cString: name) + "+0x" + String(addr &- start, radix: 16)
+        var name: UnsafePointer<CChar>?
+        var start: UInt64 = 0
+        var span: UInt = 0
+        let s: (text: String, span: UInt64)
+        if tep_find_function_info(tep, addr, &name, &start, &span) != 0, let name {
+            s = (String(cString: name) + "+0x" + String(addr &- start, radix: 16), UInt64(span))
         } else {
-            s = "0x" + String(addr, radix: 16)
+            s = ("0x" + String(addr, radix: 16), 0)
         }
         symbols[addr] = s
         return s

@@ -100,6 +100,25 @@ public final class TraceDatReader: DMAEventSource {
             || tep_find_function(tep, 0xffff_8000_8000_0000) != nil
     }
 
+    /// Asked once, after the replay, only when debug info resolves the findings' stacks.
+    public func kallsymsModules() -> [String: [String]]? {
+        guard let handle, let tep = tracecmd_get_tep(handle) else { return nil }
+        var len = 0
+        guard let buf = Self.libraryLock.withLock({ dmatrace_function_list(tep, &len) }) else { return nil }
+        defer { free(buf) }
+        var out: [String: [String]] = [:]
+        let text = UnsafeRawBufferPointer(start: buf, count: len)
+        // "ffffffffc050fc20 e1000_alloc_rx_buffers [e1000e]"; the kernel image's lines have no module.
+        for line in text.split(separator: UInt8(ascii: "\n")) where line.last == UInt8(ascii: "]") {
+            let parts = line.split(separator: UInt8(ascii: " "))
+            guard parts.count == 3, parts[2].first == UInt8(ascii: "[") else { continue }
+            let name = String(decoding: parts[1], as: UTF8.self)
+            let module = StackResolver.normalize(String(decoding: parts[2].dropFirst().dropLast(), as: UTF8.self))
+            if out[name]?.contains(module) != true { out[name, default: []].append(module) }
+        }
+        return out
+    }
+
     public func read(_ handler: (DMAEvent) throws -> Void) throws -> IngestStats {
         if consumed {
             if let handle { tracecmd_close(handle) }

@@ -84,6 +84,13 @@ public protocol DMAEventSource: AnyObject {
     var facts: TraceFacts { get }
     /// Calls `handler` for every event in time order and returns the pass's counters.
     func read(_ handler: (DMAEvent) throws -> Void) throws -> IngestStats
+    /// Module symbols of the trace's kallsyms: function name -> the modules defining it.
+    /// nil when the input carries none (text traces name the module in the frame).
+    func kallsymsModules() -> [String: [String]]?
+}
+
+extension DMAEventSource {
+    public func kallsymsModules() -> [String: [String]]? { nil }
 }
 
 public enum TraceOpener {

@@ -13,6 +13,8 @@ public struct AnalysisDocument: Codable, Sendable {
         public var message: String
         public var fingerprint: String
         public var callSite: String?
+        /// The call site's source line (`--debuginfo`).
+        public var location: SourceLocation?
         public var occurrences: Int
         public var caveats: [String]
         public var marker: String?
@@ -31,6 +33,7 @@ public struct AnalysisDocument: Codable, Sendable {
             message = f.message
             fingerprint = f.fingerprint
             callSite = f.callSite
+            location = f.location
             occurrences = f.occurrences
             caveats = f.caveats
             marker = f.marker
@@ -74,6 +77,8 @@ public struct AnalysisDocument: Codable, Sendable {
     public var timeline: Timeline?
     public var notices: [String]?
     public var iommuBalance: IOMMUBalance?
+    /// Debug-info files refused or skipped, one sentence each (`--debuginfo`).
+    public var debugInfoWarnings: [String]?
 
     public init(_ r: AnalysisResult, findings: [Finding]) {
         trace = r.facts
@@ -92,6 +97,7 @@ public struct AnalysisDocument: Codable, Sendable {
         self.findings = findings.map(FindingJSON.init)
         summary = Summary.of(findings)
         timeline = r.timeline
+        debugInfoWarnings = r.debugInfoWarnings.isEmpty ? nil : r.debugInfoWarnings
     }
 }
 

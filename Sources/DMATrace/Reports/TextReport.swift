@@ -4,10 +4,13 @@ import Foundation
 public struct TextReport {
     public var color: Bool
     public var showHistory: Int
+    /// Source paths are shown relative to this checkout when the file is in it.
+    public var sourceRoot: SourceRoot?
 
-    public init(color: Bool, showHistory: Int = 12) {
+    public init(color: Bool, showHistory: Int = 12, sourceRoot: SourceRoot? = nil) {
         self.color = color
         self.showHistory = showHistory
+        self.sourceRoot = sourceRoot
     }
 
     /// Our own colour codes only: trace-derived text goes through `e` first.
@@ -35,6 +38,8 @@ public struct TextReport {
             out.append("IOMMU: \(b.maps) iommu:map, \(b.unmaps) iommu:unmap (\(b.unmapsOfUnknownIOVA) of IOVAs not mapped in the trace), \(b.stillMapped) IOVAs still mapped at the end")
         }
         out.append("")
+        for w in r.debugInfoWarnings { out.append("debug info: \(w)") }
+        if !r.debugInfoWarnings.isEmpty { out.append("") }
         out.append(paint("Devices", "1"))
         for d in r.devices {
             out.append("  \(paint(e(d.name), "1"))  \(d.path.rawValue), \(d.coherence.rawValue)")
@@ -63,6 +68,10 @@ public struct TextReport {
                 let times = f.occurrences > 1 ? " ×\(f.occurrences)" : ""
                 out.append("  \(badge(f.severity))\(times) \(e(f.device)) at \(formatSeconds(f.timestamp)) s, cpu \(f.cpu), \(f.pid >= 0 ? "\(e(f.task))-\(f.pid)" : "-")")
                 out.append("    \(e(f.message))")
+                if var l = f.location {
+                    if let rel = sourceRoot?.relativePath(l.file) { l.file = rel }
+                    out.append("    at " + paint(e(l.text), "1"))
+                }
                 for c in f.caveats { out.append("    caveat: \(e(c))") }
                 if let m = f.marker { out.append("    during marker: \(e(m))") }
                 if !f.history.isEmpty && showHistory > 0 {

@@ -15,7 +15,12 @@ public struct Finding: Sendable {
     /// The driver function the evidence points at (first stack frame outside the DMA core).
     public var callSite: String?
     /// Stable across runs and recordings: rule, device, call site or the mapping's shape.
+    /// Never the line number: a finding whose line moved keeps its baseline entry.
     public var fingerprint: String
+    /// The driver's source line, when debug info resolved the call site (`--debuginfo`).
+    public var location: SourceLocation?
+    /// What the fingerprint falls back on without a call site.
+    var shape: String = ""
     /// Why the severity was lowered, or other caveats.
     public var caveats: [String] = []
     /// The trace_marker text in force when the offending event happened.
@@ -67,6 +72,7 @@ public final class RuleContext {
                         task: event.task, pid: event.pid, message: message, history: history.sorted { $0.timestamp < $1.timestamp },
                         stack: effectiveStack, callSite: site,
                         fingerprint: Fingerprint.make([rule.id, dev, site ?? shape]))
+        f.shape = shape
         f.caveats = caveats
         f.occurrences = occurrences
         f.lostEventScope = scope
@@ -77,16 +83,42 @@ public final class RuleContext {
     /// The first frame that is not DMA-API, IOMMU or tracing machinery: the driver's call.
     static func callSite(_ stack: KernelStack?) -> String? {
         guard let frames = stack?.frames else { return nil }
-        let machinery = ["dma_", "__dma", "debug_dma", "iommu_", "__iommu", "swiotlb", "trace_", "__trace",
-                         "ftrace", "perf_", "__traceiter", "intel_iommu", "arm_smmu", "__arm_smmu", "sg_", "__sg"]
         for frame in frames {
             let name = frame.split(separator: "+").first.map(String.init) ?? frame
-            if machinery.contains(where: { name.hasPrefix($0) }) { continue }
+            if isMachinery(name) { continue }
             // An unsymbolized frame (a module unloaded before trace-cmd saved kallsyms) is a
             // load address that changes every boot: no call site rather than an unstable one.
             return name.hasPrefix("0x") ? nil : name
         }
         return nil
+    }
+}
+
+extension RuleContext {
+    static let machineryPrefixes = ["dma_", "__dma", "dmam_", "debug_dma", "iommu_", "__iommu", "swiotlb", "trace_", "__trace",
+                                    "ftrace", "perf_", "__traceiter", "intel_iommu", "arm_smmu", "__arm_smmu", "sg_", "__sg"]
+
+    /// DMA-API, IOMMU, scatterlist and tracing code: never the driver's call site.
+    static func isMachinery(_ function: String) -> Bool {
+        machineryPrefixes.contains { function.hasPrefix($0) }
+    }
+
+    /// Source files of the same machinery, for inlined helpers whose names say nothing
+    /// (a kernel tree's relative path, or a headers package's absolute one).
+    static func isMachinery(file: String) -> Bool {
+        let f = file.hasPrefix("./") ? String(file.dropFirst(2)) : file
+        return ["kernel/dma/", "drivers/iommu/", "kernel/trace/", "lib/scatterlist.c"].contains { f.hasPrefix($0) || f.contains("/" + $0) }
+            || ["include/linux/dma-", "include/linux/scatterlist.h", "include/trace/"].contains { f.hasPrefix($0) || f.contains("/" + $0) }
+    }
+}
+
+extension Finding {
+    /// Moves the finding to the source line debug info found: the call site becomes the
+    /// function there, and the fingerprint follows the function (never the line).
+    mutating func locate(_ location: SourceLocation) {
+        self.location = location
+        if let function = location.function { callSite = function }
+        fingerprint = Fingerprint.make([rule, device, callSite ?? shape])
     }
 }
 

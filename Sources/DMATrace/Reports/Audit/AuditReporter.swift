@@ -116,7 +116,12 @@ public enum GitHubReporter: AuditReporter {
             for f in t.findings {
                 let command = f.severity == .note ? "notice" : f.severity.description
                 let title = "dma-trace \(f.rule) (\(f.device))"
-                out.append("::\(command) file=\(property(t.path)),title=\(property(title))::\(data(f.message))")
+                // On the source line when debug info placed it in the checkout, else on the trace.
+                if let l = f.location, let source = SARIFReporter.sourcePath(l.file, root: r.sourceRoot) {
+                    out.append("::\(command) file=\(property(source)),line=\(l.line),title=\(property(title))::\(data(f.message))")
+                } else {
+                    out.append("::\(command) file=\(property(t.path)),title=\(property(title))::\(data(f.message))")
+                }
             }
         }
         return out.isEmpty ? "" : out.joined(separator: "\n") + "\n"

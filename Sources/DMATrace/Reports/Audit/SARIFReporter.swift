@@ -14,6 +14,8 @@ public enum SARIFReporter: AuditReporter {
     }
     struct Run: Encodable {
         var tool: Tool
+        /// SRCROOT: the driver's source checkout that source locations are relative to.
+        var originalUriBaseIds: [String: BaseLocation]?
         var artifacts: [Artifact]
         var results: [Result]
         var invocations: [Invocation]
@@ -37,7 +39,9 @@ public enum SARIFReporter: AuditReporter {
     struct Help: Encodable { var text: String; var markdown: String }
     struct Configuration: Encodable { var level: String }
     struct Artifact: Encodable { var location: ArtifactLocation }
-    struct ArtifactLocation: Encodable { var uri: String; var index: Int? }
+    struct ArtifactLocation: Encodable { var uri: String; var uriBaseId: String? = nil; var index: Int? }
+    struct BaseLocation: Encodable { var uri: String?; var description: Text? }
+    struct Region: Encodable { var startLine: Int }
     struct Result: Encodable {
         var ruleId: String
         var ruleIndex: Int
@@ -45,13 +49,16 @@ public enum SARIFReporter: AuditReporter {
         var message: Text
         var partialFingerprints: [String: String]
         var locations: [Location]
+        var relatedLocations: [Location]?
         var properties: [String: String]
     }
     struct Location: Encodable {
+        var id: Int? = nil
         var physicalLocation: PhysicalLocation
         var logicalLocations: [LogicalLocation]?
+        var message: Text? = nil
     }
-    struct PhysicalLocation: Encodable { var artifactLocation: ArtifactLocation }
+    struct PhysicalLocation: Encodable { var artifactLocation: ArtifactLocation; var region: Region? = nil }
     struct LogicalLocation: Encodable { var name: String; var kind: String }
     struct Invocation: Encodable {
         var executionSuccessful: Bool
@@ -61,6 +68,23 @@ public enum SARIFReporter: AuditReporter {
         var level: String
         var message: Text
         var locations: [Location]
+    }
+
+    /// Where the SARIF is read (code scanning, a reviewer's viewer), an absolute path of
+    /// the machine that wrote it means nothing: a trace is named relative to the working
+    /// directory.
+    static func relativeToWorkingDirectory(_ path: String, cwd: String = FileManager.default.currentDirectoryPath) -> String {
+        var clean = (path as NSString).standardizingPath
+        while clean.hasPrefix("./") { clean.removeFirst(2) }
+        guard clean.hasPrefix("/") else { return clean }
+        let from = (cwd as NSString).standardizingPath.split(separator: "/")
+        let to = clean.split(separator: "/")
+        var common = 0
+        while common < from.count && common < to.count && from[common] == to[common] { common += 1 }
+        let ups = Array(repeating: "..", count: from.count - common)
+        let rest = to[common...].map(String.init)
+        let joined = (ups + rest).joined(separator: "/")
+        return joined.isEmpty ? "." : joined
     }
 
     static func uri(_ path: String) -> String {
@@ -81,9 +105,12 @@ public enum SARIFReporter: AuditReporter {
         var results: [Result] = []
         var notifications: [Notification] = []
         var artifacts: [Artifact] = []
+        var sourceArtifacts: [String] = []
+        var usesSourceRoot = false
         for (i, t) in r.traces.enumerated() {
-            let location = ArtifactLocation(uri: uri(t.path), index: i)
-            artifacts.append(Artifact(location: ArtifactLocation(uri: uri(t.path), index: nil)))
+            let traceURI = uri(relativeToWorkingDirectory(t.path))
+            let location = ArtifactLocation(uri: traceURI, index: i)
+            artifacts.append(Artifact(location: ArtifactLocation(uri: traceURI, index: nil)))
             if t.document == nil {
                 let reason = (t.status == .failed ? "analysis failed: " : "") + (t.error ?? "\(t.path): unreadable")
                 notifications.append(Notification(level: "error", message: Text(text: reason),
@@ -91,12 +118,30 @@ public enum SARIFReporter: AuditReporter {
             }
             for f in t.findings {
                 let logical = f.callSite.map { [LogicalLocation(name: $0, kind: "function")] }
+                let traceLocation = Location(physicalLocation: PhysicalLocation(artifactLocation: location), logicalLocations: logical)
+                var message = "\(f.device): \(f.message)"
+                var locations = [traceLocation]
+                var related: [Location]?
+                if let l = f.location {
+                    if let source = sourcePath(l.file, root: r.sourceRoot) {
+                        usesSourceRoot = true
+                        if !sourceArtifacts.contains(source) { sourceArtifacts.append(source) }
+                        locations = [Location(physicalLocation: PhysicalLocation(
+                            artifactLocation: ArtifactLocation(uri: uri(source), uriBaseId: "SRCROOT", index: nil),
+                            region: Region(startLine: l.line)), logicalLocations: logical)]
+                        related = [Location(id: 1, physicalLocation: PhysicalLocation(artifactLocation: location), logicalLocations: nil,
+                                            message: Text(text: "the trace this was found in"))]
+                    } else {
+                        // A file outside the source root cannot be shown on the code: say where it is.
+                        message += " (at \(l.text))"
+                    }
+                }
+                var properties = ["device": f.device, "timestamp": String(format: "%.9f", f.timestamp)]
+                if let l = f.location { properties["sourceLine"] = l.text }
                 results.append(Result(ruleId: f.rule, ruleIndex: ruleIndex[f.rule] ?? 0, level: f.severity.description,
-                                      message: Text(text: "\(f.device): \(f.message)"),
+                                      message: Text(text: message),
                                       partialFingerprints: ["dmaTraceFingerprint/v1": f.fingerprint],
-                                      locations: [Location(physicalLocation: PhysicalLocation(artifactLocation: location),
-                                                           logicalLocations: logical)],
-                                      properties: ["device": f.device, "timestamp": String(format: "%.9f", f.timestamp)]))
+                                      locations: locations, relatedLocations: related, properties: properties))
             }
         }
         let driver = Driver(rules: rules.map { rule in
@@ -107,9 +152,25 @@ public enum SARIFReporter: AuditReporter {
                         help: Help(text: rule.summary, markdown: page ?? "**\(rule.name)**\n\n\(rule.summary)"),
                         defaultConfiguration: Configuration(level: rule.severity.description))
         })
-        let log = Log(runs: [Run(tool: Tool(driver: driver), artifacts: artifacts, results: results,
+        artifacts += sourceArtifacts.map { Artifact(location: ArtifactLocation(uri: uri($0), uriBaseId: "SRCROOT", index: nil)) }
+        let base: [String: BaseLocation]? = usesSourceRoot
+            ? ["SRCROOT": BaseLocation(uri: r.sourceRoot?.uri,
+                                       description: Text(text: "the checkout of the driver's source (dma-trace --source-root)"))]
+            : nil
+        let log = Log(runs: [Run(tool: Tool(driver: driver), originalUriBaseIds: base, artifacts: artifacts, results: results,
                                  invocations: [Invocation(executionSuccessful: r.unreadable.isEmpty, toolExecutionNotifications: notifications)])])
         return String(decoding: try JSONEncoder.stable(pretty: true).encode(log), as: UTF8.self) + "\n"
+    }
+}
+
+extension SARIFReporter {
+    /// A source file as a path relative to SRCROOT: found under --source-root, or, with
+    /// no root given, a relative DWARF path (in-tree code is named relative to the kernel
+    /// tree). nil when it cannot be placed in the checkout.
+    static func sourcePath(_ file: String, root: SourceRoot?) -> String? {
+        if let root { return root.relativePath(file) }
+        let clean = (file as NSString).standardizingPath
+        return clean.hasPrefix("/") || clean.hasPrefix("..") ? nil : clean
     }
 }
 

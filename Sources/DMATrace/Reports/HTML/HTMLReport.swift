@@ -16,8 +16,8 @@ public enum HTMLReport {
         template.render(page)
     }
 
-    public static func render(_ document: AnalysisDocument) -> String {
-        render(ReportPage(document: document))
+    public static func render(_ document: AnalysisDocument, sources: SourceLinks = .init()) -> String {
+        render(ReportPage(document: document, sources: sources))
     }
 
     /// An index page linking one report per trace (audit --html).

@@ -90,6 +90,7 @@ enum ReportAssets {
     </header>
     <p class="message">{{message}}</p>
     {{#caveats}}<p class="caveat">{{.}}</p>{{/caveats}}
+    {{#location}}<p class="location">at {{#href}}<a href="{{href}}">{{text}}</a>{{/href}}{{^href}}{{text}}{{/href}}</p>{{/location}}
     {{#marker}}<p class="marker">during marker “{{.}}”</p>{{/marker}}
     {{#hasHistory}}
     <details open><summary>Buffer history</summary>
@@ -215,6 +216,7 @@ figcaption { color: var(--muted); font-size: 12px; }
 .message { margin: 6px 0; }
 .caveat { margin: 4px 0; color: var(--warning); font-size: 13px; }
 .marker { margin: 4px 0; color: var(--muted); font-size: 13px; }
+.location { margin: 4px 0; font-family: ui-monospace, monospace; font-size: 13px; }
 details summary { cursor: pointer; color: var(--muted); margin: 4px 0; }
 table { border-collapse: collapse; width: 100%; }
 table.history th, table.history td, table.index th, table.index td { text-align: left; padding: 2px 8px; border-bottom: 1px solid var(--line); vertical-align: top; }

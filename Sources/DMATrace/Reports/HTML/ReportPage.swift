@@ -53,12 +53,15 @@ public struct ReportPage {
         public var occurrences: String?
         public var caveats: [String]
         public var marker: String?
+        /// The call site's source line, a link when a --source-url template was given.
+        public var location: LocationView?
         public var history: [Row]
         public var hasHistory: Bool
         public var stack: [String]
         public var hasStack: Bool
         public var fingerprint: String
     }
+    public struct LocationView { public var text: String; public var href: String? }
     public struct RuleDoc { public var id: String; public var name: String; public var severity: String; public var summary: String; public var text: String }
 
     public var title: String
@@ -79,7 +82,7 @@ public struct ReportPage {
     /// Findings beyond this many are left to the JSON output: the page stays readable and small.
     public static let findingLimit = 500
 
-    public init(document d: AnalysisDocument) {
+    public init(document d: AnalysisDocument, sources: SourceLinks = .init()) {
         title = "dma-trace: " + (d.trace.path as NSString).lastPathComponent
         let span = d.firstTimestamp.flatMap { f in d.lastTimestamp.map { String(format: "%.6f .. %.6f s (%.3f s)", f, $0, $0 - f) } } ?? "?"
         let lost = d.lostGaps.isEmpty ? "none reported"
@@ -138,6 +141,7 @@ public struct ReportPage {
                 time: String(format: "%.6f s", f.timestamp), timeValue: String(format: "%.9f", f.timestamp),
                 cpu: "\(f.cpu)", task: f.pid >= 0 ? "\(f.task)-\(f.pid)" : "-", message: f.message,
                 occurrences: f.occurrences > 1 ? "×\(f.occurrences)" : nil, caveats: f.caveats, marker: f.marker,
+                location: f.location.map(sources.view),
                 history: f.events.map { e in
                     Row(time: String(format: "%.6f", e.timestamp), cpu: "\(e.cpu)",
                         task: e.pid.map { "\(e.task ?? "")-\($0)" } ?? "-", event: e.event, details: e.details)
@@ -194,5 +198,36 @@ public struct ReportPage {
                      maxMappings: maxMappings, maxAllocations: maxAllocs,
                      peakBytes: byteString(buckets.map(\.maxLiveBytes).max() ?? 0), marks: Array(marks), ticks: ticks,
                      bucketSeconds: String(format: "%.4f", Double(t.width) / 1e9))
+    }
+}
+
+/// How the HTML report names and links source lines: paths relative to `--source-root`,
+/// links from `--source-url` (a template with {file} and {line}, e.g. a git web view).
+public struct SourceLinks: Sendable {
+    public var root: SourceRoot?
+    public var urlTemplate: String?
+    public init(root: SourceRoot? = nil, urlTemplate: String? = nil) {
+        self.root = root
+        self.urlTemplate = urlTemplate
+    }
+
+    /// Only web links: a template is the user's, but a `javascript:` href is never wanted.
+    public static func isValidTemplate(_ t: String) -> Bool {
+        (t.hasPrefix("https://") || t.hasPrefix("http://")) && t.contains("{file}")
+    }
+
+    func view(_ l: SourceLocation) -> ReportPage.LocationView {
+        var shown = l
+        let relative = root?.relativePath(l.file)
+        if let relative { shown.file = relative }
+        var href: String?
+        if let t = urlTemplate, Self.isValidTemplate(t) {
+            let path = relative ?? l.file
+            let encoded = path.split(separator: "/", omittingEmptySubsequences: false)
+                .map { $0.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? String($0) }
+                .joined(separator: "/")
+            href = t.replacingOccurrences(of: "{file}", with: encoded).replacingOccurrences(of: "{line}", with: "\(l.line)")
+        }
+        return ReportPage.LocationView(text: shown.text, href: href)
     }
 }
