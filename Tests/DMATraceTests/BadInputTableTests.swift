@@ -140,10 +140,32 @@ import Testing
             return try c.run(["audit", "--quiet", "docs"])
         },
         Row(tried: "A mistake in .dma-trace.yml", command: "dma-trace audit --config bad.yml bug.txt",
-            sees: "dma-trace: bad.yml:2: unknown key 'colour' (expected disabled_rules, severity, devices, suppressions)", status: 2) { c in
+            sees: "dma-trace: bad.yml:2: unknown key 'colour' (expected disabled_rules, severity, devices, suppressions, debuginfo, module_base, source_root)", status: 2) { c in
             try c.text("bug.txt", bug)
             try c.text("bad.yml", "disabled_rules: []\ncolour: blue\n")
             return try c.run(["audit", "--quiet", "--config", "bad.yml", "bug.txt"])
+        },
+        // Debug info (--debuginfo): a file that cannot be used is an error; one that does not fit the trace a warning.
+        Row(tried: "`--debuginfo` naming a file that is not ELF", command: "dma-trace analyze --debuginfo notes.ko bug.txt",
+            sees: "dma-trace: notes.ko: not a usable ELF file (not an ELF file)", status: 2) { c in
+            try c.text("bug.txt", bug)
+            try c.text("notes.ko", "not a module\n")
+            return try c.run(["analyze", "--debuginfo", "notes.ko", "bug.txt"])
+        },
+        Row(tried: "`--debuginfo` naming a truncated module", command: "dma-trace analyze --debuginfo cut.ko bug.txt",
+            sees: "dma-trace: cut.ko: has no readable DWARF debug information (stripped or damaged: give the unstripped .ko, its .ko.debug or the -dbg package's copy)", status: 2) { c in
+            try c.text("bug.txt", bug)
+            let ko = try Data(contentsOf: Fixtures.samples.appendingPathComponent("faultinject/modules/6.12.117+deb13-amd64/dmafi.ko"))
+            try c.file("cut.ko", ko.prefix(4096))
+            return try c.run(["analyze", "--debuginfo", "cut.ko", "bug.txt"])
+        },
+        Row(tried: "A module built for another kernel than the trace's (its frames stay symbol+offset)",
+            command: "dma-trace analyze --debuginfo dmafi.ko --module-base dmafi=0xffffffffc0683000 stacks.dat",
+            sees: "dma-trace: warning: dmafi.ko: built for kernel 7.3.4+deb13-amd64, the trace is from 6.12.117+deb13-amd64: frames of dmafi stay symbol+offset",
+            status: 1) { c in
+            try c.sample("faultinject/x86-6.12-plain-stacks.dat", as: "stacks.dat")
+            try c.sample("faultinject/modules/7.3.4+deb13-amd64/dmafi.ko", as: "dmafi.ko")
+            return try c.run(["analyze", "--format", "json", "--debuginfo", "dmafi.ko", "--module-base", "dmafi=0xffffffffc0683000", "stacks.dat"])
         },
         Row(tried: "A JSON file that is not a baseline", command: "dma-trace audit --baseline other.json bug.txt",
             sees: "dma-trace: other.json: is not a dma-trace baseline (no \"version\"; write one with --write-baseline)", status: 2) { c in

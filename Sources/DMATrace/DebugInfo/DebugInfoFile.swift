@@ -47,7 +47,7 @@ final class DebugInfoFile {
         isModule = dmatrace_dbg_is_module(h) == 1
         guard dmatrace_dbg_has_dwarf(h) == 1 else {
             dmatrace_dbg_close(h)
-            throw DebugInfoError(path: path, problem: "has no DWARF debug information (a stripped file: give the unstripped .ko, its .ko.debug or the -dbg package's copy)")
+            throw DebugInfoError(path: path, problem: "has no readable DWARF debug information (stripped or damaged: give the unstripped .ko, its .ko.debug or the -dbg package's copy)")
         }
         func modinfo(_ key: String) -> String? {
             var buf = [CChar](repeating: 0, count: 512)
