@@ -60,6 +60,22 @@ import Testing
         #expect(events[0].device == "0000:00:1f.2")
     }
 
+    /// libtraceevent's raw form prints unsigned non-long fields with %llu
+    /// (tep_print_field_content), so dma_alloc_sgt's dma_addr arrives in decimal. Read as
+    /// hex, the allocation landed elsewhere and its legal sg sync became sync-unknown.
+    @Test func rawFormNumbersAreDecimalUnlessPrefixed() throws {
+        let text = """
+        cpus=2
+        v4l2-capture-610   [001]    34.411925: dma_alloc_sgt:        [FAILED TO PARSE] device=vivid.0 phys_addrs=ARRAY[00, 00, 94, b9, 00, 00, 00, 00] dma_addr=3113484288 size=233472 dir=2 flags=3264 attrs=0x0
+        v4l2-capture-610   [000]    34.437513: dma_sync_sg_for_device: [FAILED TO PARSE] device=vivid.0 dma_addrs=ARRAY[00, 00, 94, b9, 00, 00, 00, 00] lengths=ARRAY[00, 90, 03, 00] dir=2
+        """
+        let (events, _) = try Fixtures.events(text: text)
+        guard case .alloc(let a) = events[0].kind else { Issue.record("not an alloc: \(events[0].kind.name)"); return }
+        #expect(a.dmaAddr == 0xb994_0000 && a.size == 233_472)
+        let result = try Fixtures.analyze(text: text)
+        #expect(result.findings.filter { $0.severity >= .warning }.isEmpty, "\(result.findings.map(\.rule))")
+    }
+
     @Test func lostEventLinesInAllThreeSpellings() throws {
         let text = """
         cpus=2

@@ -56,9 +56,13 @@ struct TextPayload {
         return nil
     }
 
-    /// Hex whether or not it has 0x (the kernel prints %llx bare).
+    /// Hex whether or not it has 0x (the kernel prints %llx bare). In the raw form
+    /// libtraceevent prints a field by its type, not by the event's format string
+    /// (tep_print_field_content): pointers and `long` types as 0x..., every other unsigned
+    /// field (dma_addr_t, phys_addr_t, size_t, u64) as %llu, so a bare number there is decimal.
     func hex(_ key: Substring) -> UInt64? {
         guard let v = fields[key] else { return nil }
+        if raw && !v.hasPrefix("0x") { return UInt64(v) }
         return Self.parseHex(v)
     }
 
