@@ -18,13 +18,16 @@ scratch=$root/.build-fuzz
 mkdir -p "$scratch"
 echo "== building fuzz targets (swift build -c release --sanitize=fuzzer --sanitize=address)"
 # -enable-testing: the targets reach Ingest's internal entry points with @testable import.
-if ! swift build --package-path Fuzz --scratch-path "$scratch" -c release -Xswiftc -enable-testing \
+# -sanitize-coverage: SwiftPM hands swiftc -sanitize=fuzzer and -sanitize=address as two flags,
+# and Swift 6.3 then keeps only the last: without it no Swift code has coverage counters.
+swiftflags=(-Xswiftc -enable-testing -Xswiftc -sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp)
+if ! swift build --package-path Fuzz --scratch-path "$scratch" -c release "${swiftflags[@]}" \
         --sanitize=fuzzer --sanitize=address > "$scratch/build.log" 2>&1; then
     tail -30 "$scratch/build.log"
     echo "fuzz build failed (full log: $scratch/build.log)" >&2
     exit 2
 fi
-bin=$(swift build --package-path Fuzz --scratch-path "$scratch" -c release -Xswiftc -enable-testing \
+bin=$(swift build --package-path Fuzz --scratch-path "$scratch" -c release "${swiftflags[@]}" \
         --sanitize=fuzzer --sanitize=address --show-bin-path)
 
 # The harness keeps its own leak checks: LeakSanitizer is on for every input.
