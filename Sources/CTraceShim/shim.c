@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct tep_record *tracecmd_peek_data(struct tracecmd_input *handle, int cpu);
 int tracecmd_cpus(struct tracecmd_input *handle);
@@ -73,10 +74,19 @@ int dmatrace_probe_trace_dat(const char *path, unsigned timeout_seconds, int *si
             dup2(devnull, STDOUT_FILENO);
             dup2(devnull, STDERR_FILENO);
         }
+        /* The forking thread's mask is inherited: a Dispatch or Swift concurrency thread
+         * blocks SIGALRM, and the alarm would never fire. */
+        sigset_t alarm_only;
+        sigemptyset(&alarm_only);
+        sigaddset(&alarm_only, SIGALRM);
+        sigprocmask(SIG_UNBLOCK, &alarm_only, NULL);
         signal(SIGALRM, SIG_DFL);
         alarm(timeout_seconds);
         dmatrace_quiet_libraries();
-        struct tracecmd_input *handle = tracecmd_open_head(path, 0);
+        /* No plugins: they are dlopen()ed, and the loader's lock may be held by another thread
+         * of the parent at fork() (seen: a child stuck in dlopen for good). Opening does not
+         * need them; they only print. */
+        struct tracecmd_input *handle = tracecmd_open_head(path, TRACECMD_FL_LOAD_NO_PLUGINS);
         if (!handle)
             _exit(DMATRACE_PROBE_REJECTED_HEADER);
         if (tracecmd_init_data(handle) < 0)
@@ -93,11 +103,30 @@ int dmatrace_probe_trace_dat(const char *path, unsigned timeout_seconds, int *si
         _exit(DMATRACE_PROBE_OK);
     }
     pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    /* The parent keeps its own deadline too: a child stuck before its alarm is armed,
+     * or with the signal held off, is killed rather than waited for forever. */
     int status = 0;
     pid_t got;
-    do {
-        got = waitpid(child, &status, 0);
-    } while (got < 0 && errno == EINTR);
+    struct timespec start, now, pause = { 0, 1000000 };
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        got = waitpid(child, &status, WNOHANG);
+        if (got != 0 && !(got < 0 && errno == EINTR))
+            break;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - start.tv_sec > (time_t)timeout_seconds + 5) {
+            kill(child, SIGKILL);
+            while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+            }
+            if (signal_out)
+                *signal_out = SIGKILL;
+            return DMATRACE_PROBE_TIMEOUT;
+        }
+        nanosleep(&pause, NULL);
+        /* 1 ms steps at first (most files open in well under 100 ms), then 20 ms. */
+        if (pause.tv_nsec < 20000000)
+            pause.tv_nsec += 1000000;
+    }
     if (got < 0)
         return DMATRACE_PROBE_NO_CHILD;
     if (WIFSIGNALED(status)) {

@@ -44,6 +44,9 @@ public enum Analyzer {
             for rule in routes[fact.kind.rawValue] { rule.observe(fact, context) }
         }
         context = RuleContext(model: model, traceFacts: source.facts, severityOverrides: options.severityOverrides)
+        // The model's sink holds the context and the context holds the model: without this,
+        // every analysis in a process (analyze A B C, the tests) kept its whole model alive.
+        defer { context = nil }
         var timeline = options.timeline ? Timeline() : nil
         // Opened before the replay so a bad --debuginfo fails at once; only the findings'
         // stacks are resolved, after it: debug info costs nothing per event.

@@ -26,6 +26,10 @@ public struct Baseline: Codable, Sendable, Equatable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw IngestError(path: path, problem: "baseline cannot be read")
         }
+        return try decode(data, path: path)
+    }
+
+    public static func decode(_ data: Data, path: String) throws -> Baseline {
         do {
             return try JSONDecoder().decode(Baseline.self, from: data)
         } catch let error as DecodingError {

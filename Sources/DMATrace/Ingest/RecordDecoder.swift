@@ -338,6 +338,28 @@ struct RecordDecoder {
         return text
     }
 
+    /// Decodes one record payload that did not come from libtracecmd (the fuzz targets
+    /// feed bytes this way): the same path as a record read from the file.
+    mutating func decode(payload: UnsafeRawBufferPointer, timestamp: UInt64, cpu: Int32,
+                         stats: inout IngestStats) -> DMAEvent? {
+        withRecord(payload, timestamp: timestamp, cpu: cpu) { d, r in d.decode(r, stats: &stats) }
+    }
+
+    mutating func decodeStack(payload: UnsafeRawBufferPointer) -> KernelStack? {
+        withRecord(payload, timestamp: 0, cpu: 0) { d, r in d.decodeStack(r) }
+    }
+
+    private mutating func withRecord<T>(_ payload: UnsafeRawBufferPointer, timestamp: UInt64, cpu: Int32,
+                                        _ body: (inout RecordDecoder, UnsafeMutablePointer<tep_record>) -> T) -> T {
+        var record = tep_record()
+        record.ts = timestamp
+        record.cpu = cpu
+        record.size = Int32(clamping: payload.count)
+        record.record_size = record.size
+        record.data = UnsafeMutableRawPointer(mutating: payload.baseAddress)
+        return withUnsafeMutablePointer(to: &record) { body(&self, $0) }
+    }
+
     /// `caller` runs to the end of the record: unsigned longs, ended by -1 or by `size`.
     mutating func decodeStack(_ record: UnsafeMutablePointer<tep_record>) -> KernelStack? {
         guard let id = stackEventID, let layout = layout(for: id), let caller = layout.caller else { return nil }

@@ -9,9 +9,13 @@ public final class TextTraceReader: DMAEventSource {
         public var keepUnreadable: Int
         /// How far out of time order a line may come and still be put back in place.
         public var reorder: TimeOrderWindow.Bound
-        public init(keepUnreadable: Int = 20, reorder: TimeOrderWindow.Bound = .standard) {
+        /// A longer line is reported unreadable with its line number and skipped, never
+        /// buffered whole (a dma_map_sg line of 100,000 entries is under 4 MiB).
+        public var maxLineBytes: Int
+        public init(keepUnreadable: Int = 20, reorder: TimeOrderWindow.Bound = .standard, maxLineBytes: Int = 16 << 20) {
             self.keepUnreadable = keepUnreadable
             self.reorder = reorder
+            self.maxLineBytes = maxLineBytes
         }
     }
 
@@ -90,8 +94,19 @@ public final class TextTraceReader: DMAEventSource {
         var carry = Data()
         var lineNumber = 0
         func ordered(_ event: DMAEvent) throws { try order.push(event, line: lineNumber, emit: handler) }
+        /// Inside an over-long line: its bytes up to the next newline are dropped.
+        var skipping = false
         func consume(_ bytes: UnsafeRawBufferPointer) throws {
+            if skipping {
+                skipping = false
+                return
+            }
             lineNumber += 1
+            if bytes.count > options.maxLineBytes {
+                state.noteOverlongLine(String(decoding: bytes.prefix(300), as: UTF8.self), lineNumber: lineNumber,
+                                       limit: options.maxLineBytes)
+                return
+            }
             var text = String(decoding: bytes, as: UTF8.self)
             if text.hasSuffix("\r") { text.removeLast() }
             try state.feed(Substring(text), lineNumber: lineNumber, seenEvents: &seenEvents, emit: ordered)
@@ -120,6 +135,15 @@ public final class TextTraceReader: DMAEventSource {
                 return start
             }
             carry = consumed == carry.count ? Data() : Data(carry.dropFirst(consumed))
+            if carry.count > options.maxLineBytes {
+                if !skipping {
+                    lineNumber += 1
+                    state.noteOverlongLine(String(decoding: carry.prefix(300), as: UTF8.self), lineNumber: lineNumber,
+                                           limit: options.maxLineBytes)
+                    skipping = true
+                }
+                carry = Data()
+            }
         }
         if !carry.isEmpty { try carry.withUnsafeBytes { try consume($0) } }
         try state.finish(emit: ordered)
@@ -270,6 +294,11 @@ struct TextStreamState {
             if !head.contains(" ") { return String(payload[r.upperBound...]) }
         }
         return String(payload)
+    }
+
+    mutating func noteOverlongLine(_ start: String, lineNumber: Int, limit: Int) {
+        let size = limit >= 1 << 20 ? "\(limit >> 20) MiB" : "\(limit) bytes"
+        noteUnreadable(Substring(start), lineNumber: lineNumber, reason: "longer than \(size): skipped, not read")
     }
 
     private mutating func noteUnreadable(_ line: Substring, lineNumber: Int, reason: String) {

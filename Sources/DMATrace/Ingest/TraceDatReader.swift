@@ -119,6 +119,13 @@ public final class TraceDatReader: DMAEventSource {
         return out
     }
 
+    /// A decoder bound to this file's event formats, for records that do not come from
+    /// the file's own data (the fuzz targets). Valid while this reader lives.
+    func makeDecoder() -> RecordDecoder? {
+        guard let handle, let tep = tracecmd_get_tep(handle) else { return nil }
+        return RecordDecoder(tep: tep)
+    }
+
     public func read(_ handler: (DMAEvent) throws -> Void) throws -> IngestStats {
         if consumed {
             if let handle { tracecmd_close(handle) }

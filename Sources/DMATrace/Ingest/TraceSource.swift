@@ -61,9 +61,11 @@ public struct IngestStats: Sendable, Codable {
 
     public init() {}
 
+    /// Earliest and latest, not first and last: time can step back within a CPU
+    /// (a clock set back, text put together from several captures).
     mutating func noteTimestamp(_ ts: UInt64) {
-        if firstTimestamp == nil { firstTimestamp = ts }
-        if ts > (lastTimestamp ?? 0) { lastTimestamp = ts }
+        if ts < firstTimestamp ?? .max { firstTimestamp = ts }
+        if ts > lastTimestamp ?? 0 || lastTimestamp == nil { lastTimestamp = ts }
     }
 }
 

@@ -50,7 +50,9 @@ public struct Timeline: Codable, Sendable {
 
     mutating func note(at ts: UInt64, _ p: DeviceProfile) {
         if origin == nil { origin = ts }
-        let offset = ts &- origin!
+        // An event earlier than the first (time stepped back) belongs to the first bucket;
+        // a wrapped offset would coarsen the whole timeline into one bucket.
+        let offset = ts > origin! ? ts - origin! : 0
         while offset / width >= UInt64(Self.bucketCount) { coarsen() }
         let i = Int(offset / width)
         // Modified in place: copying 256 buckets per event would dominate the replay.
