@@ -47,7 +47,14 @@ import Testing
 
     @Test(arguments: variants)
     func findingsMatchEachScenario(_ variant: String) throws {
-        let path = Self.folder.appendingPathComponent(variant + ".dat").path
+        try Self.checkScenarios(path: Self.folder.appendingPathComponent(variant + ".dat").path, variant: variant)
+    }
+
+    /// Inside each scenario's marker window, exactly what scenarios.json expects of `variant`;
+    /// outside every window, nothing at warning or above. Shared by every recording of the
+    /// dmafi module, whatever tool recorded it.
+    static func checkScenarios(path: String, variant: String) throws {
+        let label = (path as NSString).lastPathComponent
         let events = try Fixtures.events(path: path)
         var windows: [String: (begin: UInt64, end: UInt64)] = [:]
         for e in events {
@@ -56,23 +63,23 @@ import Testing
             if text.hasPrefix("FI: end ") { windows[String(text.dropFirst(8)), default: (0, 0)].end = e.timestamp }
         }
         let result = try Analyzer.analyze(path: path)
-        let spec = try Self.spec()
+        let spec = try spec()
         var judged = Set<Int>()
         for scenario in spec.scenarios {
-            let window = try #require(windows[scenario.name], "\(variant): no markers for \(scenario.name)")
+            let window = try #require(windows[scenario.name], "\(label): no markers for \(scenario.name)")
             let override = scenario.overrides.first { $0.variant.contains(variant) }
             let expected = Set(override?.expect ?? scenario.expect)
             let tolerated = Set(override?.tolerate ?? [])
             var found = Set<Expected>()
             for (i, f) in result.findings.enumerated()
-            where f.device == Self.device && f.timestamp >= window.begin && f.timestamp <= window.end {
+            where f.device == device && f.timestamp >= window.begin && f.timestamp <= window.end {
                 found.insert(Expected(rule: f.rule, severity: f.severity.description))
                 judged.insert(i)
             }
             #expect(found.subtracting(tolerated) == expected.subtracting(tolerated) && expected.isSubset(of: found),
-                    "\(variant) \(scenario.name): expected \(expected.sorted { $0.description < $1.description }), found \(found.sorted { $0.description < $1.description })")
+                    "\(label) \(scenario.name): expected \(expected.sorted { $0.description < $1.description }), found \(found.sorted { $0.description < $1.description })")
         }
         let stray = result.findings.enumerated().filter { !judged.contains($0.offset) && $0.element.severity >= .warning }
-        #expect(stray.isEmpty, "\(variant): findings outside the scenarios: \(stray.map { "\($0.element.device) \($0.element.rule): \($0.element.message)" })")
+        #expect(stray.isEmpty, "\(label): findings outside the scenarios: \(stray.map { "\($0.element.device) \($0.element.rule): \($0.element.message)" })")
     }
 }

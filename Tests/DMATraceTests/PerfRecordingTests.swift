@@ -135,32 +135,7 @@ import Testing
     func faultInjectionFindingsThroughPerf(_ run: String) throws {
         let variant = try #require(Self.variantOfRun[run])
         for path in [Self.file(run, ".perf.txt"), Self.file(run, ".trace-cmd.txt")] {
-            let events = try Fixtures.events(path: path)
-            var windows: [String: (begin: UInt64, end: UInt64)] = [:]
-            for e in events {
-                guard case .marker(let text) = e.kind else { continue }
-                if text.hasPrefix("FI: begin ") { windows[String(text.dropFirst(10)), default: (0, 0)].begin = e.timestamp }
-                if text.hasPrefix("FI: end ") { windows[String(text.dropFirst(8)), default: (0, 0)].end = e.timestamp }
-            }
-            let result = try Analyzer.analyze(path: path)
-            let spec = try FaultInjectionTests.spec()
-            var judged = Set<Int>()
-            for scenario in spec.scenarios {
-                let window = try #require(windows[scenario.name], "\(run): no markers for \(scenario.name)")
-                let override = scenario.overrides.first { $0.variant.contains(variant) }
-                let expected = Set(override?.expect ?? scenario.expect)
-                let tolerated = Set(override?.tolerate ?? [])
-                var found = Set<FaultInjectionTests.Expected>()
-                for (i, f) in result.findings.enumerated()
-                where f.device == FaultInjectionTests.device && f.timestamp >= window.begin && f.timestamp <= window.end {
-                    found.insert(.init(rule: f.rule, severity: f.severity.description))
-                    judged.insert(i)
-                }
-                #expect(found.subtracting(tolerated) == expected.subtracting(tolerated) && expected.isSubset(of: found),
-                        "\((path as NSString).lastPathComponent) \(scenario.name): expected \(expected.sorted { $0.description < $1.description }), found \(found.sorted { $0.description < $1.description })")
-            }
-            let stray = result.findings.enumerated().filter { !judged.contains($0.offset) && $0.element.severity >= .warning }
-            #expect(stray.isEmpty, "\(run): findings outside the scenarios: \(stray.map { "\($0.element.device) \($0.element.rule)" })")
+            try FaultInjectionTests.checkScenarios(path: path, variant: variant)
         }
     }
 
@@ -182,21 +157,10 @@ import Testing
     // MARK: - perf.data on the command line
 
     static func run(_ args: [String], path: String? = nil) throws -> Fixtures.Run {
-        let p = Process()
-        p.executableURL = Fixtures.binary
-        p.arguments = args
         var env = ProcessInfo.processInfo.environment
         if let path { env["PATH"] = path }
         env["DMA_TRACE_PERF"] = nil
-        p.environment = env
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return .init(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+        return try Fixtures.run(args, environment: env)
     }
 
     @Test func commandsReadPerfData() throws {

@@ -56,10 +56,11 @@ enum Fixtures {
         var stderr: String
     }
 
-    static func run(_ args: [String], executable: String? = nil) throws -> Run {
+    static func run(_ args: [String], executable: String? = nil, environment: [String: String]? = nil) throws -> Run {
         let p = Process()
         p.executableURL = executable.map { URL(fileURLWithPath: $0) } ?? binary
         p.arguments = args
+        if let environment { p.environment = environment }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
