@@ -20,6 +20,10 @@ let package = Package(
             pkgConfig: "libtracecmd",
             providers: [.apt(["libtracecmd-dev", "libtraceevent-dev", "libtracefs-dev"])]
         ),
+        .systemLibrary(
+            name: "CCompression",
+            providers: [.apt(["libzstd-dev", "zlib1g-dev"])]
+        ),
         .target(
             name: "CTraceShim",
             dependencies: ["CTraceCmd"],
@@ -40,7 +44,7 @@ let package = Package(
         .target(
             name: "DMATrace",
             dependencies: [
-                "CTraceCmd", "CTraceShim", "CDebugInfoShim",
+                "CTraceCmd", "CTraceShim", "CDebugInfoShim", "CCompression",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Mustache", package: "swift-mustache"),

@@ -5,9 +5,10 @@
 # reliability tests use to deliver a signal at an exact system call; perf (linux-perf),
 # which reads perf.data for dma-trace and for the perf recording tests; elfutils
 # (eu-addr2line, the independent check of the debug-info test) and xz-utils (Debian's
-# .ko.xz modules in a test).
+# .ko.xz modules in a test); libzstd and zlib for the compressed CPU data of trace.dat v7,
+# which dma-trace decompresses itself.
 set -euo pipefail
-packages=(libtraceevent-dev libtracefs-dev libtracecmd-dev libdw-dev elfutils xz-utils trace-cmd pkg-config strace linux-perf)
+packages=(libtraceevent-dev libtracefs-dev libtracecmd-dev libdw-dev elfutils xz-utils trace-cmd pkg-config strace linux-perf libzstd-dev zlib1g-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

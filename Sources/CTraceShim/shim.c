@@ -38,7 +38,24 @@ struct tracecmd_input *dmatrace_open_trace_dat(const char *path)
     return handle;
 }
 
+struct tracecmd_input *dmatrace_open_trace_dat_head(const char *path)
+{
+    return tracecmd_open_head(path, 0);
+}
+
+static int probe(const char *path, unsigned timeout_seconds, int *signal_out, int head_only);
+
 int dmatrace_probe_trace_dat(const char *path, unsigned timeout_seconds, int *signal_out)
+{
+    return probe(path, timeout_seconds, signal_out, 0);
+}
+
+int dmatrace_probe_trace_dat_head(const char *path, unsigned timeout_seconds, int *signal_out)
+{
+    return probe(path, timeout_seconds, signal_out, 1);
+}
+
+static int probe(const char *path, unsigned timeout_seconds, int *signal_out, int head_only)
 {
     if (signal_out)
         *signal_out = 0;
@@ -89,6 +106,8 @@ int dmatrace_probe_trace_dat(const char *path, unsigned timeout_seconds, int *si
         struct tracecmd_input *handle = tracecmd_open_head(path, TRACECMD_FL_LOAD_NO_PLUGINS);
         if (!handle)
             _exit(DMATRACE_PROBE_REJECTED_HEADER);
+        if (head_only)
+            _exit(DMATRACE_PROBE_OK);
         if (tracecmd_init_data(handle) < 0)
             _exit(DMATRACE_PROBE_REJECTED_DATA);
         /* Touch the first and last page of every CPU: that decompresses and walks real data. */

@@ -26,11 +26,21 @@ enum dmatrace_probe_result {
 int dmatrace_probe_trace_dat(const char *path, unsigned timeout_seconds, int *signal_out);
 
 /*
+ * The same, for a file whose CPU data dma-trace reads itself: only
+ * tracecmd_open_head() (formats, kallsyms, printk formats, command lines,
+ * options) is risked in the child.
+ */
+int dmatrace_probe_trace_dat_head(const char *path, unsigned timeout_seconds, int *signal_out);
+
+/*
  * Opens with tracecmd_open_head() + tracecmd_init_data(). Returns NULL when
  * either fails. A handle whose init failed is deliberately not closed:
  * tracecmd_close() crashes on it (libtracecmd 3.1).
  */
 struct tracecmd_input *dmatrace_open_trace_dat(const char *path);
+
+/* tracecmd_open_head() alone: the event formats and metadata, no CPU data. */
+struct tracecmd_input *dmatrace_open_trace_dat_head(const char *path);
 
 struct tep_handle;
 struct tep_record;

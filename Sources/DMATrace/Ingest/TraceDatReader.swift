@@ -2,14 +2,32 @@ import CTraceCmd
 import CTraceShim
 import Foundation
 
-/// Reads trace.dat (versions 6 and 7) through libtracecmd and decodes every
-/// field by name from the formats stored in the file. No libtraceevent
-/// pointer leaves this file.
+/// Reads trace.dat (versions 6 and 7). Event formats, kallsyms and command lines come
+/// from libtraceevent through libtracecmd's `tracecmd_open_head`; the ring-buffer pages
+/// are read here (`TraceDatLayout`, `CPUStream`, `SubBufferCursor`): mapped in place,
+/// decompressed per CPU in parallel, merged by time. Files whose timestamps need more
+/// than an offset (TSC conversion, guest sync) or whose page format differs from the
+/// one checked are left to libtracecmd's own iteration. No libtraceevent pointer
+/// leaves this file.
 public final class TraceDatReader: DMAEventSource {
+    /// Who walks the ring-buffer pages.
+    enum DataPath: String {
+        /// `SubBufferCursor` over the mapped file.
+        case pages
+        /// libtracecmd's `tracecmd_read_next_data`: the reference, and the fallback.
+        case library
+    }
+
     public private(set) var facts: TraceFacts
     private let path: String
     private var handle: OpaquePointer?
     private var consumed = false
+    private(set) var dataPath: DataPath
+    /// Why the pages are left to libtracecmd, when they are.
+    private(set) var libraryReason: String?
+    private var file: MappedFile?
+    private var layout: TraceDatLayout?
+    private var format: SubBufferFormat?
 
     /// How long the throw-away child may take to open the file before the
     /// file is judged to hang the library.
@@ -19,14 +37,50 @@ public final class TraceDatReader: DMAEventSource {
     /// once in one process corrupt each other. Opening (and printk formatting) is serialized.
     static let libraryLock = NSLock()
 
-    public init(path: String) throws {
+    public convenience init(path: String) throws {
+        try self.init(path: path, dataPath: nil)
+    }
+
+    /// `dataPath` nil: the page reader whenever the file allows it.
+    init(path: String, dataPath requested: DataPath?) throws {
         self.path = path
         self.facts = TraceFacts(path: path, format: .traceDat)
-        try Self.probe(path: path)
+        let mapped = try MappedFile(path: path)
+        var damage: String?
+        do {
+            let l = try TraceDatLayout.read(mapped.bytes)
+            layout = l
+            libraryReason = l.needsLibrary
+        } catch {
+            damage = "\(error)"
+        }
+        dataPath = requested ?? (layout != nil && libraryReason == nil ? .pages : .library)
+        if dataPath == .pages, layout == nil || libraryReason != nil {
+            throw IngestError(path: path, problem: "the page reader cannot read this trace.dat: \(damage ?? libraryReason ?? "")")
+        }
+        do {
+            try Self.probe(path: path, headOnly: dataPath == .pages)
+        } catch let e as IngestError {
+            // Say what our own reading of the file found, when it found something.
+            guard let damage else { throw e }
+            throw IngestError(path: path, problem: "trace.dat is damaged: \(damage) (\(e.problem))")
+        }
+        if dataPath == .pages { file = mapped }
         try Self.libraryLock.withLock {
             dmatrace_quiet_libraries()
-            handle = try Self.openHandle(path: path)
+            handle = try Self.openHandle(path: path, headOnly: dataPath == .pages)
             readFacts()
+        }
+        if dataPath == .pages, let reason = pageFormatMismatch() {
+            guard requested == nil else {
+                throw IngestError(path: path, problem: "the page reader cannot read this trace.dat: \(reason)")
+            }
+            // Not the page layout this reader checks: libtracecmd's iteration, with its full probe.
+            libraryReason = reason
+            try switchToLibrary()
+        }
+        if dataPath == .pages, let layout {
+            facts.cpus = (layout.cpus.map(\.cpu).max() ?? -1) + 1
         }
     }
 
@@ -34,17 +88,44 @@ public final class TraceDatReader: DMAEventSource {
         if let handle { tracecmd_close(handle) }
     }
 
-    private static func probe(path: String) throws {
+    /// Compares the file's header_page / header_event with the layout `SubBufferCursor` reads.
+    private func pageFormatMismatch() -> String? {
+        guard let handle, let tep = tracecmd_get_tep(handle), let layout else { return "no event parser" }
+        let commitSize = Int(tep_get_header_page_size(tep))
+        guard commitSize == 4 || commitSize == 8 else { return "page commit word of \(commitSize) bytes" }
+        guard tep_get_header_timestamp_size(tep) == 8 else { return "page timestamps are not 8 bytes" }
+        guard !tep_is_old_format(tep) else { return "the pre-2.6.31 ring-buffer format" }
+        if let m = SubBufferFormat.mismatch(headerPage: layout.headerPage, headerEvent: layout.headerEvent,
+                                            commitSize: commitSize) { return m }
+        format = SubBufferFormat(commitSize: commitSize, bigEndian: layout.bigEndian)
+        return nil
+    }
+
+    private func switchToLibrary() throws {
+        if let handle { tracecmd_close(handle) }
+        handle = nil
+        file = nil
+        dataPath = .library
+        try Self.probe(path: path, headOnly: false)
+        try Self.libraryLock.withLock {
+            handle = try Self.openHandle(path: path, headOnly: false)
+            readFacts()
+        }
+    }
+
+    private static func probe(path: String, headOnly: Bool) throws {
         var signal: Int32 = 0
+        let run = { headOnly ? dmatrace_probe_trace_dat_head(path, probeTimeoutSeconds, &signal)
+                             : dmatrace_probe_trace_dat(path, probeTimeoutSeconds, &signal) }
         // The child inherits the parent's memory as it is at fork(): if another thread were
         // inside libtraceevent's format parser then, the child would start from its half-done
         // static state. Forking under the same lock keeps that from happening.
-        var outcome = libraryLock.withLock { dmatrace_probe_trace_dat(path, probeTimeoutSeconds, &signal) }
+        var outcome = libraryLock.withLock { run() }
         // A refusal has been seen once under heavy parallel load in a multi-threaded test process
         // and never reproduced; a damaged file fails every time, so asking twice costs nothing real.
         if outcome != Int32(DMATRACE_PROBE_OK.rawValue) && outcome != Int32(DMATRACE_PROBE_CRASHED.rawValue)
             && outcome != Int32(DMATRACE_PROBE_TIMEOUT.rawValue) {
-            outcome = libraryLock.withLock { dmatrace_probe_trace_dat(path, probeTimeoutSeconds, &signal) }
+            outcome = libraryLock.withLock { run() }
         }
         switch UInt32(outcome) {
         case DMATRACE_PROBE_OK.rawValue:
@@ -66,8 +147,8 @@ public final class TraceDatReader: DMAEventSource {
         }
     }
 
-    private static func openHandle(path: String) throws -> OpaquePointer {
-        guard let h = dmatrace_open_trace_dat(path) else {
+    private static func openHandle(path: String, headOnly: Bool) throws -> OpaquePointer {
+        guard let h = headOnly ? dmatrace_open_trace_dat_head(path) : dmatrace_open_trace_dat(path) else {
             throw IngestError(path: path, problem: "libtracecmd cannot read this trace.dat")
         }
         return h
@@ -127,11 +208,95 @@ public final class TraceDatReader: DMAEventSource {
     }
 
     public func read(_ handler: (DMAEvent) throws -> Void) throws -> IngestStats {
+        switch dataPath {
+        case .pages: return try readPages(handler)
+        case .library: return try readWithLibrary(handler)
+        }
+    }
+
+    /// The CPUs' records merged by time, decoded on this thread; the pages of each CPU are
+    /// decompressed on that CPU's own thread.
+    private func readPages(_ handler: (DMAEvent) throws -> Void) throws -> IngestStats {
+        guard let handle, let tep = tracecmd_get_tep(handle), let file, let layout, let format else {
+            throw IngestError(path: path, problem: "libtracecmd returned no event parser for this file")
+        }
+        consumed = true
+        var streams = layout.cpus.filter { $0.size > 0 }.map {
+            CPUStream(file: file, data: $0, format: format, pageSize: layout.pageSize, compression: layout.compression)
+        }
+        defer { for s in streams { s.cancel() } }
+        let offset = UInt64(bitPattern: layout.timestampOffset)
+        var heads = [RingRecord?](repeating: nil, count: streams.count)
+        var merger = RecordMerger()
+        func corrupted(_ e: CPUDataError) -> IngestError {
+            IngestError(path: path, problem: "trace.dat is corrupted: \(e)")
+        }
+        do {
+            for i in streams.indices {
+                heads[i] = try streams[i].next()
+                if let h = heads[i] { merger.insert(stream: i, ts: h.timestamp &+ offset) }
+            }
+        } catch { throw corrupted(error) }
+        var decoder = RecordDecoder(tep: tep)
+        var stats = IngestStats()
+        var record = tep_record()
+        record.ref_count = 1
+        record.locked = 1
+        while !merger.isEmpty {
+            let i = merger.top
+            let head = heads[i]!
+            let cpu = Int32(streams[i].cpu)
+            let ts = head.timestamp &+ offset
+            Self.fill(&record, head, ts: ts, cpu: cpu)
+            stats.records += 1
+            stats.noteTimestamp(ts)
+            if head.missedEvents != 0 {
+                let count: UInt64? = head.missedEvents > 0 ? UInt64(head.missedEvents) : nil
+                stats.lostGaps += 1
+                if let count { stats.lostEventsCounted += count } else { stats.uncountedGaps += 1 }
+                try handler(DMAEvent(timestamp: ts, cpu: cpu, pid: -1, task: "", device: nil,
+                                     kind: .lostEvents(count: count)))
+            }
+            var event = decoder.decode(&record, stats: &stats)
+            do {
+                // The record's bytes may go with its chunk from here on.
+                heads[i] = try streams[i].next()
+                // With -T, trace-cmd puts a kernel_stack record right after each event on the
+                // same CPU for the same task; a later gap belongs to the next real record.
+                if event != nil, decoder.hasKernelStacks, let next = heads[i], next.missedEvents == 0 {
+                    Self.fill(&record, next, ts: next.timestamp &+ offset, cpu: cpu)
+                    if decoder.isKernelStack(&record), decoder.pid(of: &record) == event!.pid {
+                        stats.records += 1
+                        stats.stackRecords += 1
+                        event!.stack = decoder.decodeStack(&record)
+                        heads[i] = try streams[i].next()
+                    }
+                }
+            } catch { throw corrupted(error) }
+            merger.replaceTop(ts: heads[i].map { $0.timestamp &+ offset })
+            guard let event else { continue }
+            stats.dmaEvents += 1
+            try handler(event)
+        }
+        return stats
+    }
+
+    @inline(__always)
+    static func fill(_ record: inout tep_record, _ r: RingRecord, ts: UInt64, cpu: Int32) {
+        record.ts = ts
+        record.cpu = cpu
+        record.size = Int32(r.size)
+        record.record_size = Int32(r.size)
+        record.missed_events = r.missedEvents
+        record.data = UnsafeMutableRawPointer(mutating: r.data)
+    }
+
+    private func readWithLibrary(_ handler: (DMAEvent) throws -> Void) throws -> IngestStats {
         if consumed {
             if let handle { tracecmd_close(handle) }
             handle = nil
-            try Self.probe(path: path)
-            handle = try Self.libraryLock.withLock { try Self.openHandle(path: path) }
+            try Self.probe(path: path, headOnly: false)
+            handle = try Self.libraryLock.withLock { try Self.openHandle(path: path, headOnly: false) }
         }
         consumed = true
         guard let handle, let tep = tracecmd_get_tep(handle) else {
@@ -202,5 +367,62 @@ public final class TraceDatReader: DMAEventSource {
         stats.records += 1
         stats.stackRecords += 1
         return decoder.decodeStack(taken)
+    }
+}
+
+extension TraceDatReader {
+    /// One record exactly as a data path delivers it, for comparing the two paths.
+    struct RawRecord: Equatable, CustomStringConvertible {
+        var timestamp: UInt64
+        var cpu: Int32
+        var missedEvents: Int64
+        var type: Int32
+        var pid: Int32
+        var payload: [UInt8]
+
+        var description: String {
+            "ts=\(timestamp) cpu=\(cpu) missed=\(missedEvents) type=\(type) pid=\(pid) size=\(payload.count)"
+        }
+    }
+
+    /// Every record in time order, undecoded, from this reader's data path.
+    func rawRecords(_ body: (RawRecord) -> Void) throws {
+        guard let handle, let tep = tracecmd_get_tep(handle) else {
+            throw IngestError(path: path, problem: "libtracecmd returned no event parser for this file")
+        }
+        func raw(_ r: UnsafeMutablePointer<tep_record>) -> RawRecord {
+            let bytes = r.pointee.data.map { [UInt8](UnsafeRawBufferPointer(start: $0, count: Int(r.pointee.size))) } ?? []
+            return RawRecord(timestamp: r.pointee.ts, cpu: Int32(r.pointee.cpu), missedEvents: r.pointee.missed_events,
+                             type: tep_data_type(tep, r), pid: tep_data_pid(tep, r), payload: bytes)
+        }
+        switch dataPath {
+        case .library:
+            var cpu: Int32 = 0
+            while let record = tracecmd_read_next_data(handle, &cpu) {
+                body(raw(record))
+                tracecmd_free_record(record)
+            }
+        case .pages:
+            guard let file, let layout, let format else { return }
+            var streams = layout.cpus.filter { $0.size > 0 }.map {
+                CPUStream(file: file, data: $0, format: format, pageSize: layout.pageSize, compression: layout.compression)
+            }
+            defer { for s in streams { s.cancel() } }
+            let offset = UInt64(bitPattern: layout.timestampOffset)
+            var heads = [RingRecord?](repeating: nil, count: streams.count)
+            var merger = RecordMerger()
+            for i in streams.indices {
+                heads[i] = try streams[i].next()
+                if let h = heads[i] { merger.insert(stream: i, ts: h.timestamp &+ offset) }
+            }
+            var record = tep_record()
+            while !merger.isEmpty {
+                let i = merger.top
+                Self.fill(&record, heads[i]!, ts: heads[i]!.timestamp &+ offset, cpu: Int32(streams[i].cpu))
+                body(raw(&record))
+                heads[i] = try streams[i].next()
+                merger.replaceTop(ts: heads[i].map { $0.timestamp &+ offset })
+            }
+        }
     }
 }

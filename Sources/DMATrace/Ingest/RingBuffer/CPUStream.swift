@@ -1,0 +1,209 @@
+import DequeModule
+import Foundation
+
+/// A problem in one CPU's data, before the path is known.
+struct CPUDataError: Error, CustomStringConvertible {
+    let cpu: Int
+    let problem: String
+    var description: String { "CPU \(cpu)'s data: \(problem)" }
+}
+
+/// Decompressed chunk memory, freed when the last page of it is done.
+final class ChunkBuffer: @unchecked Sendable {
+    let bytes: UnsafeMutableRawBufferPointer
+    init(size: Int) { bytes = .allocate(byteCount: max(size, 1), alignment: 16) }
+    deinit { bytes.deallocate() }
+}
+
+/// Decompresses one CPU's chunks on its own thread, a few ahead of the reader:
+/// CPUs decompress in parallel and memory stays at `capacity` chunks per CPU.
+final class ChunkPrefetcher: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var ready = Deque<Result<ChunkBuffer, CPUDataError>>()
+    private var done = false
+    private var cancelled = false
+    private let capacity: Int
+
+    init(file: MappedFile, cpu: Int, chunks: [TraceDatLayout.Chunk], compression: Compression, capacity: Int = 4) {
+        self.capacity = capacity
+        let thread = Thread { [self] in
+            let decompressor = Decompressor(compression)
+            for (i, chunk) in chunks.enumerated() {
+                let buffer = ChunkBuffer(size: chunk.size)
+                let input = UnsafeRawBufferPointer(rebasing: file.bytes[chunk.offset..<(chunk.offset + chunk.compressedSize)])
+                let outcome: Result<ChunkBuffer, CPUDataError>
+                if let problem = decompressor.decompress(input, into: UnsafeMutableRawBufferPointer(rebasing: buffer.bytes[0..<chunk.size])) {
+                    outcome = .failure(CPUDataError(cpu: cpu, problem: "compressed chunk \(i) of \(chunks.count) does not decompress (\(problem))"))
+                } else {
+                    outcome = .success(buffer)
+                }
+                guard put(outcome) else { break }
+                if case .failure = outcome { break }
+            }
+            condition.lock()
+            done = true
+            condition.broadcast()
+            condition.unlock()
+        }
+        thread.stackSize = 1 << 20
+        thread.start()
+    }
+
+    /// False once the reader has gone.
+    private func put(_ item: Result<ChunkBuffer, CPUDataError>) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        while ready.count >= capacity && !cancelled { condition.wait() }
+        if cancelled { return false }
+        ready.append(item)
+        condition.broadcast()
+        return true
+    }
+
+    /// The next chunk in order, nil after the last.
+    func take() throws(CPUDataError) -> ChunkBuffer? {
+        condition.lock()
+        defer { condition.unlock() }
+        while ready.isEmpty && !done { condition.wait() }
+        guard let item = ready.popFirst() else { return nil }
+        condition.broadcast()
+        return try item.get()
+    }
+
+    /// Lets the thread finish when the reader stops early.
+    func cancel() {
+        condition.lock()
+        cancelled = true
+        ready.removeAll()
+        condition.broadcast()
+        condition.unlock()
+    }
+}
+
+/// One CPU's records in order: its sub-buffers one after another, from the mapped file
+/// (uncompressed data) or from decompressed chunks.
+struct CPUStream {
+    let cpu: Int
+    private let file: MappedFile
+    private let format: SubBufferFormat
+    private let pageSize: Int
+    /// Uncompressed data: the CPU's bytes in the file.
+    private let region: Range<Int>
+    private let prefetcher: ChunkPrefetcher?
+    private var chunk: ChunkBuffer?
+    private var chunkSize = 0
+    private var chunkIndex = -1
+    private let chunkSizes: [Int]
+    /// Position of the current page: in `region`, or in the current chunk.
+    private var pageStart: Int
+    private var cursor: SubBufferCursor?
+    private var pageNumber = -1
+
+    init(file: MappedFile, data: TraceDatLayout.CPUData, format: SubBufferFormat, pageSize: Int, compression: Compression) {
+        cpu = data.cpu
+        self.file = file
+        self.format = format
+        self.pageSize = pageSize
+        region = data.offset..<(data.offset + data.size)
+        if let chunks = data.chunks {
+            chunkSizes = chunks.map(\.size)
+            prefetcher = chunks.isEmpty ? nil : ChunkPrefetcher(file: file, cpu: data.cpu, chunks: chunks, compression: compression)
+            pageStart = 0
+        } else {
+            chunkSizes = []
+            prefetcher = nil
+            pageStart = data.offset - pageSize
+        }
+    }
+
+    func cancel() { prefetcher?.cancel() }
+
+    /// The next record of this CPU, nil at its end. Its bytes stay valid until the next call.
+    mutating func next() throws(CPUDataError) -> RingRecord? {
+        while true {
+            if cursor != nil {
+                do {
+                    if let record = try cursor!.nextRecord() { return record }
+                } catch {
+                    throw CPUDataError(cpu: cpu, problem: "page \(pageNumber): \(error)")
+                }
+            }
+            guard let page = try nextPage() else { return nil }
+            do {
+                cursor = try SubBufferCursor(page: page, format: format)
+            } catch {
+                throw CPUDataError(cpu: cpu, problem: "page \(pageNumber): \(error)")
+            }
+        }
+    }
+
+    private mutating func nextPage() throws(CPUDataError) -> UnsafeRawBufferPointer? {
+        pageNumber += 1
+        guard let prefetcher else {
+            // libtracecmd walks page_size steps while data remains (trace-input.c get_next_page).
+            pageStart += pageSize
+            guard pageStart < region.upperBound else { return nil }
+            let end = min(pageStart + pageSize, region.upperBound)
+            return UnsafeRawBufferPointer(rebasing: file.bytes[pageStart..<end])
+        }
+        pageStart += pageSize
+        if chunk == nil || pageStart >= chunkSize {
+            chunk = nil
+            guard let next = try prefetcher.take() else { return nil }
+            chunkIndex += 1
+            chunk = next
+            chunkSize = chunkSizes[chunkIndex]
+            pageStart = 0
+        }
+        let end = min(pageStart + pageSize, chunkSize)
+        return UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(chunk!.bytes)[pageStart..<end])
+    }
+}
+
+/// Picks the CPU whose next record is earliest (ties: the lower CPU, as
+/// tracecmd_peek_next_data does), in O(log n) for any number of CPUs.
+struct RecordMerger {
+    /// Heads of the CPUs that still have records: (timestamp, stream index).
+    private var heap: [(ts: UInt64, stream: Int)] = []
+
+    var isEmpty: Bool { heap.isEmpty }
+    var top: Int { heap[0].stream }
+
+    @inline(__always)
+    private static func less(_ a: (ts: UInt64, stream: Int), _ b: (ts: UInt64, stream: Int)) -> Bool {
+        a.ts < b.ts || (a.ts == b.ts && a.stream < b.stream)
+    }
+
+    mutating func insert(stream: Int, ts: UInt64) {
+        heap.append((ts, stream))
+        var i = heap.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            guard Self.less(heap[i], heap[parent]) else { break }
+            heap.swapAt(i, parent)
+            i = parent
+        }
+    }
+
+    /// The top stream's head moved on to `ts`, or it ended (nil).
+    mutating func replaceTop(ts: UInt64?) {
+        if let ts {
+            heap[0].ts = ts
+        } else {
+            let last = heap.removeLast()
+            guard !heap.isEmpty else { return }
+            heap[0] = last
+        }
+        var i = 0
+        let n = heap.count
+        while true {
+            let l = 2 * i + 1
+            if l >= n { break }
+            var m = l
+            if l + 1 < n, Self.less(heap[l + 1], heap[l]) { m = l + 1 }
+            guard Self.less(heap[m], heap[i]) else { break }
+            heap.swapAt(i, m)
+            i = m
+        }
+    }
+}

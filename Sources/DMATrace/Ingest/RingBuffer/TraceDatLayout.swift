@@ -1,0 +1,343 @@
+import Foundation
+
+/// Where a trace.dat keeps its ring-buffer pages, read from the file itself
+/// (trace-cmd.dat.v6(5), trace-cmd.dat.v7(5)). Only what the page reader needs:
+/// the formats and everything else stay with libtraceevent/libtracecmd.
+struct TraceDatLayout {
+    struct Chunk {
+        /// File offset of the compressed bytes.
+        let offset: Int
+        let compressedSize: Int
+        /// Uncompressed size: whole pages.
+        let size: Int
+    }
+
+    struct CPUData {
+        let cpu: Int
+        /// File offset and size of the CPU's data (compressed size when compressed).
+        let offset: Int
+        let size: Int
+        /// Compressed data comes in chunks of whole pages; nil when stored as is.
+        let chunks: [Chunk]?
+    }
+
+    var version = 0
+    var bigEndian = false
+    var pageSize = 0
+    var compression: Compression = .none
+    var headerPage = ""
+    var headerEvent = ""
+    var cpus: [CPUData] = []
+    /// Added to every timestamp: trace-cmd's DATE (µs) and OFFSET options, as libtracecmd
+    /// applies them when opened without flags (trace-input.c handle_options).
+    var timestampOffset: Int64 = 0
+    /// Set when the file needs something only libtracecmd's own data path does
+    /// (TSC-to-ns conversion, guest time sync, a latency trace).
+    var needsLibrary: String?
+
+    /// Thrown for a file whose structure is damaged; names what is wrong.
+    struct Damage: Error, CustomStringConvertible {
+        let problem: String
+        var description: String { problem }
+    }
+
+    static let magic: [UInt8] = [0x17, 0x08, 0x44, 0x74, 0x72, 0x61, 0x63, 0x69, 0x6e, 0x67]
+
+    // trace-cmd's option ids (lib/trace-cmd/include/trace-cmd-local.h, the v7 man page).
+    private enum Option: UInt16 {
+        case done = 0, date = 1, buffer = 3, offset = 7, timeShift = 12, tsc2nsec = 14
+        case headerInfo = 16, bufferText = 22
+    }
+
+    static func read(_ file: UnsafeRawBufferPointer) throws -> TraceDatLayout {
+        var layout = TraceDatLayout()
+        try layout.parse(file)
+        return layout
+    }
+
+    private mutating func parse(_ file: UnsafeRawBufferPointer) throws {
+        guard file.count > 16, Array(file[0..<10]) == Self.magic else { throw Damage(problem: "no trace.dat magic") }
+        let plain = ByteReader(bytes: file, swap: false)
+        guard let (versionText, afterVersion) = plain.cString(10, limit: 16), let v = Int(versionText) else {
+            throw Damage(problem: "unreadable file version")
+        }
+        version = v
+        guard let endian = plain.u8(afterVersion), endian <= 1 else { throw Damage(problem: "unreadable byte order") }
+        bigEndian = endian == 1
+        let r = ByteReader(bytes: file, swap: bigEndian != (1.bigEndian == 1))
+        guard let page = r.u32(afterVersion + 2), page >= 64, page <= 1 << 20, page & (page - 1) == 0 else {
+            throw Damage(problem: "implausible page size")
+        }
+        pageSize = Int(page)
+        var at = afterVersion + 6
+        switch version {
+        case 6: try parseV6(r, from: &at)
+        case 7: try parseV7(r, from: at)
+        default: throw Damage(problem: "file version \(version) is not 6 or 7")
+        }
+    }
+
+    // MARK: version 6: everything in a fixed order, then "flyrecord" and a table of CPUs
+
+    private mutating func parseV6(_ r: ByteReader, from at: inout Int) throws {
+        (headerPage, headerEvent) = try headerInfo(r, at: &at)
+        func skip(count width: Int, what: String) throws -> UInt64 {
+            guard let n = width == 4 ? r.u32(at).map(UInt64.init) : r.u64(at) else { throw Damage(problem: "\(what) cut short") }
+            at += width
+            return n
+        }
+        func skipBlob(sizeWidth: Int, what: String) throws {
+            let n = try skip(count: sizeWidth, what: what)
+            guard n <= UInt64(r.count - at) else { throw Damage(problem: "\(what) runs past the end of the file") }
+            at += Int(n)
+        }
+        let ftraceFormats = try skip(count: 4, what: "ftrace formats")
+        guard ftraceFormats < 1 << 16 else { throw Damage(problem: "implausible ftrace format count") }
+        for _ in 0..<ftraceFormats { try skipBlob(sizeWidth: 8, what: "an ftrace format") }
+        let systems = try skip(count: 4, what: "event systems")
+        guard systems < 1 << 16 else { throw Damage(problem: "implausible event system count") }
+        for _ in 0..<systems {
+            guard let (_, after) = r.cString(at) else { throw Damage(problem: "unreadable event system name") }
+            at = after
+            let events = try skip(count: 4, what: "event formats")
+            guard events < 1 << 16 else { throw Damage(problem: "implausible event count") }
+            for _ in 0..<events { try skipBlob(sizeWidth: 8, what: "an event format") }
+        }
+        try skipBlob(sizeWidth: 4, what: "kallsyms")
+        try skipBlob(sizeWidth: 4, what: "printk formats")
+        try skipBlob(sizeWidth: 8, what: "saved command lines")
+        let cpuCount = try skip(count: 4, what: "the CPU count")
+        guard cpuCount > 0, cpuCount <= 4096 else { throw Damage(problem: "implausible CPU count \(cpuCount)") }
+        var label = try tenBytes(r, at: &at)
+        if label == "options  " {
+            while true {
+                guard let id = r.u16(at) else { throw Damage(problem: "options cut short") }
+                at += 2
+                if id == Option.done.rawValue { break }
+                guard let size = r.u32(at), let data = r.slice(at + 4, Int(size)) else {
+                    throw Damage(problem: "option \(id) runs past the end of the file")
+                }
+                at += 4 + Int(size)
+                noteOption(id, ByteReader(bytes: data, swap: r.swap))
+            }
+            label = try tenBytes(r, at: &at)
+        }
+        guard label == "flyrecord" else {
+            needsLibrary = label == "latency  " ? "a latency trace (text, no ring-buffer pages)" : nil
+            if needsLibrary != nil { return }
+            throw Damage(problem: "neither flyrecord nor latency data after the header")
+        }
+        for cpu in 0..<Int(cpuCount) {
+            guard let offset = r.u64(at), let size = r.u64(at + 8) else { throw Damage(problem: "CPU table cut short") }
+            at += 16
+            try addCPU(cpu: cpu, offset: offset, size: size, fileSize: r.count, chunked: false, r)
+        }
+    }
+
+    private func tenBytes(_ r: ByteReader, at: inout Int) throws -> String {
+        guard let s = r.slice(at, 10) else { throw Damage(problem: "header cut short") }
+        at += 10
+        return String(decoding: s.prefix(9), as: UTF8.self)
+    }
+
+    private func headerInfo(_ r: ByteReader, at: inout Int) throws -> (String, String) {
+        func labelled(_ label: String) throws -> String {
+            guard let (name, after) = r.cString(at, limit: 32), name == label,
+                  let size = r.u64(after), size < 1 << 20, let text = r.slice(after + 8, Int(size)) else {
+                throw Damage(problem: "\(label) missing or cut short")
+            }
+            at = after + 8 + Int(size)
+            return String(decoding: text, as: UTF8.self)
+        }
+        return (try labelled("header_page"), try labelled("header_event"))
+    }
+
+    // MARK: version 7: sections found through chains of options
+
+    private mutating func parseV7(_ r: ByteReader, from start: Int) throws {
+        guard let (name, afterName) = r.cString(start, limit: 64), let (_, afterVersion) = r.cString(afterName, limit: 64) else {
+            throw Damage(problem: "unreadable compression header")
+        }
+        switch name {
+        case "none": compression = .none
+        case "zstd": compression = .zstd
+        case "zlib": compression = .zlib
+        default: throw Damage(problem: "unknown compression \"\(name)\"")
+        }
+        guard var next = r.u64(afterVersion) else { throw Damage(problem: "no options offset") }
+        let decompressor = Decompressor(compression)
+        var headerInfoOffset: UInt64?
+        var foundBuffer = false
+        var seen = Set<UInt64>()
+        while next != 0 {
+            guard seen.insert(next).inserted, seen.count < 1000 else { throw Damage(problem: "options sections form a loop") }
+            let (id, data) = try section(r, at: next, decompressor)
+            guard id == Option.done.rawValue else { throw Damage(problem: "options offset points at section \(id)") }
+            let o = ByteReader(bytes: data.bytes, swap: r.swap)
+            next = 0
+            var at = 0
+            while at < o.count {
+                guard let id = o.u16(at), let size = o.u32(at + 2), let body = o.slice(at + 6, Int(size)) else {
+                    throw Damage(problem: "an option runs past its section")
+                }
+                at += 6 + Int(size)
+                let option = ByteReader(bytes: body, swap: r.swap)
+                switch id {
+                case Option.done.rawValue:
+                    guard let n = option.u64(0) else { throw Damage(problem: "options end without a next offset") }
+                    next = n
+                    at = o.count
+                case Option.headerInfo.rawValue:
+                    headerInfoOffset = option.u64(0)
+                case Option.buffer.rawValue:
+                    // Only the top instance (empty name): what tracecmd_read_next_data iterates.
+                    if let (instance, _) = option.cString(8), instance.isEmpty, !foundBuffer {
+                        foundBuffer = true
+                        try parseBuffer(option, r)
+                    }
+                case Option.bufferText.rawValue:
+                    if let (instance, _) = option.cString(8), instance.isEmpty {
+                        needsLibrary = "a latency trace (text, no ring-buffer pages)"
+                    }
+                default:
+                    noteOption(id, option)
+                }
+            }
+            // `o` points into `data`'s memory.
+            withExtendedLifetime(data) {}
+        }
+        guard let headerInfoOffset else { throw Damage(problem: "no header info section") }
+        let (headerID, header) = try section(r, at: headerInfoOffset, decompressor)
+        guard headerID == Option.headerInfo.rawValue else { throw Damage(problem: "header info offset points at section \(headerID)") }
+        var at = 0
+        (headerPage, headerEvent) = try headerInfo(ByteReader(bytes: header.bytes, swap: r.swap), at: &at)
+        withExtendedLifetime(header) {}
+        if needsLibrary != nil { return }
+        guard foundBuffer else { throw Damage(problem: "no flyrecord buffer for the top instance") }
+    }
+
+    /// BUFFER option: section offset, name, clock, page size, CPU count, then (cpu, offset, size) each.
+    private mutating func parseBuffer(_ b: ByteReader, _ r: ByteReader) throws {
+        guard let sectionOffset = b.u64(0), let (_, afterName) = b.cString(8), let (_, afterClock) = b.cString(afterName),
+              let page = b.u32(afterClock), let count = b.u32(afterClock + 4) else {
+            throw Damage(problem: "flyrecord buffer option cut short")
+        }
+        guard Int(page) == pageSize else { throw Damage(problem: "buffer page size \(page) differs from the file's \(pageSize)") }
+        guard count <= 4096 else { throw Damage(problem: "implausible CPU count \(count)") }
+        guard sectionOffset <= UInt64(r.count - 16), let flags = r.u16(Int(sectionOffset) + 2) else {
+            throw Damage(problem: "flyrecord section lies beyond the end of the file")
+        }
+        let chunked = flags & 1 != 0
+        var at = afterClock + 8
+        var entries: [(Int, UInt64, UInt64)] = []
+        for _ in 0..<count {
+            guard let cpu = b.u32(at), let offset = b.u64(at + 4), let size = b.u64(at + 12) else {
+                throw Damage(problem: "flyrecord CPU table cut short")
+            }
+            guard cpu < 4096 else { throw Damage(problem: "implausible CPU id \(cpu)") }
+            at += 20
+            entries.append((Int(cpu), offset, size))
+        }
+        for (cpu, offset, size) in entries.sorted(by: { $0.0 < $1.0 }) {
+            guard !cpus.contains(where: { $0.cpu == cpu }) else { throw Damage(problem: "CPU \(cpu) has two data blocks") }
+            try addCPU(cpu: cpu, offset: offset, size: size, fileSize: r.count, chunked: chunked, r)
+        }
+    }
+
+    private mutating func addCPU(cpu: Int, offset: UInt64, size: UInt64, fileSize: Int, chunked: Bool, _ r: ByteReader) throws {
+        guard offset <= UInt64(fileSize), size <= UInt64(fileSize) - offset else {
+            throw Damage(problem: "CPU \(cpu)'s data (\(size) bytes at \(offset)) runs past the end of the file (\(fileSize) bytes): truncated?")
+        }
+        var chunks: [Chunk]?
+        if chunked && size > 0 {
+            // trace-cmd's stated size leaves out the 4-byte chunk count in front
+            // (trace-compress.c tracecmd_compress_copy_from counts only the chunks).
+            let end = min(UInt64(fileSize), offset + size + 4)
+            chunks = try Self.chunks(r, at: Int(offset), end: Int(end), cpu: cpu, pageSize: pageSize)
+        }
+        cpus.append(CPUData(cpu: cpu, offset: Int(offset), size: Int(size), chunks: chunks))
+    }
+
+    /// The chunk table of compressed CPU data: a count, then (compressed size, size, bytes) each.
+    private static func chunks(_ r: ByteReader, at start: Int, end: Int, cpu: Int, pageSize: Int) throws -> [Chunk] {
+        guard let count = r.u32(start) else { throw Damage(problem: "CPU \(cpu)'s chunk count is cut short") }
+        guard UInt64(count) * 8 <= UInt64(end - start) else { throw Damage(problem: "CPU \(cpu) claims \(count) compressed chunks in \(end - start) bytes") }
+        var out: [Chunk] = []
+        out.reserveCapacity(Int(count))
+        var at = start + 4
+        for i in 0..<Int(count) {
+            guard at <= end - 8, let z = r.u32(at), let size = r.u32(at + 4), Int(z) <= end - at - 8 else {
+                throw Damage(problem: "CPU \(cpu)'s compressed chunk \(i) runs past its data: truncated?")
+            }
+            guard size > 0, Int(size) % pageSize == 0 || i == count - 1 else {
+                throw Damage(problem: "CPU \(cpu)'s compressed chunk \(i) holds \(size) bytes, not whole pages")
+            }
+            out.append(Chunk(offset: at + 8, compressedSize: Int(z), size: Int(size)))
+            at += 8 + Int(z)
+        }
+        return out
+    }
+
+    /// A section's payload: (id, bytes), decompressed when flagged.
+    private func section(_ r: ByteReader, at offset: UInt64, _ decompressor: Decompressor) throws -> (UInt16, SectionBytes) {
+        guard offset <= UInt64(r.count), let id = r.u16(Int(offset)), let flags = r.u16(Int(offset) + 2),
+              let size = r.u64(Int(offset) + 8) else {
+            throw Damage(problem: "section at \(offset) lies beyond the end of the file")
+        }
+        let body = Int(offset) + 16
+        guard size <= UInt64(r.count - body), let raw = r.slice(body, Int(size)) else {
+            throw Damage(problem: "section \(id) runs past the end of the file: truncated?")
+        }
+        guard flags & 1 != 0 else { return (id, SectionBytes(mapped: raw)) }
+        let c = ByteReader(bytes: raw, swap: r.swap)
+        guard let zsize = c.u32(0), let rsize = c.u32(4), rsize < 1 << 28, let z = c.slice(8, Int(zsize)) else {
+            throw Damage(problem: "compressed section \(id) is cut short")
+        }
+        switch decompressor.decompress(z, size: Int(rsize)) {
+        case .success(let bytes): return (id, SectionBytes(owned: bytes))
+        case .failure(let e): throw Damage(problem: "section \(id) does not decompress (\(e.problem))")
+        }
+    }
+
+    private mutating func noteOption(_ id: UInt16, _ data: ByteReader) {
+        switch id {
+        case Option.date.rawValue:
+            timestampOffset &+= Self.number(data) &* 1000
+        case Option.offset.rawValue:
+            timestampOffset &+= Self.number(data)
+        case Option.tsc2nsec.rawValue:
+            if data.count >= 16 { needsLibrary = "TSC timestamps converted to nanoseconds (TSC2NSEC)" }
+        case Option.timeShift.rawValue:
+            if data.count >= 16 { needsLibrary = "guest timestamps synchronised with the host (TIME_SHIFT)" }
+        default:
+            break
+        }
+    }
+
+    /// strtoll(buf, NULL, 0), as libtracecmd reads DATE and OFFSET.
+    private static func number(_ data: ByteReader) -> Int64 {
+        var text = [CChar](repeating: 0, count: data.count + 1)
+        for i in 0..<data.count { text[i] = CChar(bitPattern: data.bytes[i]) }
+        return Int64(strtoll(text, nil, 0))
+    }
+}
+
+/// Bytes of a section: in the mapped file, or decompressed and owned here.
+final class SectionBytes {
+    let bytes: UnsafeRawBufferPointer
+    private let storage: UnsafeMutableRawBufferPointer?
+
+    init(mapped: UnsafeRawBufferPointer) {
+        bytes = mapped
+        storage = nil
+    }
+
+    init(owned: [UInt8]) {
+        let s = UnsafeMutableRawBufferPointer.allocate(byteCount: max(owned.count, 1), alignment: 8)
+        owned.withUnsafeBytes { s.copyMemory(from: $0) }
+        storage = s
+        bytes = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(s)[0..<owned.count])
+    }
+
+    deinit { storage?.deallocate() }
+}
