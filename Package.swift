@@ -64,7 +64,7 @@ let package = Package(
         ),
         .testTarget(
             name: "DMATraceTests",
-            dependencies: ["DMATrace"],
+            dependencies: ["DMATrace", "CTraceCmd"],
             resources: []
         ),
     ],

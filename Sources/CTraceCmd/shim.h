@@ -3,6 +3,8 @@
 
 #include <event-parse.h>
 #include <trace-cmd.h>
+/* libtraceevent's sub-buffer parser: the reference the page reader is tested against. */
+#include <kbuffer.h>
 
 /*
  * libtracecmd exports these but keeps them out of its public header; they are

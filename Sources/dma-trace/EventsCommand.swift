@@ -28,6 +28,8 @@ struct EventsCommand: ParsableCommand {
         let encoder = JSONEncoder.stable()
         var buffer = ""
         var n = 0
+        // Property-wrapper reads cost a generic metadata lookup each: not once per event.
+        let kinds = self.kinds, countOnly = count, json = self.json
         func matches(_ e: DMAEvent) -> Bool {
             if !deviceSet.isEmpty, !(e.device.map(deviceSet.contains) ?? false) { return false }
             if !kinds.isEmpty {
@@ -39,7 +41,7 @@ struct EventsCommand: ParsableCommand {
         let stats = try source.read { event in
             guard matches(event) else { return }
             n += 1
-            if count { return }
+            if countOnly { return }
             if json {
                 buffer += String(decoding: try encoder.encode(EventJSON(event)), as: UTF8.self) + "\n"
             } else {

@@ -80,3 +80,106 @@ import Testing
         #expect(reader.dataPath == .pages)
     }
 }
+
+/// Hostile files aimed at the page reader: every one gives an error naming the file,
+/// or a complete read; never a crash, a hang or a silently shortened stream.
+@Suite struct PageReaderBadInputTests {
+    static func v6(_ name: String, _ scratch: String = #function) throws -> (URL, Data, TraceDatLayout) {
+        let traceCmd = try #require(Fixtures.which("trace-cmd"), "trace-cmd is needed (apt-get install trace-cmd)")
+        let out = try Fixtures.scratch(scratch).appendingPathComponent("v6.dat")
+        let run = try Fixtures.run(["convert", "--file-version", "6", "-i", Fixtures.sample(name), "-o", out.path], executable: traceCmd)
+        try #require(run.status == 0, "trace-cmd convert failed: \(run.stderr)")
+        let data = try Data(contentsOf: out)
+        return (out, data, try data.withUnsafeBytes { try TraceDatLayout.read($0) })
+    }
+
+    func expectError(_ path: String, mentioning words: [String], sourceLocation: SourceLocation = #_sourceLocation) {
+        do {
+            _ = try Analyzer.analyze(path: path)
+            Issue.record("\(path) was accepted", sourceLocation: sourceLocation)
+        } catch let e as IngestError {
+            #expect(e.description.hasPrefix(path + ":"), "\(e)", sourceLocation: sourceLocation)
+            for w in words { #expect(e.problem.contains(w), "\(e.problem) should mention '\(w)'", sourceLocation: sourceLocation) }
+        } catch {
+            Issue.record("unexpected error \(error)", sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test func corruptPageHeaderNamesTheCPUAndPage() throws {
+        var (url, data, layout) = try Self.v6("k6.12-iommu.dat")
+        let cpu = try #require(layout.cpus.first { $0.size > 8 * layout.pageSize })
+        // Page 3's commit word: a size larger than any page.
+        let at = cpu.offset + 3 * layout.pageSize + 8
+        for i in 0..<8 { data[at + i] = i == 0 ? 0xff : (i < 3 ? 0xff : 0) }
+        try data.write(to: url)
+        expectError(url.path, mentioning: ["corrupted", "CPU \(cpu.cpu)", "page 3", "commit size"])
+    }
+
+    @Test func eventLengthBeyondThePage() throws {
+        var (url, data, layout) = try Self.v6("k6.12-iommu.dat")
+        let cpu = try #require(layout.cpus.first { $0.size > 8 * layout.pageSize })
+        // Page 2's first event header: a long event (type_len 0) claiming 1 MiB.
+        let at = cpu.offset + 2 * layout.pageSize + 16
+        for (i, b) in [0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10, 0x00].enumerated() { data[at + i] = UInt8(b) }
+        try data.write(to: url)
+        expectError(url.path, mentioning: ["corrupted", "page 2", "runs past the page"])
+    }
+
+    @Test func cpuDataCutShort() throws {
+        let (url, data, layout) = try Self.v6("k6.12-iommu.dat")
+        let cpu = try #require(layout.cpus.last { $0.size > 0 })
+        try data.prefix(cpu.offset + cpu.size / 2).write(to: url)
+        expectError(url.path, mentioning: ["damaged", "truncated"])
+    }
+
+    @Test func zstdGarbageInAChunk() throws {
+        var data = try Data(contentsOf: URL(fileURLWithPath: Fixtures.sample("k6.12-stacks.dat")))
+        let layout = try data.withUnsafeBytes { try TraceDatLayout.read($0) }
+        #expect(layout.compression == .zstd)
+        let cpu = try #require(layout.cpus.first { ($0.chunks?.count ?? 0) > 2 })
+        let chunk = cpu.chunks![1]
+        var rng = SplitMix(seed: 99)
+        for i in chunk.offset..<(chunk.offset + chunk.compressedSize) { data[i] = UInt8(truncatingIfNeeded: rng.next()) }
+        let url = try Fixtures.scratch().appendingPathComponent("garbage.dat")
+        try data.write(to: url)
+        expectError(url.path, mentioning: ["corrupted", "CPU \(cpu.cpu)", "chunk 1 ", "does not decompress"])
+    }
+
+    @Test func chunkTableRunningPastTheData() throws {
+        var data = try Data(contentsOf: URL(fileURLWithPath: Fixtures.sample("k6.12-stacks.dat")))
+        let layout = try data.withUnsafeBytes { try TraceDatLayout.read($0) }
+        let cpu = try #require(layout.cpus.first { ($0.chunks?.count ?? 0) > 2 })
+        // The second chunk's compressed size, 8 bytes before its data, made huge.
+        let at = cpu.chunks![1].offset - 8
+        for i in 0..<4 { data[at + i] = 0x7f }
+        let url = try Fixtures.scratch().appendingPathComponent("table.dat")
+        try data.write(to: url)
+        expectError(url.path, mentioning: ["damaged", "chunk 1 runs past"])
+    }
+
+    /// Flipped bytes anywhere in the CPU data, of a v6 and of a zstd v7 file.
+    @Test(arguments: 0..<10)
+    func flippedBytesInCPUData(seed: Int) throws {
+        var rng = SplitMix(seed: UInt64(seed) &+ 1000)
+        let (v6url, v6data, v6layout) = try Self.v6("k6.12-lossy.dat", "flip-v6-\(seed)")
+        let v7url = URL(fileURLWithPath: Fixtures.sample("k6.12-lossy.dat"))
+        let v7data = try Data(contentsOf: v7url)
+        let v7layout = try v7data.withUnsafeBytes { try TraceDatLayout.read($0) }
+        for (url, original, layout) in [(v6url, v6data, v6layout), (v7url, v7data, v7layout)] {
+            var data = original
+            let cpus = layout.cpus.filter { $0.size > 0 }
+            for _ in 0..<16 {
+                let cpu = cpus[Int(rng.next() % UInt64(cpus.count))]
+                let at = cpu.offset + Int(rng.next() % UInt64(cpu.size))
+                data[at] ^= UInt8(truncatingIfNeeded: rng.next() | 1)
+            }
+            let out = try Fixtures.scratch("flip-\(seed)-\(layout.version)").appendingPathComponent(url.lastPathComponent)
+            try data.write(to: out)
+            do {
+                _ = try Analyzer.analyze(path: out.path)
+            } catch let e as IngestError {
+                #expect(e.description.hasPrefix(out.path + ":"), "\(e)")
+            }
+        }
+    }
+}

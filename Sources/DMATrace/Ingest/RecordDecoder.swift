@@ -103,6 +103,11 @@ struct RecordView {
 
     /// A `__data_loc char[]` string, or a fixed `char[]` running to the record's end.
     func string(_ f: FieldLayout?) -> String? {
+        stringBytes(f).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// The bytes of such a string, up to its NUL.
+    func stringBytes(_ f: FieldLayout?) -> UnsafeRawBufferPointer? {
         guard let f else { return nil }
         let range: Range<Int>
         if f.isDynamic {
@@ -114,7 +119,7 @@ struct RecordView {
         }
         let bytes = UnsafeRawBufferPointer(start: base + range.lowerBound, count: range.count)
         let end = bytes.firstIndex(of: 0) ?? bytes.count
-        return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[0..<end]), as: UTF8.self)
+        return UnsafeRawBufferPointer(rebasing: bytes[0..<end])
     }
 }
 
@@ -163,6 +168,14 @@ struct RecordDecoder {
     private var layouts: [EventLayout?] = []
     private var looked: [Bool] = []
     private var comms: [Int32: String] = [:]
+    /// Device names by their bytes: a trace has a handful, seen millions of times.
+    private var devices: [(bytes: [UInt8], name: String)] = []
+    /// A few tasks issue nearly all DMA calls, interleaved across CPUs: a direct-mapped
+    /// pid -> comm table answers them without hashing.
+    private var recentTasks = [(pid: Int32, comm: String)](repeating: (.min, ""), count: 256)
+    /// Where every record keeps its event id and pid (the format's common fields).
+    private let typeField: (offset: Int, size: Int)?
+    private let pidField: (offset: Int, size: Int)?
     private var symbols: [UInt64: (text: String, span: UInt64)] = [:]
     private let swap: Bool
     private let longSize: Int
@@ -176,6 +189,30 @@ struct RecordDecoder {
         let ls = Int(tep_get_long_size(tep))
         longSize = ls > 0 ? ls : 8
         stackEventID = tep_find_event_by_name(tep, "ftrace", "kernel_stack").map { $0.pointee.id }
+        var type: (Int, Int)?, pid: (Int, Int)?
+        if tep_get_events_count(tep) > 0, let list = tep_list_events(tep, TEP_EVENT_SORT_ID), let first = list[0] {
+            func common(_ name: String) -> (Int, Int)? {
+                guard let f = tep_find_common_field(first, name), [1, 2, 4, 8].contains(Int(f.pointee.size)) else { return nil }
+                return (Int(f.pointee.offset), Int(f.pointee.size))
+            }
+            type = common("common_type")
+            pid = common("common_pid")
+        }
+        typeField = type
+        pidField = pid
+    }
+
+    /// The record's event id, read with the bounds check libtraceevent's tep_data_type lacks.
+    @inline(__always)
+    func type(of record: UnsafeMutablePointer<tep_record>) -> Int32 {
+        guard let f = typeField else { return tep_data_type(tep, record) }
+        return view(record).unsigned(at: f.offset, width: f.size).map { Int32(truncatingIfNeeded: $0) } ?? -1
+    }
+
+    @inline(__always)
+    func pid(of record: UnsafeMutablePointer<tep_record>) -> Int32 {
+        guard let f = pidField else { return tep_data_pid(tep, record) }
+        return view(record).unsigned(at: f.offset, width: f.size).map { Int32(truncatingIfNeeded: $0) } ?? -1
     }
 
     func view(_ record: UnsafeMutablePointer<tep_record>) -> RecordView {
@@ -184,10 +221,8 @@ struct RecordDecoder {
 
     func isKernelStack(_ record: UnsafeMutablePointer<tep_record>) -> Bool {
         guard let stackEventID, record.pointee.data != nil else { return false }
-        return tep_data_type(tep, record) == stackEventID
+        return type(of: record) == stackEventID
     }
-
-    func pid(of record: UnsafeMutablePointer<tep_record>) -> Int32 { tep_data_pid(tep, record) }
 
     private mutating func layout(for id: Int32) -> EventLayout? {
         let i = Int(id)
@@ -206,9 +241,16 @@ struct RecordDecoder {
     }
 
     private mutating func comm(_ pid: Int32) -> String {
-        if let c = comms[pid] { return c }
-        let c = pid == 0 ? "<idle>" : (tep_data_comm_from_pid(tep, pid).map { String(cString: $0) } ?? "<...>")
-        comms[pid] = c
+        let slot = Int(UInt32(bitPattern: pid) & 255)
+        if recentTasks[slot].pid == pid { return recentTasks[slot].comm }
+        let c: String
+        if let known = comms[pid] {
+            c = known
+        } else {
+            c = pid == 0 ? "<idle>" : (tep_data_comm_from_pid(tep, pid).map { String(cString: $0) } ?? "<...>")
+            comms[pid] = c
+        }
+        recentTasks[slot] = (pid, c)
         return c
     }
 
@@ -217,8 +259,8 @@ struct RecordDecoder {
             stats.malformedRecords += 1
             return nil
         }
-        let type = tep_data_type(tep, record)
-        guard let layout = layout(for: type) else {
+        let eventID = type(of: record)
+        guard let layout = layout(for: eventID) else {
             stats.malformedRecords += 1
             return nil
         }
@@ -231,15 +273,27 @@ struct RecordDecoder {
             return nil
         }
         let r = view(record)
-        let pid = tep_data_pid(tep, record)
+        let taskID = pid(of: record)
         guard let kind = Self.kind(known, layout, r, decoder: &self, record: record) else {
             stats.malformedRecords += 1
             return nil
         }
         if case .kernelStack = known { return nil }
-        let device = (layout.device.flatMap { r.string($0) }).flatMap { $0.isEmpty ? nil : $0 }
-        return DMAEvent(timestamp: record.pointee.ts, cpu: Int32(record.pointee.cpu), pid: pid,
-                        task: comm(pid), device: device, kind: kind)
+        return DMAEvent(timestamp: record.pointee.ts, cpu: Int32(record.pointee.cpu), pid: taskID,
+                        task: comm(taskID), device: device(layout, r), kind: kind)
+    }
+
+    private mutating func device(_ layout: EventLayout, _ r: RecordView) -> String? {
+        guard let bytes = r.stringBytes(layout.device), !bytes.isEmpty else { return nil }
+        for d in devices where d.bytes.count == bytes.count
+            && d.bytes.withUnsafeBytes({ memcmp($0.baseAddress!, bytes.baseAddress!, bytes.count) == 0 }) {
+            return d.name
+        }
+        let name = String(decoding: bytes, as: UTF8.self)
+        // Bounded: a corrupted trace could make every record's name different.
+        if devices.count >= 64 { devices.removeFirst() }
+        devices.append((Array(bytes), name))
+        return name
     }
 
     // swiftlint:disable:next cyclomatic_complexity function_body_length

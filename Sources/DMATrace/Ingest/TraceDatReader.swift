@@ -46,25 +46,19 @@ public final class TraceDatReader: DMAEventSource {
         self.path = path
         self.facts = TraceFacts(path: path, format: .traceDat)
         let mapped = try MappedFile(path: path)
-        var damage: String?
         do {
             let l = try TraceDatLayout.read(mapped.bytes)
             layout = l
             libraryReason = l.needsLibrary
         } catch {
-            damage = "\(error)"
+            // What trace-cmd writes always parses; anything else is not worth risking the C libraries on.
+            throw IngestError(path: path, problem: "trace.dat is damaged: \(error)")
         }
-        dataPath = requested ?? (layout != nil && libraryReason == nil ? .pages : .library)
-        if dataPath == .pages, layout == nil || libraryReason != nil {
-            throw IngestError(path: path, problem: "the page reader cannot read this trace.dat: \(damage ?? libraryReason ?? "")")
+        dataPath = requested ?? (libraryReason == nil ? .pages : .library)
+        if dataPath == .pages, let libraryReason {
+            throw IngestError(path: path, problem: "the page reader cannot read this trace.dat: \(libraryReason)")
         }
-        do {
-            try Self.probe(path: path, headOnly: dataPath == .pages)
-        } catch let e as IngestError {
-            // Say what our own reading of the file found, when it found something.
-            guard let damage else { throw e }
-            throw IngestError(path: path, problem: "trace.dat is damaged: \(damage) (\(e.problem))")
-        }
+        try Self.probe(path: path, headOnly: dataPath == .pages)
         if dataPath == .pages { file = mapped }
         try Self.libraryLock.withLock {
             dmatrace_quiet_libraries()
@@ -257,24 +251,27 @@ public final class TraceDatReader: DMAEventSource {
                 try handler(DMAEvent(timestamp: ts, cpu: cpu, pid: -1, task: "", device: nil,
                                      kind: .lostEvents(count: count)))
             }
-            var event = decoder.decode(&record, stats: &stats)
+            // The record's bytes may go with its chunk once the stream moves on: decode first.
+            guard var event = decoder.decode(&record, stats: &stats) else {
+                do { heads[i] = try streams[i].next() } catch { throw corrupted(error) }
+                merger.replaceTop(ts: heads[i].map { $0.timestamp &+ offset })
+                continue
+            }
             do {
-                // The record's bytes may go with its chunk from here on.
                 heads[i] = try streams[i].next()
                 // With -T, trace-cmd puts a kernel_stack record right after each event on the
                 // same CPU for the same task; a later gap belongs to the next real record.
-                if event != nil, decoder.hasKernelStacks, let next = heads[i], next.missedEvents == 0 {
+                if decoder.hasKernelStacks, let next = heads[i], next.missedEvents == 0 {
                     Self.fill(&record, next, ts: next.timestamp &+ offset, cpu: cpu)
-                    if decoder.isKernelStack(&record), decoder.pid(of: &record) == event!.pid {
+                    if decoder.isKernelStack(&record), decoder.pid(of: &record) == event.pid {
                         stats.records += 1
                         stats.stackRecords += 1
-                        event!.stack = decoder.decodeStack(&record)
+                        event.stack = decoder.decodeStack(&record)
                         heads[i] = try streams[i].next()
                     }
                 }
             } catch { throw corrupted(error) }
             merger.replaceTop(ts: heads[i].map { $0.timestamp &+ offset })
-            guard let event else { continue }
             stats.dmaEvents += 1
             try handler(event)
         }
