@@ -38,24 +38,7 @@ struct tracecmd_input *dmatrace_open_trace_dat(const char *path)
     return handle;
 }
 
-struct tracecmd_input *dmatrace_open_trace_dat_head(const char *path)
-{
-    return tracecmd_open_head(path, 0);
-}
-
-static int probe(const char *path, unsigned timeout_seconds, int *signal_out, int head_only);
-
 int dmatrace_probe_trace_dat(const char *path, unsigned timeout_seconds, int *signal_out)
-{
-    return probe(path, timeout_seconds, signal_out, 0);
-}
-
-int dmatrace_probe_trace_dat_head(const char *path, unsigned timeout_seconds, int *signal_out)
-{
-    return probe(path, timeout_seconds, signal_out, 1);
-}
-
-static int probe(const char *path, unsigned timeout_seconds, int *signal_out, int head_only)
 {
     if (signal_out)
         *signal_out = 0;
@@ -106,8 +89,6 @@ static int probe(const char *path, unsigned timeout_seconds, int *signal_out, in
         struct tracecmd_input *handle = tracecmd_open_head(path, TRACECMD_FL_LOAD_NO_PLUGINS);
         if (!handle)
             _exit(DMATRACE_PROBE_REJECTED_HEADER);
-        if (head_only)
-            _exit(DMATRACE_PROBE_OK);
         if (tracecmd_init_data(handle) < 0)
             _exit(DMATRACE_PROBE_REJECTED_DATA);
         /* Touch the first and last page of every CPU: that decompresses and walks real data. */
@@ -237,4 +218,113 @@ char *dmatrace_function_list(struct tep_handle *tep, size_t *len)
 	}
 	*len = n;
 	return buf;
+/* libtraceevent's text parsers want NUL-terminated input, as libtracecmd gives them. */
+static char *terminated(const char *data, unsigned long long size)
+{
+    char *copy = malloc(size + 1);
+    if (!copy)
+        return NULL;
+    memcpy(copy, data, size);
+    copy[size] = 0;
+    return copy;
+}
+
+struct tep_handle *dmatrace_tep_build(const struct dmatrace_sections *s, int with_kallsyms,
+                                      struct tep_plugin_list **plugins)
+{
+    struct tep_handle *tep = tep_alloc();
+    if (!tep)
+        return NULL;
+    /* The order of trace-input.c: plugins, byte order and long size, header page, formats,
+     * kallsyms, printk formats, command lines. */
+    struct tep_plugin_list *list = tep_load_plugins(tep);
+    if (plugins)
+        *plugins = list;
+    tep_set_file_bigendian(tep, s->file_bigendian ? TEP_BIG_ENDIAN : TEP_LITTLE_ENDIAN);
+    tep_set_local_bigendian(tep, tep_is_bigendian() ? TEP_BIG_ENDIAN : TEP_LITTLE_ENDIAN);
+    tep_set_long_size(tep, s->long_size);
+    char *header = terminated(s->header_page, s->header_page_size);
+    if (!header)
+        goto fail;
+    tep_parse_header_page(tep, header, s->header_page_size, s->long_size);
+    free(header);
+    for (int i = 0; i < s->nformats; i++) {
+        /* A format the library cannot parse is skipped, as libtracecmd skips it. */
+        (void)tep_parse_event(tep, s->formats[i].data, s->formats[i].size, s->formats[i].system);
+    }
+    if (with_kallsyms && s->kallsyms_size)
+        dmatrace_tep_add_kallsyms(tep, s->kallsyms, s->kallsyms_size);
+    if (s->printk_size) {
+        char *p = terminated(s->printk, s->printk_size);
+        if (!p)
+            goto fail;
+        tep_parse_printk_formats(tep, p);
+        free(p);
+    }
+    if (s->cmdlines_size) {
+        char *c = terminated(s->cmdlines, s->cmdlines_size);
+        if (!c)
+            goto fail;
+        tep_parse_saved_cmdlines(tep, c);
+        free(c);
+    }
+    return tep;
+fail:
+    dmatrace_tep_free(tep, list);
+    if (plugins)
+        *plugins = NULL;
+    return NULL;
+}
+
+int dmatrace_tep_add_kallsyms(struct tep_handle *tep, const char *kallsyms, unsigned long long size)
+{
+    char *k = terminated(kallsyms, size);
+    if (!k)
+        return -1;
+    int r = tep_parse_kallsyms(tep, k);
+    free(k);
+    return r;
+}
+
+void dmatrace_tep_free(struct tep_handle *tep, struct tep_plugin_list *plugins)
+{
+    if (plugins)
+        tep_unload_plugins(plugins, tep);
+    tep_free(tep);
+}
+
+int dmatrace_probe_sections(const struct dmatrace_sections *s, int with_kallsyms, unsigned timeout_seconds, int *signal_out)
+{
+    if (signal_out)
+        *signal_out = 0;
+    pid_t child = fork();
+    if (child < 0)
+        return DMATRACE_PROBE_NO_CHILD;
+    if (child == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        if (devnull >= 0) {
+            dup2(devnull, STDOUT_FILENO);
+            dup2(devnull, STDERR_FILENO);
+        }
+        signal(SIGALRM, SIG_DFL);
+        alarm(timeout_seconds);
+        dmatrace_quiet_libraries();
+        _exit(dmatrace_tep_build(s, with_kallsyms, NULL) ? DMATRACE_PROBE_OK : DMATRACE_PROBE_REJECTED_HEADER);
+    }
+    int status = 0;
+    pid_t got;
+    do {
+        got = waitpid(child, &status, 0);
+    } while (got < 0 && errno == EINTR);
+    if (got < 0)
+        return DMATRACE_PROBE_NO_CHILD;
+    if (WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        if (signal_out)
+            *signal_out = sig;
+        return sig == SIGALRM ? DMATRACE_PROBE_TIMEOUT : DMATRACE_PROBE_CRASHED;
+    }
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status) == DMATRACE_PROBE_OK ? DMATRACE_PROBE_OK : DMATRACE_PROBE_REJECTED_HEADER;
+    return DMATRACE_PROBE_NO_CHILD;
 }

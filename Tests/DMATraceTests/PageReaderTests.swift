@@ -72,7 +72,13 @@ import Testing
         #expect(sa.unknownEvents == sb.unknownEvents)
         #expect(viaLibrary.facts.cpus == viaPages.facts.cpus)
         #expect(viaLibrary.facts.eventFormats == viaPages.facts.eventFormats)
-        #expect(viaLibrary.facts.hasKallsyms == viaPages.facts.hasKallsyms)
+        #expect(viaLibrary.facts.fileVersion == viaPages.facts.fileVersion)
+        #expect(viaLibrary.facts.clock == viaPages.facts.clock)
+        #expect(viaLibrary.facts.kernelRelease == viaPages.facts.kernelRelease)
+        #expect(viaLibrary.facts.generation == viaPages.facts.generation)
+        // libtracecmd's reader asks tep_find_function about two fixed kernel addresses, which
+        // KASLR moves out of reach; the page reader says whether the file has symbols at all.
+        #expect(viaPages.facts.hasKallsyms)
     }
 
     @Test func theDefaultPathIsThePageReader() throws {

@@ -26,21 +26,11 @@ enum dmatrace_probe_result {
 int dmatrace_probe_trace_dat(const char *path, unsigned timeout_seconds, int *signal_out);
 
 /*
- * The same, for a file whose CPU data dma-trace reads itself: only
- * tracecmd_open_head() (formats, kallsyms, printk formats, command lines,
- * options) is risked in the child.
- */
-int dmatrace_probe_trace_dat_head(const char *path, unsigned timeout_seconds, int *signal_out);
-
-/*
  * Opens with tracecmd_open_head() + tracecmd_init_data(). Returns NULL when
  * either fails. A handle whose init failed is deliberately not closed:
  * tracecmd_close() crashes on it (libtracecmd 3.1).
  */
 struct tracecmd_input *dmatrace_open_trace_dat(const char *path);
-
-/* tracecmd_open_head() alone: the event formats and metadata, no CPU data. */
-struct tracecmd_input *dmatrace_open_trace_dat_head(const char *path);
 
 struct tep_handle;
 struct tep_record;
@@ -59,6 +49,49 @@ int dmatrace_format_info(struct tep_handle *tep, struct tep_record *record, char
  * the result; NULL on failure.
  */
 char *dmatrace_function_list(struct tep_handle *tep, size_t *len);
+ * The metadata sections of a trace.dat, found and bounds-checked by dma-trace's
+ * own reader (TraceDatLayout). Pointers into the mapped file or decompressed copies.
+ */
+struct dmatrace_blob {
+    const char *data;
+    unsigned long long size;
+    const char *system; /* event system of a format; "ftrace" for the ftrace formats */
+};
+
+struct dmatrace_sections {
+    int file_bigendian;
+    int long_size;
+    int page_size;
+    const char *header_page;
+    unsigned long long header_page_size;
+    const struct dmatrace_blob *formats;
+    int nformats;
+    const char *printk;
+    unsigned long long printk_size;
+    const char *cmdlines;
+    unsigned long long cmdlines_size;
+    const char *kallsyms;
+    unsigned long long kallsyms_size;
+};
+
+/*
+ * A libtraceevent handle made from the sections as libtracecmd's tracecmd_open_head
+ * makes it (same parse calls, plugins loaded), without libtracecmd. kallsyms are
+ * parsed only when `with_kallsyms` is set: they cost more than everything else and
+ * only kernel stacks need them (dmatrace_tep_add_kallsyms adds them later).
+ * Returns NULL if the handle cannot be made. Free with dmatrace_tep_free.
+ */
+struct tep_plugin_list;
+struct tep_handle *dmatrace_tep_build(const struct dmatrace_sections *s, int with_kallsyms,
+                                      struct tep_plugin_list **plugins);
+int dmatrace_tep_add_kallsyms(struct tep_handle *tep, const char *kallsyms, unsigned long long size);
+void dmatrace_tep_free(struct tep_handle *tep, struct tep_plugin_list *plugins);
+
+/*
+ * dmatrace_tep_build in a forked child (libtraceevent crashes on some corrupted
+ * format texts): DMATRACE_PROBE_OK, _REJECTED_HEADER, _CRASHED, _TIMEOUT or _NO_CHILD.
+ */
+int dmatrace_probe_sections(const struct dmatrace_sections *s, int with_kallsyms, unsigned timeout_seconds, int *signal_out);
 
 /* Silences the libraries' own messages on stderr; errors are ours to report. */
 void dmatrace_quiet_libraries(void);

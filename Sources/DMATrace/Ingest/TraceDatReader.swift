@@ -2,13 +2,14 @@ import CTraceCmd
 import CTraceShim
 import Foundation
 
-/// Reads trace.dat (versions 6 and 7). Event formats, kallsyms and command lines come
-/// from libtraceevent through libtracecmd's `tracecmd_open_head`; the ring-buffer pages
-/// are read here (`TraceDatLayout`, `CPUStream`, `SubBufferCursor`): mapped in place,
-/// decompressed per CPU in parallel, merged by time. Files whose timestamps need more
-/// than an offset (TSC conversion, guest sync) or whose page format differs from the
-/// one checked are left to libtracecmd's own iteration. No libtraceevent pointer
-/// leaves this file.
+/// Reads trace.dat (versions 6 and 7). The file's structure and ring-buffer pages are read
+/// here (`TraceDatLayout`, `CPUStream`, `SubBufferCursor`): mapped in place, decompressed
+/// per CPU in parallel, merged by time. libtraceevent keeps the event formats: a `tep`
+/// handle built from the file's sections (`dmatrace_tep_build`, first in a forked child),
+/// kallsyms parsed only when a kernel stack needs them. Files whose timestamps need more
+/// than an offset (TSC conversion, guest sync), latency traces, or a page format other
+/// than the one checked are left to libtracecmd's own open and iteration. No
+/// libtraceevent pointer leaves this file.
 public final class TraceDatReader: DMAEventSource {
     /// Who walks the ring-buffer pages.
     enum DataPath: String {
@@ -20,7 +21,12 @@ public final class TraceDatReader: DMAEventSource {
 
     public private(set) var facts: TraceFacts
     private let path: String
+    /// libtracecmd's handle (library path only).
     private var handle: OpaquePointer?
+    /// The event parser: our own on the page path, libtracecmd's on the other.
+    private var tep: OpaquePointer?
+    private var plugins: OpaquePointer?
+    private var kallsymsLoaded = false
     private var consumed = false
     private(set) var dataPath: DataPath
     /// Why the pages are left to libtracecmd, when they are.
@@ -46,45 +52,120 @@ public final class TraceDatReader: DMAEventSource {
         self.path = path
         self.facts = TraceFacts(path: path, format: .traceDat)
         let mapped = try MappedFile(path: path)
+        let layout: TraceDatLayout
         do {
-            let l = try TraceDatLayout.read(mapped.bytes)
-            layout = l
-            libraryReason = l.needsLibrary
+            layout = try TraceDatLayout.read(mapped.bytes)
         } catch {
             // What trace-cmd writes always parses; anything else is not worth risking the C libraries on.
             throw IngestError(path: path, problem: "trace.dat is damaged: \(error)")
         }
+        self.layout = layout
+        libraryReason = layout.needsLibrary
         dataPath = requested ?? (libraryReason == nil ? .pages : .library)
         if dataPath == .pages, let libraryReason {
             throw IngestError(path: path, problem: "the page reader cannot read this trace.dat: \(libraryReason)")
         }
-        try Self.probe(path: path, headOnly: dataPath == .pages)
-        if dataPath == .pages { file = mapped }
-        try Self.libraryLock.withLock {
-            dmatrace_quiet_libraries()
-            handle = try Self.openHandle(path: path, headOnly: dataPath == .pages)
-            readFacts()
+        guard dataPath == .pages else {
+            try openWithLibrary()
+            return
         }
-        if dataPath == .pages, let reason = pageFormatMismatch() {
+        file = mapped
+        try buildParser(layout)
+        if let reason = pageFormatMismatch() {
             guard requested == nil else {
                 throw IngestError(path: path, problem: "the page reader cannot read this trace.dat: \(reason)")
             }
             // Not the page layout this reader checks: libtracecmd's iteration, with its full probe.
             libraryReason = reason
             try switchToLibrary()
+            return
         }
-        if dataPath == .pages, let layout {
-            facts.cpus = (layout.cpus.map(\.cpu).max() ?? -1) + 1
-        }
+        readFacts(layout)
     }
 
     deinit {
-        if let handle { tracecmd_close(handle) }
+        if let handle {
+            tracecmd_close(handle)
+        } else if let tep {
+            dmatrace_tep_free(tep, plugins)
+        }
+    }
+
+    /// The `tep` handle from the file's own sections: first in a throw-away child, since
+    /// libtraceevent crashes on some corrupted format texts (DOMAIN.md §6), then here.
+    private func buildParser(_ layout: TraceDatLayout) throws {
+        let outcome = try withSections(layout) { sections -> (Int32, Int32) in
+            var signal: Int32 = 0
+            // Forked under the lock: a child must not start from another thread's half-done parse.
+            var r = Self.libraryLock.withLock { dmatrace_probe_sections(&sections, 0, Self.probeTimeoutSeconds, &signal) }
+            if r == Int32(DMATRACE_PROBE_REJECTED_HEADER.rawValue) {
+                // As for the libtracecmd probe: a refusal under heavy load is asked again.
+                r = Self.libraryLock.withLock { dmatrace_probe_sections(&sections, 0, Self.probeTimeoutSeconds, &signal) }
+            }
+            guard r == Int32(DMATRACE_PROBE_OK.rawValue) || r == Int32(DMATRACE_PROBE_NO_CHILD.rawValue) else { return (r, signal) }
+            Self.libraryLock.withLock {
+                dmatrace_quiet_libraries()
+                var list: OpaquePointer?
+                tep = dmatrace_tep_build(&sections, 0, &list)
+                plugins = list
+            }
+            return (r, signal)
+        }
+        try Self.judgeProbe(outcome.0, signal: outcome.1, path: path)
+        guard tep != nil else { throw IngestError(path: path, problem: "libtraceevent cannot make an event parser from this trace.dat's formats") }
+    }
+
+    /// kallsyms only when the first kernel stack needs symbols, probed in a child first like the formats.
+    private func loadKallsyms() throws {
+        guard !kallsymsLoaded, let tep, let layout, let kallsyms = layout.kallsyms else { return }
+        kallsymsLoaded = true
+        var signal: Int32 = 0
+        let r = try withSections(layout) { sections in
+            Self.libraryLock.withLock { dmatrace_probe_sections(&sections, 1, Self.probeTimeoutSeconds, &signal) }
+        }
+        try Self.judgeProbe(r, signal: signal, path: path)
+        Self.libraryLock.withLock {
+            kallsyms.bytes.withMemoryRebound(to: CChar.self) { _ = dmatrace_tep_add_kallsyms(tep, $0.baseAddress, UInt64($0.count)) }
+        }
+    }
+
+    /// The layout's sections as the C structure, valid inside `body`.
+    private func withSections<T>(_ layout: TraceDatLayout, _ body: (inout dmatrace_sections) throws -> T) throws -> T {
+        guard let header = layout.headerPageBlob else { throw IngestError(path: path, problem: "trace.dat has no header_page") }
+        let systems = layout.formats.map { strdup($0.system) }
+        defer { systems.forEach { free($0) } }
+        var blobs = zip(layout.formats, systems).map { f, name in
+            dmatrace_blob(data: f.format.bytes.baseAddress?.assumingMemoryBound(to: CChar.self),
+                          size: UInt64(f.format.bytes.count), system: name)
+        }
+        func ptr(_ b: TraceDatLayout.Blob?) -> UnsafePointer<CChar>? {
+            b?.bytes.baseAddress?.assumingMemoryBound(to: CChar.self)
+        }
+        return try blobs.withUnsafeMutableBufferPointer { formats in
+            var s = dmatrace_sections(
+                file_bigendian: layout.bigEndian ? 1 : 0, long_size: Int32(layout.longSize), page_size: Int32(layout.pageSize),
+                header_page: ptr(header), header_page_size: UInt64(header.bytes.count),
+                formats: UnsafePointer(formats.baseAddress), nformats: Int32(formats.count),
+                printk: ptr(layout.printkFormats), printk_size: UInt64(layout.printkFormats?.bytes.count ?? 0),
+                cmdlines: ptr(layout.commandLines), cmdlines_size: UInt64(layout.commandLines?.bytes.count ?? 0),
+                kallsyms: ptr(layout.kallsyms), kallsyms_size: UInt64(layout.kallsyms?.bytes.count ?? 0))
+            return try withExtendedLifetime(layout) { try body(&s) }
+        }
+    }
+
+    private func openWithLibrary() throws {
+        try Self.probe(path: path)
+        try Self.libraryLock.withLock {
+            dmatrace_quiet_libraries()
+            handle = try Self.openHandle(path: path)
+            tep = handle.flatMap { tracecmd_get_tep($0) }
+            readLibraryFacts()
+        }
     }
 
     /// Compares the file's header_page / header_event with the layout `SubBufferCursor` reads.
     private func pageFormatMismatch() -> String? {
-        guard let handle, let tep = tracecmd_get_tep(handle), let layout else { return "no event parser" }
+        guard let tep, let layout else { return "no event parser" }
         let commitSize = Int(tep_get_header_page_size(tep))
         guard commitSize == 4 || commitSize == 8 else { return "page commit word of \(commitSize) bytes" }
         guard tep_get_header_timestamp_size(tep) == 8 else { return "page timestamps are not 8 bytes" }
@@ -96,21 +177,17 @@ public final class TraceDatReader: DMAEventSource {
     }
 
     private func switchToLibrary() throws {
-        if let handle { tracecmd_close(handle) }
-        handle = nil
+        if let tep { dmatrace_tep_free(tep, plugins) }
+        tep = nil
+        plugins = nil
         file = nil
         dataPath = .library
-        try Self.probe(path: path, headOnly: false)
-        try Self.libraryLock.withLock {
-            handle = try Self.openHandle(path: path, headOnly: false)
-            readFacts()
-        }
+        try openWithLibrary()
     }
 
-    private static func probe(path: String, headOnly: Bool) throws {
+    private static func probe(path: String) throws {
         var signal: Int32 = 0
-        let run = { headOnly ? dmatrace_probe_trace_dat_head(path, probeTimeoutSeconds, &signal)
-                             : dmatrace_probe_trace_dat(path, probeTimeoutSeconds, &signal) }
+        let run = { dmatrace_probe_trace_dat(path, probeTimeoutSeconds, &signal) }
         // The child inherits the parent's memory as it is at fork(): if another thread were
         // inside libtraceevent's format parser then, the child would start from its half-done
         // static state. Forking under the same lock keeps that from happening.
@@ -121,6 +198,10 @@ public final class TraceDatReader: DMAEventSource {
             && outcome != Int32(DMATRACE_PROBE_TIMEOUT.rawValue) {
             outcome = libraryLock.withLock { run() }
         }
+        try judgeProbe(outcome, signal: signal, path: path)
+    }
+
+    private static func judgeProbe(_ outcome: Int32, signal: Int32, path: String) throws {
         switch UInt32(outcome) {
         case DMATRACE_PROBE_OK.rawValue:
             return
@@ -141,23 +222,44 @@ public final class TraceDatReader: DMAEventSource {
         }
     }
 
-    private static func openHandle(path: String, headOnly: Bool) throws -> OpaquePointer {
-        guard let h = headOnly ? dmatrace_open_trace_dat_head(path) : dmatrace_open_trace_dat(path) else {
+    private static func openHandle(path: String) throws -> OpaquePointer {
+        guard let h = dmatrace_open_trace_dat(path) else {
             throw IngestError(path: path, problem: "libtracecmd cannot read this trace.dat")
         }
         return h
     }
 
-    private func readFacts() {
+    /// Facts of a file opened by libtracecmd.
+    private func readLibraryFacts() {
         guard let handle, let tep = tracecmd_get_tep(handle) else { return }
         facts.fileVersion = Int(tracecmd_get_in_file_version(handle))
         facts.cpus = Int(tracecmd_cpus(handle))
         if let clock = tracecmd_get_trace_clock(handle) { facts.clock = String(cString: clock) }
-        if let uname = tracecmd_get_uname(handle) {
-            // Stored as "Linux <host> <release> <version...>" by trace-cmd record.
-            let parts = String(cString: uname).split(separator: " ")
-            facts.kernelRelease = parts.count >= 3 ? String(parts[2]) : parts.first.map(String.init)
-        }
+        noteRelease(tracecmd_get_uname(handle).map { String(cString: $0) })
+        noteFormats(tep)
+        facts.hasKallsyms = tep_find_function(tep, 0xffff_ffff_8100_0000) != nil
+            || tep_find_function(tep, 0xffff_8000_8000_0000) != nil
+    }
+
+    /// Facts of a file read by the page reader: the layout's, and the formats' from our `tep`.
+    private func readFacts(_ layout: TraceDatLayout) {
+        facts.fileVersion = layout.version
+        facts.cpus = (layout.cpus.map(\.cpu).max() ?? -1) + 1
+        facts.clock = layout.traceClock
+        noteRelease(layout.uname)
+        if let tep { noteFormats(tep) }
+        // Whether the file carries symbols; they are parsed when a stack needs them.
+        facts.hasKallsyms = (layout.kallsyms?.bytes.count ?? 0) > 0
+    }
+
+    private func noteRelease(_ uname: String?) {
+        guard let uname else { return }
+        // Stored as "Linux <host> <release> <version...>" by trace-cmd record.
+        let parts = uname.split(separator: " ")
+        facts.kernelRelease = parts.count >= 3 ? String(parts[2]) : parts.first.map(String.init)
+    }
+
+    private func noteFormats(_ tep: OpaquePointer) {
         var names = Set<String>()
         let count = Int(tep_get_events_count(tep))
         if let list = tep_list_events(tep, TEP_EVENT_SORT_ID) {
@@ -171,13 +273,13 @@ public final class TraceDatReader: DMAEventSource {
         }
         facts.eventFormats = names.sorted()
         facts.generation = EventGeneration.detect(eventNames: names)
-        facts.hasKallsyms = tep_find_function(tep, 0xffff_ffff_8100_0000) != nil
-            || tep_find_function(tep, 0xffff_8000_8000_0000) != nil
     }
 
     /// Asked once, after the replay, only when debug info resolves the findings' stacks.
     public func kallsymsModules() -> [String: [String]]? {
-        guard let handle, let tep = tracecmd_get_tep(handle) else { return nil }
+        guard let tep else { return nil }
+        // The page path parses kallsyms on demand (probed in a child first).
+        if dataPath == .pages { do { try loadKallsyms() } catch { return nil } }
         var len = 0
         guard let buf = Self.libraryLock.withLock({ dmatrace_function_list(tep, &len) }) else { return nil }
         defer { free(buf) }
@@ -211,7 +313,7 @@ public final class TraceDatReader: DMAEventSource {
     /// The CPUs' records merged by time, decoded on this thread; the pages of each CPU are
     /// decompressed on that CPU's own thread.
     private func readPages(_ handler: (DMAEvent) throws -> Void) throws -> IngestStats {
-        guard let handle, let tep = tracecmd_get_tep(handle), let file, let layout, let format else {
+        guard let tep, let file, let layout, let format else {
             throw IngestError(path: path, problem: "libtracecmd returned no event parser for this file")
         }
         consumed = true
@@ -266,11 +368,12 @@ public final class TraceDatReader: DMAEventSource {
                     if decoder.isKernelStack(&record), decoder.pid(of: &record) == event.pid {
                         stats.records += 1
                         stats.stackRecords += 1
+                        try loadKallsyms()
                         event.stack = decoder.decodeStack(&record)
                         heads[i] = try streams[i].next()
                     }
                 }
-            } catch { throw corrupted(error) }
+            } catch let e as CPUDataError { throw corrupted(e) }
             merger.replaceTop(ts: heads[i].map { $0.timestamp &+ offset })
             stats.dmaEvents += 1
             try handler(event)
@@ -292,8 +395,8 @@ public final class TraceDatReader: DMAEventSource {
         if consumed {
             if let handle { tracecmd_close(handle) }
             handle = nil
-            try Self.probe(path: path, headOnly: false)
-            handle = try Self.libraryLock.withLock { try Self.openHandle(path: path, headOnly: false) }
+            try Self.probe(path: path)
+            handle = try Self.libraryLock.withLock { try Self.openHandle(path: path) }
         }
         consumed = true
         guard let handle, let tep = tracecmd_get_tep(handle) else {
@@ -384,7 +487,7 @@ extension TraceDatReader {
 
     /// Every record in time order, undecoded, from this reader's data path.
     func rawRecords(_ body: (RawRecord) -> Void) throws {
-        guard let handle, let tep = tracecmd_get_tep(handle) else {
+        guard let tep else {
             throw IngestError(path: path, problem: "libtracecmd returned no event parser for this file")
         }
         func raw(_ r: UnsafeMutablePointer<tep_record>) -> RawRecord {
@@ -394,6 +497,7 @@ extension TraceDatReader {
         }
         switch dataPath {
         case .library:
+            guard let handle else { return }
             var cpu: Int32 = 0
             while let record = tracecmd_read_next_data(handle, &cpu) {
                 body(raw(record))

@@ -21,9 +21,30 @@ struct TraceDatLayout {
         let chunks: [Chunk]?
     }
 
+    /// Bytes of one metadata text or format, kept alive with the section holding them.
+    struct Blob {
+        let owner: SectionBytes
+        let range: Range<Int>
+        var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: owner.bytes[range]) }
+        var text: String { String(decoding: bytes, as: UTF8.self) }
+    }
+
     var version = 0
     var bigEndian = false
+    /// The recording user space's `long` (the file header's byte), as libtracecmd gives libtraceevent.
+    var longSize = 8
     var pageSize = 0
+    /// What libtraceevent needs for a `tep` handle: formats by system ("ftrace" first), kallsyms,
+    /// printk formats, saved command lines.
+    var headerPageBlob: Blob?
+    var formats: [(system: String, format: Blob)] = []
+    var kallsyms: Blob?
+    var printkFormats: Blob?
+    var commandLines: Blob?
+    var uname: String?
+    var traceClock: String?
+    /// v6: a CPUCOUNT option sets how many entries the flyrecord CPU table has (trace-input.c read_cpu_data).
+    private var cpuCountOption: UInt32?
     var compression: Compression = .none
     var headerPage = ""
     var headerEvent = ""
@@ -45,8 +66,10 @@ struct TraceDatLayout {
 
     // trace-cmd's option ids (lib/trace-cmd/include/trace-cmd-local.h, the v7 man page).
     private enum Option: UInt16 {
-        case done = 0, date = 1, buffer = 3, offset = 7, timeShift = 12, tsc2nsec = 14
-        case headerInfo = 16, bufferText = 22
+        case done = 0, date = 1, buffer = 3, traceClock = 4, uname = 5, offset = 7, cpuCount = 8
+        case timeShift = 12, tsc2nsec = 14
+        case headerInfo = 16, ftraceEvents = 17, eventFormats = 18, kallsyms = 19, printk = 20, cmdlines = 21
+        case bufferText = 22
     }
 
     static func read(_ file: UnsafeRawBufferPointer) throws -> TraceDatLayout {
@@ -64,6 +87,8 @@ struct TraceDatLayout {
         version = v
         guard let endian = plain.u8(afterVersion), endian <= 1 else { throw Damage(problem: "unreadable byte order") }
         bigEndian = endian == 1
+        guard let long = plain.u8(afterVersion + 1), long == 4 || long == 8 else { throw Damage(problem: "unreadable long size") }
+        longSize = Int(long)
         let r = ByteReader(bytes: file, swap: bigEndian != (1.bigEndian == 1))
         guard let page = r.u32(afterVersion + 2), page >= 64, page <= 1 << 20, page & (page - 1) == 0 else {
             throw Damage(problem: "implausible page size")
@@ -71,7 +96,7 @@ struct TraceDatLayout {
         pageSize = Int(page)
         var at = afterVersion + 6
         switch version {
-        case 6: try parseV6(r, from: &at)
+        case 6: try parseV6(r, SectionBytes(mapped: file), from: &at)
         case 7: try parseV7(r, from: at)
         default: throw Damage(problem: "file version \(version) is not 6 or 7")
         }
@@ -79,33 +104,17 @@ struct TraceDatLayout {
 
     // MARK: version 6: everything in a fixed order, then "flyrecord" and a table of CPUs
 
-    private mutating func parseV6(_ r: ByteReader, from at: inout Int) throws {
-        (headerPage, headerEvent) = try headerInfo(r, at: &at)
+    private mutating func parseV6(_ r: ByteReader, _ file: SectionBytes, from at: inout Int) throws {
+        (headerPage, headerEvent) = try headerInfo(r, at: &at, owner: file)
+        try readFormats(r, file, at: &at)
+        kallsyms = try Self.sized(r, file, at: &at, width: 4, what: "kallsyms")
+        printkFormats = try Self.sized(r, file, at: &at, width: 4, what: "printk formats")
+        commandLines = try Self.sized(r, file, at: &at, width: 8, what: "saved command lines")
         func skip(count width: Int, what: String) throws -> UInt64 {
             guard let n = width == 4 ? r.u32(at).map(UInt64.init) : r.u64(at) else { throw Damage(problem: "\(what) cut short") }
             at += width
             return n
         }
-        func skipBlob(sizeWidth: Int, what: String) throws {
-            let n = try skip(count: sizeWidth, what: what)
-            guard n <= UInt64(r.count - at) else { throw Damage(problem: "\(what) runs past the end of the file") }
-            at += Int(n)
-        }
-        let ftraceFormats = try skip(count: 4, what: "ftrace formats")
-        guard ftraceFormats < 1 << 16 else { throw Damage(problem: "implausible ftrace format count") }
-        for _ in 0..<ftraceFormats { try skipBlob(sizeWidth: 8, what: "an ftrace format") }
-        let systems = try skip(count: 4, what: "event systems")
-        guard systems < 1 << 16 else { throw Damage(problem: "implausible event system count") }
-        for _ in 0..<systems {
-            guard let (_, after) = r.cString(at) else { throw Damage(problem: "unreadable event system name") }
-            at = after
-            let events = try skip(count: 4, what: "event formats")
-            guard events < 1 << 16 else { throw Damage(problem: "implausible event count") }
-            for _ in 0..<events { try skipBlob(sizeWidth: 8, what: "an event format") }
-        }
-        try skipBlob(sizeWidth: 4, what: "kallsyms")
-        try skipBlob(sizeWidth: 4, what: "printk formats")
-        try skipBlob(sizeWidth: 8, what: "saved command lines")
         let cpuCount = try skip(count: 4, what: "the CPU count")
         guard cpuCount > 0, cpuCount <= 4096 else { throw Damage(problem: "implausible CPU count \(cpuCount)") }
         var label = try tenBytes(r, at: &at)
@@ -127,11 +136,48 @@ struct TraceDatLayout {
             if needsLibrary != nil { return }
             throw Damage(problem: "neither flyrecord nor latency data after the header")
         }
-        for cpu in 0..<Int(cpuCount) {
+        let entries = Int(cpuCountOption ?? UInt32(cpuCount))
+        guard entries > 0, entries <= 4096 else { throw Damage(problem: "implausible CPU count \(entries)") }
+        for cpu in 0..<entries {
             guard let offset = r.u64(at), let size = r.u64(at + 8) else { throw Damage(problem: "CPU table cut short") }
             at += 16
             try addCPU(cpu: cpu, offset: offset, size: size, fileSize: r.count, chunked: false, r)
         }
+    }
+
+    /// A size (4 or 8 bytes) and that many bytes.
+    private static func sized(_ r: ByteReader, _ owner: SectionBytes, at: inout Int, width: Int, what: String) throws -> Blob {
+        guard let n = width == 4 ? r.u32(at).map(UInt64.init) : r.u64(at) else { throw Damage(problem: "\(what) cut short") }
+        guard n <= UInt64(r.count - at - width) else { throw Damage(problem: "\(what) runs past the end of the file") }
+        let start = at + width
+        at = start + Int(n)
+        return Blob(owner: owner, range: start..<at)
+    }
+
+    /// The ftrace formats (a count, then sized formats), then the event systems
+    /// (a count; each a name, a count and sized formats): in v6 one after the other,
+    /// in v7 in two sections of the same layout.
+    private mutating func readFtraceFormats(_ r: ByteReader, _ owner: SectionBytes, at: inout Int) throws {
+        guard let count = r.u32(at), count < 1 << 16 else { throw Damage(problem: "implausible ftrace format count") }
+        at += 4
+        for _ in 0..<count { formats.append(("ftrace", try Self.sized(r, owner, at: &at, width: 8, what: "an ftrace format"))) }
+    }
+
+    private mutating func readEventFormats(_ r: ByteReader, _ owner: SectionBytes, at: inout Int) throws {
+        guard let systems = r.u32(at), systems < 1 << 16 else { throw Damage(problem: "implausible event system count") }
+        at += 4
+        for _ in 0..<systems {
+            guard let (name, after) = r.cString(at) else { throw Damage(problem: "unreadable event system name") }
+            at = after
+            guard let events = r.u32(at), events < 1 << 16 else { throw Damage(problem: "implausible event count") }
+            at += 4
+            for _ in 0..<events { formats.append((name, try Self.sized(r, owner, at: &at, width: 8, what: "an event format"))) }
+        }
+    }
+
+    private mutating func readFormats(_ r: ByteReader, _ owner: SectionBytes, at: inout Int) throws {
+        try readFtraceFormats(r, owner, at: &at)
+        try readEventFormats(r, owner, at: &at)
     }
 
     private func tenBytes(_ r: ByteReader, at: inout Int) throws -> String {
@@ -140,16 +186,18 @@ struct TraceDatLayout {
         return String(decoding: s.prefix(9), as: UTF8.self)
     }
 
-    private func headerInfo(_ r: ByteReader, at: inout Int) throws -> (String, String) {
-        func labelled(_ label: String) throws -> String {
+    private mutating func headerInfo(_ r: ByteReader, at: inout Int, owner: SectionBytes) throws -> (String, String) {
+        func labelled(_ label: String) throws -> Blob {
             guard let (name, after) = r.cString(at, limit: 32), name == label,
-                  let size = r.u64(after), size < 1 << 20, let text = r.slice(after + 8, Int(size)) else {
+                  let size = r.u64(after), size < 1 << 20, r.slice(after + 8, Int(size)) != nil else {
                 throw Damage(problem: "\(label) missing or cut short")
             }
             at = after + 8 + Int(size)
-            return String(decoding: text, as: UTF8.self)
+            return Blob(owner: owner, range: (after + 8)..<at)
         }
-        return (try labelled("header_page"), try labelled("header_event"))
+        let page = try labelled("header_page")
+        headerPageBlob = page
+        return (page.text, try labelled("header_event").text)
     }
 
     // MARK: version 7: sections found through chains of options
@@ -167,7 +215,10 @@ struct TraceDatLayout {
         guard var next = r.u64(afterVersion) else { throw Damage(problem: "no options offset") }
         let decompressor = Decompressor(compression)
         var headerInfoOffset: UInt64?
+        /// Offsets of the sections libtraceevent needs, by section id.
+        var metadata: [UInt16: UInt64] = [:]
         var foundBuffer = false
+        var bufferClock: String?
         var seen = Set<UInt64>()
         while next != 0 {
             guard seen.insert(next).inserted, seen.count < 1000 else { throw Damage(problem: "options sections form a loop") }
@@ -189,10 +240,14 @@ struct TraceDatLayout {
                     at = o.count
                 case Option.headerInfo.rawValue:
                     headerInfoOffset = option.u64(0)
+                case Option.ftraceEvents.rawValue, Option.eventFormats.rawValue, Option.kallsyms.rawValue,
+                     Option.printk.rawValue, Option.cmdlines.rawValue:
+                    if let o = option.u64(0) { metadata[id] = o }
                 case Option.buffer.rawValue:
                     // Only the top instance (empty name): what tracecmd_read_next_data iterates.
-                    if let (instance, _) = option.cString(8), instance.isEmpty, !foundBuffer {
+                    if let (instance, afterName) = option.cString(8), instance.isEmpty, !foundBuffer {
                         foundBuffer = true
+                        if traceClock == nil, let (clock, _) = option.cString(afterName), !clock.isEmpty { bufferClock = clock }
                         try parseBuffer(option, r)
                     }
                 case Option.bufferText.rawValue:
@@ -210,8 +265,22 @@ struct TraceDatLayout {
         let (headerID, header) = try section(r, at: headerInfoOffset, decompressor)
         guard headerID == Option.headerInfo.rawValue else { throw Damage(problem: "header info offset points at section \(headerID)") }
         var at = 0
-        (headerPage, headerEvent) = try headerInfo(ByteReader(bytes: header.bytes, swap: r.swap), at: &at)
-        withExtendedLifetime(header) {}
+        (headerPage, headerEvent) = try headerInfo(ByteReader(bytes: header.bytes, swap: r.swap), at: &at, owner: header)
+        if traceClock == nil { traceClock = bufferClock }
+        // Same layouts as v6, one section each (trace-cmd.dat.v7(5)).
+        for (id, offset) in metadata.sorted(by: { $0.key < $1.key }) {
+            let (got, bytes) = try section(r, at: offset, decompressor)
+            guard got == id else { throw Damage(problem: "section offset of option \(id) points at section \(got)") }
+            let b = ByteReader(bytes: bytes.bytes, swap: r.swap)
+            var at = 0
+            switch id {
+            case Option.ftraceEvents.rawValue: try readFtraceFormats(b, bytes, at: &at)
+            case Option.eventFormats.rawValue: try readEventFormats(b, bytes, at: &at)
+            case Option.kallsyms.rawValue: kallsyms = try Self.sized(b, bytes, at: &at, width: 4, what: "kallsyms")
+            case Option.printk.rawValue: printkFormats = try Self.sized(b, bytes, at: &at, width: 4, what: "printk formats")
+            default: commandLines = try Self.sized(b, bytes, at: &at, width: 8, what: "saved command lines")
+            }
+        }
         if needsLibrary != nil { return }
         guard foundBuffer else { throw Damage(problem: "no flyrecord buffer for the top instance") }
     }
@@ -301,6 +370,16 @@ struct TraceDatLayout {
 
     private mutating func noteOption(_ id: UInt16, _ data: ByteReader) {
         switch id {
+        case Option.cpuCount.rawValue:
+            cpuCountOption = data.u32(0)
+        case Option.uname.rawValue:
+            uname = data.cString(0).map(\.0)
+        case Option.traceClock.rawValue:
+            // "[local] global counter ..." (tracecmd_parse_trace_clock): the bracketed one is in use.
+            let text = String(decoding: data.bytes, as: UTF8.self)
+            if let open = text.firstIndex(of: "["), let close = text[open...].firstIndex(of: "]") {
+                traceClock = String(text[text.index(after: open)..<close])
+            }
         case Option.date.rawValue:
             timestampOffset &+= Self.number(data) &* 1000
         case Option.offset.rawValue:
