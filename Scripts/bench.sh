@@ -8,6 +8,8 @@
 #   FILE.dat  any trace.dat (the lab's big-nvme.dat: SampleTraces/lab, LAB_BIG=1)
 #   V6.dat    the same trace as v6; default: made from FILE with `trace-cmd convert`
 #   RUNS      best of RUNS for each command (default 3)
+# BENCH_BEFORE=/path/to/an/older/dma-trace adds its events --count and analyze rows, so a
+# change is measured before and after in the same run.
 # Outputs go to $BENCH_OUT (default bench-out/, ignored by git).
 # Numbers from a shared machine are noisy: the load average is printed with them.
 set -euo pipefail
@@ -60,10 +62,16 @@ for v in 6 7; do
     read -r T[events$v] M[events$v] < <(measure "$bin" events --count "$f")
     read -r T[analyze$v] M[analyze$v] < <(measure "$bin" analyze --format json --fail-on none "$f")
     read -r T[report$v] M[report$v] < <(measure trace-cmd report "$f")
+    rows=("bare libtracecmd iteration:bare" "dma-trace events --count:events" "dma-trace analyze:analyze")
+    if [ -n "${BENCH_BEFORE:-}" ]; then
+        read -r T[bevents$v] M[bevents$v] < <(measure "$BENCH_BEFORE" events --count "$f")
+        read -r T[banalyze$v] M[banalyze$v] < <(measure "$BENCH_BEFORE" analyze --format json --fail-on none "$f")
+        rows+=("before (BENCH_BEFORE) events --count:bevents" "before (BENCH_BEFORE) analyze:banalyze")
+    fi
+    rows+=("trace-cmd report > /dev/null:report")
     printf '\nv%s: %s (%s bytes, %s records, %s DMA events)\n' "$v" "$f" "$(stat -c %s "$f")" "$records" "$events"
     printf '%-32s %9s %12s %12s %12s\n' "command" "wall s" "events/s" "peak RSS MiB" "x bare"
-    for row in "bare libtracecmd iteration:bare" "dma-trace events --count:events" \
-               "dma-trace analyze:analyze" "trace-cmd report > /dev/null:report"; do
+    for row in "${rows[@]}"; do
         IFS=: read -r name key <<< "$row"
         t=${T[$key$v]}; m=${M[$key$v]}
         printf '%-32s %9s %12s %12s %12s\n' "$name" "$t" "$(rate "$events" "$t")" "$(mib "$m")" "$(ratio "$t" "${T[bare$v]}")"

@@ -28,6 +28,7 @@ final class ChunkPrefetcher: @unchecked Sendable {
         self.capacity = capacity
         let thread = Thread { [self] in
             let decompressor = Decompressor(compression)
+            var released = MappedRelease(from: chunks.first.map { $0.offset - 8 } ?? 0)
             for (i, chunk) in chunks.enumerated() {
                 let buffer = ChunkBuffer(size: chunk.size)
                 let input = UnsafeRawBufferPointer(rebasing: file.bytes[chunk.offset..<(chunk.offset + chunk.compressedSize)])
@@ -37,6 +38,8 @@ final class ChunkPrefetcher: @unchecked Sendable {
                 } else {
                     outcome = .success(buffer)
                 }
+                // The compressed bytes are not needed again.
+                released.release(file, through: chunk.offset + chunk.compressedSize)
                 guard put(outcome) else { break }
                 if case .failure = outcome { break }
             }
@@ -80,6 +83,25 @@ final class ChunkPrefetcher: @unchecked Sendable {
     }
 }
 
+/// Hands the pages of a read-only file mapping that one reader has gone past back to the
+/// kernel (they stay in the page cache and refault if touched again), so resident memory
+/// does not grow with the length of the trace. Only whole memory pages after `upTo`:
+/// a page only partly ours may hold another CPU's data.
+struct MappedRelease {
+    private(set) var upTo: Int
+
+    init(from start: Int) { upTo = start }
+
+    mutating func release(_ file: MappedFile, through end: Int) {
+        let granule = Int(getpagesize())
+        let start = (upTo + granule - 1) / granule * granule
+        let stop = end / granule * granule
+        guard stop > start, let base = file.bytes.baseAddress else { return }
+        _ = madvise(UnsafeMutableRawPointer(mutating: base + start), stop - start, MADV_DONTNEED)
+        upTo = stop
+    }
+}
+
 /// One CPU's records in order: its sub-buffers one after another, from the mapped file
 /// (uncompressed data) or from decompressed chunks.
 struct CPUStream {
@@ -98,6 +120,10 @@ struct CPUStream {
     private var pageStart: Int
     private var cursor: SubBufferCursor?
     private var pageNumber = -1
+    /// Mapped pages this CPU has read and handed back.
+    private var released: MappedRelease
+    /// Resident mapped pages per CPU stay below this: memory does not grow with the trace.
+    static let releaseStep = 4 << 20
 
     init(file: MappedFile, data: TraceDatLayout.CPUData, format: SubBufferFormat, pageSize: Int, compression: Compression) {
         cpu = data.cpu
@@ -105,6 +131,7 @@ struct CPUStream {
         self.format = format
         self.pageSize = pageSize
         region = data.offset..<(data.offset + data.size)
+        released = MappedRelease(from: data.offset)
         if let chunks = data.chunks {
             chunkSizes = chunks.map(\.size)
             prefetcher = chunks.isEmpty ? nil : ChunkPrefetcher(file: file, cpu: data.cpu, chunks: chunks, compression: compression)
@@ -117,6 +144,8 @@ struct CPUStream {
     }
 
     func cancel() { prefetcher?.cancel() }
+
+
 
     /// The next record of this CPU, nil at its end. Its bytes stay valid until the next call.
     mutating func next() throws(CPUDataError) -> RingRecord? {
@@ -142,7 +171,11 @@ struct CPUStream {
         guard let prefetcher else {
             // libtracecmd walks page_size steps while data remains (trace-input.c get_next_page).
             pageStart += pageSize
-            guard pageStart < region.upperBound else { return nil }
+            guard pageStart < region.upperBound else {
+                released.release(file, through: region.upperBound)
+                return nil
+            }
+            if pageStart - released.upTo >= Self.releaseStep { released.release(file, through: pageStart) }
             let end = min(pageStart + pageSize, region.upperBound)
             return UnsafeRawBufferPointer(rebasing: file.bytes[pageStart..<end])
         }
