@@ -97,8 +97,8 @@ mkdir -p "$out/audit"
 for i in $(seq 1 16); do cp "$small" "$out/audit/t$i.dat"; done
 read -r t_start _ < <(measure "$bin" rules)
 read -r t_one _ < <(measure "$bin" analyze --format json --fail-on none "$small")
-read -r t_audit1 _ < <(measure "$bin" audit -q -j 1 --format json --fail-on none "$out/audit")
-read -r t_auditn _ < <(measure "$bin" audit -q -j "$(nproc)" --format json --fail-on none "$out/audit")
+read -r t_audit1 _ < <(measure "$bin" audit --quiet -j 1 --format json --fail-on none "$out/audit")
+read -r t_auditn _ < <(measure "$bin" audit --quiet -j "$(nproc)" --format json --fail-on none "$out/audit")
 echo
 echo "audit of 16 copies of $small:"
 echo "  process start (dma-trace rules)       : $t_start s"
