@@ -64,7 +64,7 @@ let package = Package(
         ),
         .testTarget(
             name: "DMATraceTests",
-            dependencies: ["DMATrace", "CTraceCmd"],
+            dependencies: ["DMATrace", "CTraceCmd", "CCompression"],
             resources: []
         ),
     ],

@@ -1,3 +1,4 @@
+import CCompression
 import CTraceCmd
 import Foundation
 import Testing
@@ -269,5 +270,42 @@ struct PageBuilder {
             }
         }
         #expect(refused > 0)
+    }
+}
+
+/// trace-cmd compresses v7 blocks with ZSTD_compress2 or zlib's compress2
+/// (lib/trace-cmd/trace-compress-{zstd,zlib}.c); trace-cmd 3.1.6 here writes only zstd,
+/// so the zlib path is checked on blocks made with zlib itself.
+@Suite struct DecompressorTests {
+    static let page: [UInt8] = (0..<16384).map { UInt8(truncatingIfNeeded: $0 * 7 / 3) }
+
+    @Test func zlibBlocksRoundTrip() throws {
+        var bound = compressBound(uLong(Self.page.count))
+        var packed = [UInt8](repeating: 0, count: Int(bound))
+        #expect(compress2(&packed, &bound, Self.page, uLong(Self.page.count), 6) == Z_OK)
+        let block = Array(packed.prefix(Int(bound)))
+        let got = try block.withUnsafeBytes { try Decompressor(.zlib).decompress($0, size: Self.page.count).get() }
+        #expect(got == Self.page)
+        // The stated size must be the real one.
+        let short = block.withUnsafeBytes { Decompressor(.zlib).decompress($0, size: Self.page.count - 1) }
+        #expect((try? short.get()) == nil)
+    }
+
+    @Test func zstdBlocksRoundTrip() throws {
+        var packed = [UInt8](repeating: 0, count: ZSTD_compressBound(Self.page.count))
+        let n = ZSTD_compress(&packed, packed.count, Self.page, Self.page.count, 3)
+        #expect(ZSTD_isError(n) == 0)
+        let block = Array(packed.prefix(n))
+        let got = try block.withUnsafeBytes { try Decompressor(.zstd).decompress($0, size: Self.page.count).get() }
+        #expect(got == Self.page)
+    }
+
+    @Test func garbageIsRefusedByBoth() {
+        var rng = SplitMix(seed: 5)
+        let junk = (0..<4096).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+        for algorithm in [Compression.zstd, .zlib] {
+            let r = junk.withUnsafeBytes { Decompressor(algorithm).decompress($0, size: 16384) }
+            #expect((try? r.get()) == nil, "\(algorithm)")
+        }
     }
 }

@@ -54,7 +54,7 @@ public final class TraceDatReader: DMAEventSource {
         let mapped = try MappedFile(path: path)
         let layout: TraceDatLayout
         do {
-            layout = try TraceDatLayout.read(mapped.bytes)
+            layout = try TraceDatLayout.read(mapped.bytes, owner: mapped)
         } catch {
             // What trace-cmd writes always parses; anything else is not worth risking the C libraries on.
             throw IngestError(path: path, problem: "trace.dat is damaged: \(error)")

@@ -72,11 +72,15 @@ struct TraceDatLayout {
         case bufferText = 22
     }
 
-    static func read(_ file: UnsafeRawBufferPointer) throws -> TraceDatLayout {
+    /// `owner` keeps `file`'s memory alive as long as the layout's blobs point into it.
+    static func read(_ file: UnsafeRawBufferPointer, owner: AnyObject? = nil) throws -> TraceDatLayout {
         var layout = TraceDatLayout()
+        layout.fileOwner = owner
         try layout.parse(file)
         return layout
     }
+
+    private var fileOwner: AnyObject?
 
     private mutating func parse(_ file: UnsafeRawBufferPointer) throws {
         guard file.count > 16, Array(file[0..<10]) == Self.magic else { throw Damage(problem: "no trace.dat magic") }
@@ -96,7 +100,7 @@ struct TraceDatLayout {
         pageSize = Int(page)
         var at = afterVersion + 6
         switch version {
-        case 6: try parseV6(r, SectionBytes(mapped: file), from: &at)
+        case 6: try parseV6(r, SectionBytes(mapped: file, owner: fileOwner), from: &at)
         case 7: try parseV7(r, from: at)
         default: throw Damage(problem: "file version \(version) is not 6 or 7")
         }
@@ -357,7 +361,7 @@ struct TraceDatLayout {
         guard size <= UInt64(r.count - body), let raw = r.slice(body, Int(size)) else {
             throw Damage(problem: "section \(id) runs past the end of the file: truncated?")
         }
-        guard flags & 1 != 0 else { return (id, SectionBytes(mapped: raw)) }
+        guard flags & 1 != 0 else { return (id, SectionBytes(mapped: raw, owner: fileOwner)) }
         let c = ByteReader(bytes: raw, swap: r.swap)
         guard let zsize = c.u32(0), let rsize = c.u32(4), rsize < 1 << 28, let z = c.slice(8, Int(zsize)) else {
             throw Damage(problem: "compressed section \(id) is cut short")
@@ -405,16 +409,20 @@ struct TraceDatLayout {
 final class SectionBytes {
     let bytes: UnsafeRawBufferPointer
     private let storage: UnsafeMutableRawBufferPointer?
+    /// The mapped file, for bytes that point into it.
+    private let owner: AnyObject?
 
-    init(mapped: UnsafeRawBufferPointer) {
+    init(mapped: UnsafeRawBufferPointer, owner: AnyObject?) {
         bytes = mapped
         storage = nil
+        self.owner = owner
     }
 
     init(owned: [UInt8]) {
         let s = UnsafeMutableRawBufferPointer.allocate(byteCount: max(owned.count, 1), alignment: 8)
         owned.withUnsafeBytes { s.copyMemory(from: $0) }
         storage = s
+        owner = nil
         bytes = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(s)[0..<owned.count])
     }
 
