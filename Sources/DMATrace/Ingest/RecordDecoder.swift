@@ -117,9 +117,9 @@ struct RecordView {
             guard f.offset >= 0, f.offset <= size else { return nil }
             range = f.offset..<size
         }
-        let bytes = UnsafeRawBufferPointer(start: base + range.lowerBound, count: range.count)
-        let end = bytes.firstIndex(of: 0) ?? bytes.count
-        return UnsafeRawBufferPointer(rebasing: bytes[0..<end])
+        let start = base + range.lowerBound
+        let end = memchr(start, 0, range.count).map { UnsafeRawPointer($0) - start } ?? range.count
+        return UnsafeRawBufferPointer(start: start, count: end)
     }
 }
 
@@ -170,6 +170,7 @@ struct RecordDecoder {
     private var comms: [Int32: String] = [:]
     /// Device names by their bytes: a trace has a handful, seen millions of times.
     private var devices: [(bytes: [UInt8], name: String)] = []
+    private var lastDevice = 0
     /// A few tasks issue nearly all DMA calls, interleaved across CPUs: a direct-mapped
     /// pid -> comm table answers them without hashing.
     private var recentTasks = [(pid: Int32, comm: String)](repeating: (.min, ""), count: 256)
@@ -285,14 +286,21 @@ struct RecordDecoder {
 
     private mutating func device(_ layout: EventLayout, _ r: RecordView) -> String? {
         guard let bytes = r.stringBytes(layout.device), !bytes.isEmpty else { return nil }
-        for d in devices where d.bytes.count == bytes.count
-            && d.bytes.withUnsafeBytes({ memcmp($0.baseAddress!, bytes.baseAddress!, bytes.count) == 0 }) {
-            return d.name
+        func same(_ i: Int) -> Bool {
+            devices[i].bytes.count == bytes.count
+                && devices[i].bytes.withUnsafeBytes { memcmp($0.baseAddress!, bytes.baseAddress!, bytes.count) == 0 }
+        }
+        // Runs of one device's events are common: its entry is tried first.
+        if lastDevice < devices.count, same(lastDevice) { return devices[lastDevice].name }
+        if let i = devices.indices.first(where: same) {
+            lastDevice = i
+            return devices[i].name
         }
         let name = String(decoding: bytes, as: UTF8.self)
         // Bounded: a corrupted trace could make every record's name different.
         if devices.count >= 64 { devices.removeFirst() }
         devices.append((Array(bytes), name))
+        lastDevice = devices.count - 1
         return name
     }
 
