@@ -236,8 +236,9 @@ struct tep_handle *dmatrace_tep_build(const struct dmatrace_sections *s, int wit
     if (!tep)
         return NULL;
     /* The order of trace-input.c: plugins, byte order and long size, header page, formats,
-     * kallsyms, printk formats, command lines. */
-    struct tep_plugin_list *list = tep_load_plugins(tep);
+     * kallsyms, printk formats, command lines. No plugins without `plugins`: a forked
+     * child must not dlopen (another thread may have held the loader's lock at fork). */
+    struct tep_plugin_list *list = plugins ? tep_load_plugins(tep) : NULL;
     if (plugins)
         *plugins = list;
     tep_set_file_bigendian(tep, s->file_bigendian ? TEP_BIG_ENDIAN : TEP_LITTLE_ENDIAN);
@@ -306,6 +307,11 @@ int dmatrace_probe_sections(const struct dmatrace_sections *s, int with_kallsyms
             dup2(devnull, STDOUT_FILENO);
             dup2(devnull, STDERR_FILENO);
         }
+        /* The forking thread may block SIGALRM (worker threads often block signals):
+         * without this the timeout never ends a child that hangs. */
+        sigset_t all;
+        sigfillset(&all);
+        pthread_sigmask(SIG_UNBLOCK, &all, NULL);
         signal(SIGALRM, SIG_DFL);
         alarm(timeout_seconds);
         dmatrace_quiet_libraries();
