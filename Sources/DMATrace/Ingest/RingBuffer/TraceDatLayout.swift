@@ -355,7 +355,7 @@ struct TraceDatLayout {
     private func section(_ r: ByteReader, at offset: UInt64, _ decompressor: Decompressor) throws -> (UInt16, SectionBytes) {
         guard offset <= UInt64(r.count), let id = r.u16(Int(offset)), let flags = r.u16(Int(offset) + 2),
               let size = r.u64(Int(offset) + 8) else {
-            throw Damage(problem: "section at \(offset) lies beyond the end of the file")
+            throw Damage(problem: "section at byte \(offset) lies beyond the end of the file (\(r.count) bytes): truncated?")
         }
         let body = Int(offset) + 16
         guard size <= UInt64(r.count - body), let raw = r.slice(body, Int(size)) else {
