@@ -298,10 +298,29 @@ int dmatrace_probe_sections(const struct dmatrace_sections *s, int with_kallsyms
 {
     if (signal_out)
         *signal_out = 0;
+    /* As dmatrace_probe_trace_dat: no stop signal between fork and the child's own handlers,
+     * and the child never outlives its parent. */
+    sigset_t stop, saved;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &stop, &saved);
+    pid_t parent = getpid();
     pid_t child = fork();
-    if (child < 0)
+    if (child < 0) {
+        pthread_sigmask(SIG_SETMASK, &saved, NULL);
         return DMATRACE_PROBE_NO_CHILD;
+    }
+    if (child > 0)
+        pthread_sigmask(SIG_SETMASK, &saved, NULL);
     if (child == 0) {
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGHUP, SIG_DFL);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(DMATRACE_PROBE_REJECTED_HEADER);
         int devnull = open("/dev/null", O_WRONLY);
         if (devnull >= 0) {
             dup2(devnull, STDOUT_FILENO);

@@ -51,6 +51,14 @@ public final class TraceDatReader: DMAEventSource {
     init(path: String, dataPath requested: DataPath?) throws {
         self.path = path
         self.facts = TraceFacts(path: path, format: .traceDat)
+        var st = stat()
+        if stat(path, &st) == 0, st.st_mode & S_IFMT != S_IFREG, requested != .pages {
+            // A pipe or a device cannot be mapped: libtracecmd reads it as it always did.
+            libraryReason = "not a regular file"
+            dataPath = .library
+            try openWithLibrary()
+            return
+        }
         let mapped = try MappedFile(path: path)
         let layout: TraceDatLayout
         do {
