@@ -218,6 +218,8 @@ char *dmatrace_function_list(struct tep_handle *tep, size_t *len)
 	}
 	*len = n;
 	return buf;
+}
+
 /* libtraceevent's text parsers want NUL-terminated input, as libtracecmd gives them. */
 static char *terminated(const char *data, unsigned long long size)
 {

@@ -30,7 +30,7 @@ import Testing
     }
 
     /// trace-cmd 3.1.6 converts to v6 (flat per-CPU pages) and to uncompressed v7.
-    @Test(arguments: ["k6.12-lossy.dat", "k6.12-stacks.dat", "faultinject/x86-7.3-plain.dat", "arm64/arm64-6.12-noncoherent.dat"])
+    @Test(arguments: ["k6.12-lossy.dat", "k6.12-stacks.dat", "faultinject/x86-7.3-plain-stacks.dat", "arm64/arm64-6.12-noncoherent.dat"])
     func sameRecordsInConvertedFiles(_ name: String) throws {
         let traceCmd = try #require(Fixtures.which("trace-cmd"), "trace-cmd is needed (apt-get install trace-cmd)")
         let dir = try Fixtures.scratch("convert-" + name)
@@ -99,7 +99,7 @@ import Testing
         return (out, data, try data.withUnsafeBytes { try TraceDatLayout.read($0) })
     }
 
-    func expectError(_ path: String, mentioning words: [String], sourceLocation: SourceLocation = #_sourceLocation) {
+    func expectError(_ path: String, mentioning words: [String], sourceLocation: Testing.SourceLocation = #_sourceLocation) {
         do {
             _ = try Analyzer.analyze(path: path)
             Issue.record("\(path) was accepted", sourceLocation: sourceLocation)

@@ -208,7 +208,7 @@ struct PageBuilder {
         #expect(try Self.ours(page).map(\.missed) == Self.kbuffer(page).map(\.missed))
     }
 
-    func expectDamage(_ page: [UInt8], _ words: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    func expectDamage(_ page: [UInt8], _ words: String, sourceLocation: Testing.SourceLocation = #_sourceLocation) {
         do {
             _ = try Self.ours(page)
             Issue.record("damaged page accepted", sourceLocation: sourceLocation)

@@ -49,6 +49,8 @@ int dmatrace_format_info(struct tep_handle *tep, struct tep_record *record, char
  * the result; NULL on failure.
  */
 char *dmatrace_function_list(struct tep_handle *tep, size_t *len);
+
+/*
  * The metadata sections of a trace.dat, found and bounds-checked by dma-trace's
  * own reader (TraceDatLayout). Pointers into the mapped file or decompressed copies.
  */
