@@ -307,7 +307,9 @@ public final class TraceDatReader: DMAEventSource {
     /// A decoder bound to this file's event formats, for records that do not come from
     /// the file's own data (the fuzz targets). Valid while this reader lives.
     func makeDecoder() -> RecordDecoder? {
-        guard let handle, let tep = tracecmd_get_tep(handle) else { return nil }
+        guard let tep else { return nil }
+        // Stacks need symbols: the page path parses kallsyms on demand (probed first).
+        if dataPath == .pages { do { try loadKallsyms() } catch { return nil } }
         return RecordDecoder(tep: tep)
     }
 
