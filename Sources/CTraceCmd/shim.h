@@ -5,6 +5,7 @@
 #include <trace-cmd.h>
 /* libtraceevent's sub-buffer parser: the reference the page reader is tested against. */
 #include <kbuffer.h>
+#include <tracefs.h>
 
 /*
  * libtracecmd exports these but keeps them out of its public header; they are

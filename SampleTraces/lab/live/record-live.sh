@@ -1,0 +1,58 @@
+#!/bin/bash
+# record-live.sh [RUN...]: dma-trace watch and record inside the lab's guests, next to a
+# trace-cmd record of the same run (init records the top-level buffer; dma-trace uses its own
+# instance), then the comparisons.
+#
+#   RUN  KERNEL-MODE-BODY, e.g. 6.12-watch-fi 7-record-fi 6.12-watch-io 6.12-faults-fi
+#        KERNEL 6.12 | 7; MODE watch | record | faults (workload-live.sh);
+#        BODY fi (faultinject/workload-faultinject.sh: dmafi's scenarios on QEMU's edu device)
+#             io (workloads/short-io-net.sh: nvme, SATA and e1000e, real drivers)
+#        default: 6.12-watch-fi 6.12-record-fi 7-watch-fi 7-record-fi 6.12-watch-io 6.12-faults-fi
+#
+# Environment:
+#   LIVE_OUT     results and logs                        (default /work/lab-out/live)
+#   DMA_TRACE_STATIC  the guest binary: `swift build -c release --static-swift-stdlib
+#                --scratch-path .build-static` (default REPO/.build-static/release/dma-trace)
+#   DMA_TRACE    the host binary for the comparisons     (default REPO/.build/debug/dma-trace)
+# Each run takes 20 to 60 s under TCG. Outputs: OUT/RUN.dat (trace-cmd's), OUT/RUN-watch.ndjson
+# or OUT/RUN-record.dat, OUT/RUN-*.log, OUT/logs/; compare.sh prints the comparison.
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+LAB=$(cd "$HERE/.." && pwd)
+REPO=$(cd "$LAB/../.." && pwd)
+export LAB_CACHE=${LAB_CACHE:-/work/lab-cache}
+LIVE_OUT=${LIVE_OUT:-/work/lab-out/live}
+BIN=${DMA_TRACE_STATIC:-$REPO/.build-static/release/dma-trace}
+[ $# -gt 0 ] || set -- 6.12-watch-fi 6.12-record-fi 7-watch-fi 7-record-fi 6.12-watch-io 6.12-faults-fi
+mkdir -p "$LIVE_OUT"
+if git -C "$LIVE_OUT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  echo "LIVE_OUT=$LIVE_OUT is inside a git work tree" >&2; exit 1
+fi
+[ -x "$BIN" ] || { echo "no guest binary $BIN (swift build -c release --static-swift-stdlib --scratch-path .build-static)" >&2; exit 1; }
+
+# The binary and the shared objects ldd lists, at their own paths, as the lab does for trace-cmd.
+STAGE=$(mktemp -d)
+trap 'rm -rf "$STAGE"' EXIT
+mkdir -p "$STAGE/usr/bin"
+cp "$BIN" "$STAGE/usr/bin/dma-trace"
+ldd "$BIN" | grep -o '/[^ ]*' | sort -u | while read -r lib; do
+  mkdir -p "$STAGE$(dirname "$lib")"; cp -L "$lib" "$STAGE$lib"
+done
+tar cf "$LIVE_OUT/dma-trace-guest.tar" -C "$STAGE" .
+kver() { basename "$(readlink -f "$LAB_CACHE/kernels/$1")"; }
+
+for run in "$@"; do
+  IFS=- read -r K MODE BODY <<< "$run"
+  case "$BODY" in
+    fi) B=workload-faultinject.sh; SRC=$LAB/faultinject/workload-faultinject.sh
+        QX="-device edu,dma_mask=0xffffffff"; EXTRA="$LAB_CACHE/modules/$(kver "$K")/dmafi.ko" ;;
+    io) B=short-io-net.sh; SRC=$LAB/workloads/short-io-net.sh; QX=""; EXTRA="" ;;
+    *) echo "unknown body $BODY in $run" >&2; exit 2 ;;
+  esac
+  t0=$SECONDS
+  LAB_MEM=2G LAB_TIMEOUT=400 LAB_QEMU_EXTRA="$QX" \
+  LAB_GUEST_ENV="LIVE_MODE=$MODE LIVE_BODY=$B" \
+  LAB_EXTRA_FILES="$EXTRA $SRC $HERE/live-runner.sh $LIVE_OUT/dma-trace-guest.tar" \
+    "$LAB/record.sh" "$K" plain "$HERE/workload-live.sh" "$LIVE_OUT/$run.dat" -e dma -e swiotlb -e iommu -b 20000
+  echo ">> $run: $((SECONDS - t0)) s"
+done

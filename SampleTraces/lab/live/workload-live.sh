@@ -1,0 +1,47 @@
+# workload-live.sh: sourced by the guest's /init while trace-cmd record records the
+# top-level buffer. Runs the lab workload $LIVE_BODY under dma-trace (the static build
+# unpacked from /lab/dma-trace-guest.tar), in the mode $LIVE_MODE:
+#   watch   dma-trace watch --format json -- sh /lab/live-runner.sh  > /out/watch.ndjson
+#   record  dma-trace record -o /out/record.dat -- sh /lab/live-runner.sh
+#   faults  the bad-use and fault cases, one after the other (see below), with a short body
+# Exit statuses and stderr go to /out/live-rc.txt and /out/MODE.log.
+tar xf /lab/dma-trace-guest.tar -C / && rm /lab/dma-trace-guest.tar
+info "dma-trace: $(dma-trace --version 2>&1 | head -1) mode=$LIVE_MODE body=$LIVE_BODY"
+case "$LIVE_MODE" in
+  watch)
+    dma-trace watch --format json --fail-on none -- sh /lab/live-runner.sh > /out/watch.ndjson 2> /out/watch.log
+    echo "watch rc=$?" >> /out/live-rc.txt
+    dma-trace watch --fail-on none --duration 1 > /out/watch-idle.txt 2>> /out/watch.log
+    echo "watch-duration rc=$?" >> /out/live-rc.txt
+    ;;
+  record)
+    dma-trace record -o /out/record.dat -- sh /lab/live-runner.sh 2> /out/record.log
+    echo "record rc=$?" >> /out/live-rc.txt
+    ;;
+  faults)
+    {
+      echo "== no tracefs at /tmp"; dma-trace record -o /out/x.dat --tracefs /tmp --duration 1; echo "rc=$?"
+      echo "== command not found"; dma-trace record -o /out/x.dat -- /no/such/cmd; echo "rc=$?"
+      # Room for the header (kallsyms is most of it) and about 40 pages: the spools fill it.
+      KB=$(( $(cat /proc/kallsyms | wc -c) / 1024 + 200 ))
+      echo "== disk full: a ${KB} KiB tmpfs"
+      mkdir -p /small && mount -t tmpfs -o size=${KB}k tmpfs /small
+      dma-trace record -o /small/full.dat -- sh /lab/live-runner.sh; echo "rc=$?"
+      ls -l /small; cp /small/full.dat /out/diskfull.dat
+      echo "== SIGTERM while tracing"
+      dma-trace record -o /out/sigterm.dat -- sleep 30 & P=$!
+      sleep 3; ls $T/instances; kill -TERM $P; wait $P; echo "rc=$?"
+      echo "== instances left: [$(ls $T/instances)]"
+      echo "== outside rmdir of our instance while tracing"
+      dma-trace record -o /out/rmdir.dat -- sleep 6 & P=$!
+      sleep 3; for i in $T/instances/dma-trace-*; do rmdir "$i"; echo "rmdir $i: $?"; done
+      wait $P; echo "rc=$?"
+      echo "== stale instance"
+      mkdir $T/instances/dma-trace-999999
+      dma-trace record -o /out/x.dat --duration 1; echo "rc=$?"
+      dma-trace record -o /out/x.dat --duration 1 --clean-stale; echo "rc=$?"
+      echo "== instances left: [$(ls $T/instances)]"
+      echo "== events enabled at the top level: [$(cat $T/set_event | grep -v '^$' | wc -l) lines, trace-cmd's]"
+    } > /out/faults.log 2>&1
+    ;;
+esac

@@ -1,0 +1,226 @@
+import CTraceCmd
+import CTraceShim
+import Foundation
+
+/// Our own tracefs instance (`dma-trace-<pid>`): its own buffers, events and
+/// options, so the top-level buffer and other tools' instances (a `trace-cmd
+/// record` running at the same time) are never touched.
+public final class LiveInstance {
+    public struct Settings: Sendable {
+        public var name = StaleInstances.prefix + String(getpid())
+        /// Per-CPU buffer size; nil keeps the kernel's default.
+        public var bufferKB: Int?
+        /// The stacktrace option: a `kernel_stack` record after every event, as `trace-cmd record -T`.
+        public var stacks = false
+        public var systems: [String] = LiveEventInventory.systems
+        public init() {}
+    }
+
+    public let mount: TracefsMount
+    public let name: String
+    public let directory: String
+    private var handle: OpaquePointer?
+    private var cpuFDs: [Int32] = []
+    private(set) var removed = false
+
+    public var markerPath: String { directory + "/trace_marker" }
+
+    public init(mount: TracefsMount, settings: Settings) throws {
+        self.mount = mount
+        name = settings.name
+        directory = mount.path + "/instances/" + settings.name
+        if FileManager.default.fileExists(atPath: directory) && mount.isTracefs {
+            throw LiveError("tracefs instance \(directory) already exists (another dma-trace with this pid?)")
+        }
+        guard let h = tracefs_instance_create(settings.name) else {
+            throw LiveError("cannot create the tracefs instance \(directory): \(String(cString: strerror(errno)))")
+        }
+        handle = h
+        dmatrace_live_arm(directory, mount.isTracefs ? 0 : 1)
+        do {
+            try configure(settings)
+        } catch {
+            _ = teardown()
+            throw error
+        }
+    }
+
+    deinit { _ = teardown() }
+
+    private func write(_ file: String, _ value: String) throws {
+        guard let handle else { return }
+        let n = tracefs_instance_file_write(handle, file, value)
+        if n != Int32(value.utf8.count) {
+            throw LiveError("cannot write '\(value)' to \(directory)/\(file): \(n < 0 ? String(cString: strerror(errno)) : "short write")")
+        }
+    }
+
+    private func configure(_ settings: Settings) throws {
+        guard let handle else { return }
+        // A new instance starts with tracing on: keep it off until the readers are open.
+        try write("tracing_on", "0")
+        if let kb = settings.bufferKB {
+            if tracefs_instance_set_buffer_size(handle, kb, -1) != 0 {
+                throw LiveError("cannot set the buffer size of \(directory) to \(kb) KiB per CPU: \(String(cString: strerror(errno)))")
+            }
+        }
+        if settings.stacks && tracefs_option_enable(handle, TRACEFS_OPTION_STACKTRACE) != 0 {
+            throw LiveError("cannot enable the stacktrace option of \(directory)")
+        }
+        for system in settings.systems {
+            if tracefs_event_enable(handle, system, nil) != 0 {
+                throw LiveError("cannot enable the \(system) events in \(directory)")
+            }
+        }
+    }
+
+    /// CPUs as the instance lists them under per_cpu/.
+    public var cpus: [Int32] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory + "/per_cpu")) ?? []
+        return names.compactMap { $0.hasPrefix("cpu") ? Int32($0.dropFirst(3)) : nil }.sorted()
+    }
+
+    /// Opens a CPU's raw ring buffer; we own the descriptor (close-on-exec, so the traced
+    /// command never holds the instance busy, and tracked for the signal path).
+    func openRawCPU(_ cpu: Int32, subBufferSize: Int) throws -> RawCPUBuffer {
+        let path = directory + "/per_cpu/cpu\(cpu)/trace_pipe_raw"
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { throw LiveError("cannot open \(path): \(String(cString: strerror(errno)))") }
+        guard let tcpu = tracefs_cpu_alloc_fd(fd, Int32(subBufferSize), true) else {
+            close(fd)
+            throw LiveError("libtracefs cannot read \(path)")
+        }
+        dmatrace_live_track_fd(fd)
+        cpuFDs.append(fd)
+        return RawCPUBuffer(cpu: cpu, fd: fd, tcpu: tcpu, subBufferSize: subBufferSize, statsFile: "per_cpu/cpu\(cpu)/stats")
+    }
+
+    func closeRawCPU(_ buffer: RawCPUBuffer) {
+        guard let tcpu = buffer.tcpu else { return }
+        dmatrace_live_untrack_fd(buffer.fd)
+        cpuFDs.removeAll { $0 == buffer.fd }
+        tracefs_cpu_close(tcpu)
+        buffer.tcpu = nil
+    }
+
+    public func tracing(_ on: Bool) throws {
+        guard let handle else { return }
+        if (on ? tracefs_trace_on(handle) : tracefs_trace_off(handle)) != 0 {
+            throw LiveError("cannot switch tracing \(on ? "on" : "off") in \(directory)")
+        }
+    }
+
+    public var exists: Bool { FileManager.default.fileExists(atPath: directory) }
+
+    /// A file of the instance, as text (stats, options); nil when unreadable.
+    func readFile(_ relative: String) -> String? {
+        guard let handle else { return nil }
+        var size: Int32 = 0
+        guard let raw = tracefs_instance_file_read(handle, relative, &size) else { return nil }
+        defer { free(raw) }
+        return String(cString: raw)
+    }
+
+    /// Tracing off, descriptors closed, instance removed. nil on success, else why not.
+    public func teardown() -> String? {
+        guard let handle else { return nil }
+        _ = tracefs_trace_off(handle)
+        for fd in cpuFDs { dmatrace_live_untrack_fd(fd) }
+        cpuFDs.removeAll()
+        var problem: String?
+        if exists {
+            if tracefs_instance_destroy(handle) != 0 {
+                let why = String(cString: strerror(errno))
+                if !mount.isTracefs && dmatrace_remove_tree(directory) == 0 {
+                    problem = nil
+                } else {
+                    problem = "cannot remove the tracefs instance \(directory): \(why)" +
+                        (errno == EBUSY ? " (a process of the traced command still holds one of its files open?)" : "")
+                }
+            }
+        }
+        tracefs_instance_free(handle)
+        self.handle = nil
+        removed = problem == nil
+        if removed { dmatrace_live_disarm() }
+        return problem
+    }
+}
+
+/// One CPU's raw ring buffer (`per_cpu/cpuN/trace_pipe_raw`), read a sub-buffer at a time.
+final class RawCPUBuffer {
+    let cpu: Int32
+    let fd: Int32
+    fileprivate(set) var tcpu: OpaquePointer?
+    let subBufferSize: Int
+    let statsFile: String
+    private var page: [UInt8]
+
+    fileprivate init(cpu: Int32, fd: Int32, tcpu: OpaquePointer, subBufferSize: Int, statsFile: String) {
+        self.cpu = cpu
+        self.fd = fd
+        self.tcpu = tcpu
+        self.subBufferSize = subBufferSize
+        self.statsFile = statsFile
+        page = [UInt8](repeating: 0, count: subBufferSize)
+    }
+
+    enum ReadResult {
+        case page([UInt8])
+        case empty
+        case failed(Int32)
+    }
+
+    /// One sub-buffer if there is one now; `flush` reads what the kernel holds in a partly filled page too.
+    func read(flush: Bool = false) -> ReadResult {
+        guard let tcpu else { return .empty }
+        let n = page.withUnsafeMutableBytes { buf in
+            flush ? tracefs_cpu_flush(tcpu, buf.baseAddress) : tracefs_cpu_read(tcpu, buf.baseAddress, true)
+        }
+        if n > 0 { return .page(Array(page[0..<Int(n)])) }
+        if n == 0 || errno == EAGAIN || errno == EINTR { return .empty }
+        return .failed(errno)
+    }
+}
+
+/// A CPU's ring-buffer counters (per_cpu/cpuN/stats).
+struct RingBufferStats: Equatable {
+    var entries: UInt64 = 0
+    var overrun: UInt64 = 0
+    var commitOverrun: UInt64 = 0
+    var droppedEvents: UInt64 = 0
+    var readEvents: UInt64 = 0
+    /// The trace clock at the time of reading, in ns ("now ts: 123.456789").
+    var now: UInt64?
+
+    init() {}
+
+    init(parsing text: String) {
+        for line in text.split(separator: "\n") {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            let key = line[..<colon].trimmingCharacters(in: .whitespaces)
+            let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            switch key {
+            case "entries": entries = UInt64(value) ?? 0
+            case "overrun": overrun = UInt64(value) ?? 0
+            case "commit overrun": commitOverrun = UInt64(value) ?? 0
+            case "dropped events": droppedEvents = UInt64(value) ?? 0
+            case "read events": readEvents = UInt64(value) ?? 0
+            case "now ts": now = Self.nanoseconds(value)
+            default: continue
+            }
+        }
+    }
+
+    /// "12345.678901" (seconds.microseconds) to ns; a counter clock gives a plain integer.
+    static func nanoseconds(_ s: String) -> UInt64? {
+        let parts = s.split(separator: ".", maxSplits: 1)
+        guard let whole = UInt64(parts.first ?? "") else { return nil }
+        guard parts.count == 2 else { return whole }
+        let frac = String(parts[1].prefix(9))
+        guard let f = UInt64(frac) else { return nil }
+        var scale: UInt64 = 1
+        for _ in 0..<(9 - frac.count) { scale *= 10 }
+        return whole * 1_000_000_000 + f * scale
+    }
+}

@@ -1,0 +1,214 @@
+import CTraceShim
+import Foundation
+import Testing
+@testable import DMATrace
+
+/// The live capture against a fake tracefs directory (`--tracefs DIR`): the instance, its
+/// options and events, the libtracefs raw readers (tracefs_cpu_* over per_cpu/cpuN/trace_pipe_raw)
+/// and every way out. Never the machine's own tracefs. Serialized: a capture owns the
+/// process's signal handlers and the instance cleanup registered with atexit.
+@Suite(.serialized) struct LiveCaptureTests {
+    final class Pages: LivePageSink {
+        var pages: [Int: [[UInt8]]] = [:]
+        var refuseAfter: Int?
+        func take(page: [UInt8], cpu: Int) -> Bool {
+            pages[cpu, default: []].append(page)
+            if let limit = refuseAfter, pages.values.map(\.count).reduce(0, +) >= limit { return false }
+            return true
+        }
+    }
+
+    static func fake(_ name: String = #function, systems: Set<String>? = nil) throws -> FakeTracefs {
+        let dir = try Fixtures.scratch(name)
+        let v6 = try TraceDatWriterTests.v6Copy(of: "k6.12-stacks.dat", in: dir)
+        return try FakeTracefs(at: dir.appendingPathComponent("tracefs"), from: v6, systems: systems)
+    }
+
+    static func capture(_ fake: FakeTracefs, name: String, command: [String] = ["true"],
+                        configure: (inout LiveCapture.Options) -> Void = { _ in }) throws -> (LiveCapture, [String]) {
+        var options = LiveCapture.Options()
+        options.tracefs = fake.root.path
+        options.instance.name = name
+        options.command = command
+        options.pollInterval = 0.001
+        configure(&options)
+        let capture = LiveCapture(options: options)
+        var notes: [String] = []
+        capture.notes = { notes.append($0) }
+        try capture.prepare()
+        return (capture, notes)
+    }
+
+    @Test func readsEveryRawPageThroughLibtracefsAndRemovesTheInstance() throws {
+        let fake = try Self.fake()
+        _ = try fake.instance(named: "dma-trace-test1")
+        var options = LiveCapture.Options()
+        options.tracefs = fake.root.path
+        options.instance.name = "dma-trace-test1"
+        options.instance.bufferKB = 4096
+        options.instance.stacks = true
+        options.command = ["true"]
+        options.pollInterval = 0.001
+        let capture = LiveCapture(options: options)
+        var notes: [String] = []
+        capture.notes = { notes.append($0) }
+        try capture.prepare()
+        // The instance's settings, as the kernel would have received them, just before teardown.
+        final class Spy: LivePageSink {
+            let fake: FakeTracefs
+            var seen: [String: String] = [:]
+            var pages: [Int: [[UInt8]]] = [:]
+            init(_ fake: FakeTracefs) { self.fake = fake }
+            func take(page: [UInt8], cpu: Int) -> Bool {
+                for f in ["buffer_size_kb", "options/stacktrace", "events/dma/enable", "events/iommu/enable", "tracing_on"] {
+                    seen[f] = fake.read("dma-trace-test1", f)
+                }
+                pages[cpu, default: []].append(page)
+                return true
+            }
+        }
+        let spy = Spy(fake)
+        let outcome = try capture.run(sink: spy)
+        #expect(outcome.stop == .commandExited(status: 0))
+        #expect(spy.pages[0] == fake.sections.pages[0])
+        #expect(spy.pages[1] == fake.sections.pages[1])
+        #expect(outcome.pages == [0: fake.sections.pages[0].count, 1: fake.sections.pages[1].count])
+        #expect(spy.seen["buffer_size_kb"] == "4096")
+        #expect(spy.seen["options/stacktrace"] == "1")
+        #expect(spy.seen["events/dma/enable"] == "1")
+        #expect(spy.seen["tracing_on"] == "1")
+        #expect(notes.contains { $0.contains("tracing dma (") && $0.contains("dma_map_page") })
+        #expect(outcome.instanceProblem == nil)
+        #expect(!FileManager.default.fileExists(atPath: fake.instanceDir("dma-trace-test1").path))
+        #expect(outcome.metadata.kallsyms == fake.sections.metadata.kallsyms)
+        #expect(outcome.metadata.cpuStats.count == 2)
+    }
+
+    @Test func anErrorStillRemovesTheInstance() throws {
+        let fake = try Self.fake()
+        let dir = try fake.instance(named: "dma-trace-test2")
+        // A kernel that refuses the option: configuring fails after the instance exists.
+        try FileManager.default.removeItem(at: dir.appendingPathComponent("options/stacktrace"))
+        let (capture, _) = try Self.capture(fake, name: "dma-trace-test2") { $0.instance.stacks = true }
+        #expect(throws: LiveError.self) { try capture.run(sink: Pages()) }
+        #expect(!FileManager.default.fileExists(atPath: dir.path))
+    }
+
+    @Test func instanceRemovedFromOutsideIsAFault() throws {
+        let fake = try Self.fake()
+        let dir = try fake.instance(named: "dma-trace-test3")
+        let (capture, _) = try Self.capture(fake, name: "dma-trace-test3",
+                                            command: ["/bin/sh", "-c", "rm -rf '\(dir.path)'; sleep 2"])
+        do {
+            _ = try capture.run(sink: Pages())
+            Issue.record("the capture went on without its instance")
+        } catch let e as LiveError {
+            #expect(e.message.contains("was removed from outside"))
+        }
+    }
+
+    @Test func staleInstancesAreNotedAndCleaned() throws {
+        let fake = try Self.fake()
+        _ = try fake.instance(named: "dma-trace-test4")
+        // pid 2^22+1 is above pid_max's largest value: never alive.
+        _ = try fake.instance(named: "dma-trace-4194305")
+        let (_, notes) = try Self.capture(fake, name: "dma-trace-test4")
+        #expect(notes.contains { $0.contains("instances/dma-trace-4194305") && $0.contains("--clean-stale") })
+        #expect(FileManager.default.fileExists(atPath: fake.instanceDir("dma-trace-4194305").path))
+        let (_, after) = try Self.capture(fake, name: "dma-trace-test4") { $0.cleanStale = true }
+        #expect(after.contains("removed stale instance dma-trace-4194305"))
+        #expect(!FileManager.default.fileExists(atPath: fake.instanceDir("dma-trace-4194305").path))
+        // Our own pid's instance name is never stale.
+        #expect(StaleInstances.find(mount: try TracefsMount.locate(fake.root.path)).isEmpty)
+    }
+
+    @Test func aKernelWithoutTheDMAEventsIsNamed() throws {
+        let fake = try Self.fake(systems: ["swiotlb", "iommu"])
+        do {
+            _ = try Self.capture(fake, name: "dma-trace-test5")
+            Issue.record("no error")
+        } catch let e as LiveError {
+            #expect(e.message == "kernel 6.12.117+deb13-amd64 has no dma events (they arrived in Linux 6.12; this kernel has only swiotlb and iommu); --allow-partial watches what exists")
+        }
+        _ = try fake.instance(named: "dma-trace-test5")
+        let (capture, _) = try Self.capture(fake, name: "dma-trace-test5") { $0.allowPartial = true }
+        let outcome = try capture.run(sink: Pages())
+        #expect(outcome.metadata.systems.map(\.name) == ["swiotlb", "iommu"])
+        #expect(fake.read("dma-trace-test5", "events/swiotlb/enable") == nil)
+    }
+
+    @Test func badUseIsRefusedBeforeAnythingIsEnabled() throws {
+        let fake = try Self.fake()
+        #expect(throws: LiveError.self) { try TracefsMount.locate(nil, euid: 1000) }
+        do {
+            _ = try TracefsMount.locate(nil, euid: 1000)
+        } catch let e as LiveError {
+            #expect(e.message.hasPrefix("live capture needs root"))
+        }
+        do {
+            _ = try Self.capture(fake, name: "dma-trace-test6", command: ["no-such-command-dma-trace"])
+            Issue.record("no error")
+        } catch let e as LiveError {
+            #expect(e.message == "command not found: no-such-command-dma-trace")
+        }
+        do {
+            _ = try TracefsMount.locate(fake.root.appendingPathComponent("events").path)
+            Issue.record("no error")
+        } catch let e as LiveError {
+            #expect(e.message.contains("no tracefs at") && e.message.contains("events/header_page"))
+        }
+        #expect(!FileManager.default.fileExists(atPath: fake.instanceDir("dma-trace-test6").path))
+    }
+
+    @Test func theSinkStopsTheCapture() throws {
+        let fake = try Self.fake()
+        _ = try fake.instance(named: "dma-trace-test7")
+        let (capture, _) = try Self.capture(fake, name: "dma-trace-test7", command: ["sleep", "5"])
+        let sink = Pages()
+        sink.refuseAfter = 3
+        let outcome = try capture.run(sink: sink)
+        #expect(outcome.stop == .sinkFull)
+        #expect(sink.pages.values.map(\.count).reduce(0, +) == 3)
+        #expect(!FileManager.default.fileExists(atPath: fake.instanceDir("dma-trace-test7").path))
+    }
+
+    /// `dma-trace record` as a process, stopped by SIGTERM: the capture ends in order (the
+    /// traced command gets the signal too), the file is written, the instance is gone.
+    @Test func sigtermEndsRecordInOrder() throws {
+        let fake = try Self.fake()
+        // The shell lays out the instance the kernel would make for its own pid, then becomes
+        // dma-trace with that pid.
+        let template = try fake.instance(named: "template")
+        let staged = fake.root.deletingLastPathComponent().appendingPathComponent("template")
+        try FileManager.default.moveItem(at: template, to: staged)
+        let out = fake.root.deletingLastPathComponent().appendingPathComponent("sigterm.dat").path
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", "cp -r '\(staged.path)' '\(fake.root.path)/instances/dma-trace-'$$ && exec '\(Fixtures.binary.path)' record --tracefs '\(fake.root.path)' -o '\(out)' -- sleep 30"]
+        let err = Pipe()
+        p.standardError = err
+        try p.run()
+        let instance = fake.instanceDir("dma-trace-\(p.processIdentifier)")
+        // Wait (bounded) until tracing is on in the instance, then stop it.
+        var on = false
+        for _ in 0..<300 where !on {
+            usleep(20_000)
+            on = fake.read("dma-trace-\(p.processIdentifier)", "events/dma/enable") == "1"
+        }
+        #expect(on)
+        kill(p.processIdentifier, SIGTERM)
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 128 + SIGTERM, "\(stderr)")
+        #expect(stderr.contains("stopped by signal 15"), "\(stderr)")
+        #expect(!FileManager.default.fileExists(atPath: instance.path))
+        let written = try TraceDatV6Sections(path: out)
+        #expect(written.pages == fake.sections.pages)
+    }
+
+    @Test func ringBufferStatsAreRead() {
+        let s = RingBufferStats(parsing: "entries: 12\noverrun: 34\ncommit overrun: 0\nbytes: 1\noldest event ts:  5.000100\nnow ts:  6.500250\ndropped events: 7\nread events: 9\n")
+        #expect(s.entries == 12 && s.overrun == 34 && s.droppedEvents == 7 && s.readEvents == 9)
+        #expect(s.now == 6_500_250_000)
+    }
+}
