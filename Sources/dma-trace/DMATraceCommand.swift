@@ -7,7 +7,7 @@ struct DMATraceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dma-trace",
         abstract: "Find DMA-API bugs in Linux kernel traces (trace.dat or ftrace text).",
-        subcommands: [AnalyzeCommand.self, RecordCommand.self, AuditCommand.self, ReportCommand.self, InfoCommand.self, EventsCommand.self, RulesCommand.self]
+        subcommands: [AnalyzeCommand.self, WatchCommand.self, RecordCommand.self, AuditCommand.self, ReportCommand.self, InfoCommand.self, EventsCommand.self, RulesCommand.self]
     )
 
     /// Bad input, bad usage and a failed write all exit 2 (ArgumentParser would say 64 for

@@ -206,6 +206,90 @@ import Testing
         #expect(written.pages == fake.sections.pages)
     }
 
+    /// Raw pages saved from a guest, read through libtracefs, the page decoder, the merge and the
+    /// record decoder: the same events, and the same findings, as the trace.dat they came from.
+    @Test func liveDecodingGivesTheEventsAndFindingsOfTheRecording() throws {
+        let fake = try Self.fake()
+        let v6 = fake.root.deletingLastPathComponent().appendingPathComponent("original-v6.dat").path
+        _ = try fake.instance(named: "dma-trace-test8")
+        let (capture, _) = try Self.capture(fake, name: "dma-trace-test8")
+        let source = LiveEventSource(capture: capture)
+        var live: [DMAEvent] = []
+        let stats = try source.read { live.append($0) }
+        let recorded = try Fixtures.events(path: v6)
+        #expect(live.count == recorded.count && live.count > 300)
+        #expect(zip(live, recorded).allSatisfy { "\($0)" == "\($1)" })
+        #expect(stats.stackRecords > 300)
+        #expect(live.contains { $0.stack?.frames.first?.contains("+0x") == true })
+        #expect(source.lateEvents == 0)
+
+        _ = try fake.instance(named: "dma-trace-test8")
+        let (again, _) = try Self.capture(fake, name: "dma-trace-test8")
+        var streamed: [Finding] = []
+        let watched = try Analyzer.analyze(source: LiveEventSource(capture: again)) { streamed.append($0) }
+        let analyzed = try Analyzer.analyze(path: v6)
+        let key = { (f: Finding) in "\(f.rule) \(f.severity) \(f.device) \(f.timestamp) \(f.message)" }
+        #expect(watched.findings.map(key) == analyzed.findings.map(key))
+        #expect(Set(streamed.map(key)) == Set(analyzed.findings.map(key)))
+        #expect(watched.facts.format == .live)
+    }
+
+    @Test func theMergeWaitsForEveryCPU() {
+        func event(_ ts: UInt64, _ cpu: Int32) -> DMAEvent {
+            DMAEvent(timestamp: ts, cpu: cpu, pid: 1, task: "t", device: nil, kind: .marker("\(ts)"))
+        }
+        var merger = LiveMerger(window: 10)
+        var out: [UInt64] = []
+        merger.add(event(100, 1)); merger.add(event(130, 1))
+        merger.add(event(90, 0)); merger.add(event(120, 0))
+        merger.release(upTo: 125) { out.append($0.timestamp) }
+        // Up to 125 - 10: CPU 1's 130 and CPU 0's 120 wait.
+        #expect(out == [90, 100])
+        // A CPU's own order is the ring buffer's: kept as it came.
+        merger.add(event(115, 1))
+        merger.release(upTo: nil) { out.append($0.timestamp) }
+        #expect(out == [90, 100, 120, 130, 115])
+        #expect(merger.late == 0)
+        merger.add(event(50, 0))
+        #expect(merger.late == 1)
+    }
+
+    /// `dma-trace watch --format json -- CMD` as a process: NDJSON findings, then one summary
+    /// object holding analyze's document; the command's failure gives exit 1 and a message.
+    @Test func watchWritesNDJSON() throws {
+        let fake = try Self.fake()
+        let template = try fake.instance(named: "template")
+        let staged = fake.root.deletingLastPathComponent().appendingPathComponent("template")
+        try FileManager.default.moveItem(at: template, to: staged)
+        let v6 = fake.root.deletingLastPathComponent().appendingPathComponent("original-v6.dat").path
+        let r = try Fixtures.run(["-c", "cp -r '\(staged.path)' '\(fake.root.path)/instances/dma-trace-'$$ && exec '\(Fixtures.binary.path)' watch --format json --fail-on none --tracefs '\(fake.root.path)' -- sh -c 'test -n \"$DMA_TRACE_MARKER\" && exit 3'"],
+                                 executable: "/bin/sh")
+        #expect(r.status == 1, "\(r.stderr)")
+        #expect(r.stderr.contains("failed with exit status 3"), "\(r.stderr)")
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        let objects = try lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        let summary = try #require(objects.last?["summary"] as? [String: Any])
+        let analysis = try #require(summary["analysis"] as? [String: Any])
+        let findings = try #require(analysis["findings"] as? [[String: Any]])
+        let analyzed = try Analyzer.analyze(path: v6).findings
+        #expect(findings.count == analyzed.count)
+        #expect(objects.dropLast().count == analyzed.count)
+        #expect(Set(objects.dropLast().compactMap { $0["fingerprint"] as? String }) == Set(analyzed.map(\.fingerprint)))
+        #expect((summary["command"] as? [String])?.first == "sh")
+    }
+
+    /// Not root: refused before tracefs is even looked at (setpriv drops to nobody).
+    @Test func notRootIsRefused() throws {
+        guard let setpriv = Fixtures.which("setpriv"), geteuid() == 0 else { return }
+        for command in ["watch", "record"] {
+            var args = ["--reuid=65534", "--regid=65534", "--clear-groups", Fixtures.binary.path, command]
+            if command == "record" { args += ["-o", "/nonexistent/x.dat"] }
+            let r = try Fixtures.run(args + ["--", "true"], executable: setpriv)
+            #expect(r.status == 2, "\(r.stderr)")
+            #expect(r.stderr == "dma-trace: live capture needs root: it creates a tracefs instance under /sys/kernel/tracing (run it with sudo)\n")
+        }
+    }
+
     @Test func ringBufferStatsAreRead() {
         let s = RingBufferStats(parsing: "entries: 12\noverrun: 34\ncommit overrun: 0\nbytes: 1\noldest event ts:  5.000100\nnow ts:  6.500250\ndropped events: 7\nread events: 9\n")
         #expect(s.entries == 12 && s.overrun == 34 && s.droppedEvents == 7 && s.readEvents == 9)

@@ -32,9 +32,19 @@ case "$LIVE_MODE" in
       dma-trace record -o /out/sigterm.dat -- sleep 30 & P=$!
       sleep 3; ls $T/instances; kill -TERM $P; wait $P; echo "rc=$?"
       echo "== instances left: [$(ls $T/instances)]"
-      echo "== outside rmdir of our instance while tracing"
+      echo "== outside rmdir of our instance while it is being set up"
       dma-trace record -o /out/rmdir.dat -- sleep 6 & P=$!
-      sleep 3; for i in $T/instances/dma-trace-*; do rmdir "$i"; echo "rmdir $i: $?"; done
+      i=0; while [ $i -lt 200 ] && ! ls -d $T/instances/dma-trace-* >/dev/null 2>&1; do usleep 10000; i=$((i+1)); done
+      for d in $T/instances/dma-trace-*; do rmdir "$d"; echo "rmdir $d: $?"; done
+      wait $P; echo "rc=$?"
+      echo "== outside rmdir of our instance while tracing (the kernel refuses: we hold its buffers)"
+      dma-trace record -o /out/rmdir2.dat -- sleep 8 & P=$!
+      i=0; while [ $i -lt 300 ]; do
+        d=$(ls -d $T/instances/dma-trace-* 2>/dev/null | head -1)
+        [ -n "$d" ] && [ "$(cat $d/tracing_on 2>/dev/null)" = 1 ] && [ "$(cat $d/events/dma/enable 2>/dev/null)" = 1 ] && break
+        usleep 20000; i=$((i+1))
+      done
+      rmdir "$d"; echo "rmdir $d: $?"
       wait $P; echo "rc=$?"
       echo "== stale instance"
       mkdir $T/instances/dma-trace-999999

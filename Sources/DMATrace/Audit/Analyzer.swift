@@ -32,7 +32,11 @@ public enum Analyzer {
         try analyze(source: TraceOpener.open(path: path, options: textOptions), options: options)
     }
 
-    public static func analyze(source: DMAEventSource, options: AnalysisOptions = .init()) throws -> AnalysisResult {
+    /// `onFinding` gets each finding as soon as a rule reports it (end-of-trace findings after
+    /// the last event), with the lost-event caveat of the gaps seen so far; the result holds
+    /// them all, judged against every gap.
+    public static func analyze(source: DMAEventSource, options: AnalysisOptions = .init(),
+                               onFinding: ((Finding) -> Void)? = nil) throws -> AnalysisResult {
         let rules = RuleRegistry.instantiate { !options.disabledRules.contains($0) }
         // Per fact kind, the rules that asked for it: most facts concern few rules.
         var routes = [[DMARule]](repeating: [], count: ModelFact.Kind.allCases.count)
@@ -52,11 +56,19 @@ public enum Analyzer {
         // stacks are resolved, after it: debug info costs nothing per event.
         let resolver = options.debugInfo.isEmpty ? nil
             : try StackResolver(options: options.debugInfo, kernelRelease: source.facts.kernelRelease)
+        var streamed = 0
+        let stream = {
+            guard let onFinding, context.findings.count > streamed else { return }
+            for f in context.findings[streamed...] { onFinding(context.provisional(f)) }
+            streamed = context.findings.count
+        }
         let stats = try EventPipe.run(source) { event in
             model.apply(event)
             if timeline != nil, event.device != nil, let p = model.lastTouchedProfile { timeline!.note(at: event.timestamp, p) }
+            stream()
         }
         for rule in rules { rule.finish(context) }
+        stream()
         context.applyLostEventDowngrades()
         var findings = context.findings.sorted {
             ($0.severity.rawValue, $1.timestamp, $1.rule) > ($1.severity.rawValue, $0.timestamp, $0.rule)

@@ -8,6 +8,7 @@ public struct TraceFacts: Sendable, Codable {
         case tracefs = "tracefs text"
         case perfScript = "perf script text"
         case perfData = "perf.data (through perf script)"
+        case live = "live tracefs"
     }
 
     public var path: String

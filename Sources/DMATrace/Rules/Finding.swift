@@ -137,6 +137,38 @@ enum Fingerprint {
 }
 
 extension RuleContext {
+    /// A finding as it stands now: lowered if a gap seen so far touches its evidence.
+    func provisional(_ f: Finding) -> Finding {
+        var f = f
+        if let gap = downgradingGap(f, model.gaps) {
+            f.caveats.append(Self.caveat(gap))
+            f.severity = .note
+        }
+        return f
+    }
+
+    private func downgradingGap(_ f: Finding, _ gaps: [LostGap]) -> LostGap? {
+        guard f.rule != "events-lost" else { return nil }
+        let times = f.history.map(\.timestamp) + [f.timestamp]
+        let lo = times.min() ?? f.timestamp
+        let hi = times.max() ?? f.timestamp
+        return gaps.first { gap in
+            switch f.lostEventScope {
+            // A gap opens after its CPU's last record: one that opens at the finding's
+            // own last event cannot hide anything the finding depends on.
+            case .anyCPUBefore: return (gap.from ?? 0) < hi
+            case .anyCPUAfter: return gap.to > lo
+            case .window: return gap.to > lo && (gap.from ?? 0) < hi
+            }
+        }
+    }
+
+    private static func caveat(_ gap: LostGap) -> String {
+        let lost = gap.count.map { "\($0) events" } ?? "an unknown number of events"
+        let whereLost = gap.cpu >= 0 ? "CPU \(gap.cpu)" : "the trace"
+        return "\(whereLost) lost \(lost) before \(formatSeconds(gap.to)) s, within this finding's evidence: a missing map, unmap or sync could explain it"
+    }
+
     /// Lowers every finding whose evidence overlaps a lost-event gap to a note, once.
     /// Returns how many were touched.
     @discardableResult
@@ -145,24 +177,9 @@ extension RuleContext {
         downgradesApplied = true
         let gaps = model.gaps
         guard !gaps.isEmpty else { return 0 }
-        for i in findings.indices where findings[i].rule != "events-lost" {
-            let f = findings[i]
-            let times = f.history.map(\.timestamp) + [f.timestamp]
-            let lo = times.min() ?? f.timestamp
-            let hi = times.max() ?? f.timestamp
-            let hit = gaps.first { gap in
-                switch f.lostEventScope {
-                // A gap opens after its CPU's last record: one that opens at the finding's
-                // own last event cannot hide anything the finding depends on.
-                case .anyCPUBefore: return (gap.from ?? 0) < hi
-                case .anyCPUAfter: return gap.to > lo
-                case .window: return gap.to > lo && (gap.from ?? 0) < hi
-                }
-            }
-            guard let gap = hit else { continue }
-            let lost = gap.count.map { "\($0) events" } ?? "an unknown number of events"
-            let whereLost = gap.cpu >= 0 ? "CPU \(gap.cpu)" : "the trace"
-            findings[i].caveats.append("\(whereLost) lost \(lost) before \(formatSeconds(gap.to)) s, within this finding's evidence: a missing map, unmap or sync could explain it")
+        for i in findings.indices {
+            guard let gap = downgradingGap(findings[i], gaps) else { continue }
+            findings[i].caveats.append(Self.caveat(gap))
             // Only maybe true: a lost map, unmap or sync explains it as well as a driver bug does.
             findings[i].severity = .note
             downgradedCount += 1

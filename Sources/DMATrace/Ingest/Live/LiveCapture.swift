@@ -7,6 +7,16 @@ public protocol LivePageSink: AnyObject {
     /// One raw sub-buffer of `cpu`, as the kernel wrote it. Returning false stops the capture
     /// (the sink cannot take more: disk full).
     func take(page: [UInt8], cpu: Int) -> Bool
+    /// Asks for the ring buffer's clock at the start of every drain round.
+    var wantsClock: Bool { get }
+    /// Every CPU has been read up to `now` (the trace clock when the round began; nil when
+    /// the kernel does not say). Returning false stops the capture.
+    func roundEnded(now: UInt64?) -> Bool
+}
+
+public extension LivePageSink {
+    var wantsClock: Bool { false }
+    func roundEnded(now: UInt64?) -> Bool { true }
 }
 
 /// A capture: our instance, its raw per-CPU buffers drained by one reader thread, the
@@ -88,11 +98,26 @@ public final class LiveCapture {
         }
     }
 
+    /// The whole of a file whose size the kernel does not state (tracefs, procfs say 0, and
+    /// a single read stops at a page): read to its end.
+    static func readWhole(_ path: String) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return [] }
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            out += chunk[0..<n]
+        }
+        return out
+    }
+
     /// Formats and tables as the kernel gives them (the same for every instance).
     func metadata(pageSize: Int, systems: [String]) -> TraceDatMetadata {
-        func bytes(_ relative: String) -> [UInt8] {
-            (FileManager.default.contents(atPath: mount.path + "/" + relative)).map { [UInt8]($0) } ?? []
-        }
+        func bytes(_ relative: String) -> [UInt8] { Self.readWhole(mount.path + "/" + relative) }
         func formats(_ system: String) -> [[UInt8]] {
             let names = (inventory.events[system]) ?? ((try? FileManager.default.contentsOfDirectory(atPath: mount.path + "/events/" + system)) ?? []).sorted()
             return names.map { bytes("events/\(system)/\($0)/format") }.filter { !$0.isEmpty }
@@ -114,7 +139,7 @@ public final class LiveCapture {
     /// Kallsyms read at the END of the capture: modules loaded meanwhile are in it.
     func kallsyms() -> [UInt8] {
         let path = mount.isTracefs ? "/proc/kallsyms" : mount.path + "/kallsyms"
-        return FileManager.default.contents(atPath: path).map { [UInt8]($0) } ?? []
+        return Self.readWhole(path)
     }
 
     /// Runs the capture; `sink` gets every page on the reader thread. Throws LiveError for a fault;
@@ -149,6 +174,9 @@ public final class LiveCapture {
             if buffers.isEmpty { throw LiveError("instance \(inst.directory) has no per_cpu buffers") }
             try inst.tracing(true)
         } catch {
+            if !inst.exists {
+                throw fail(LiveError("the tracefs instance \(inst.directory) was removed from outside while it was being set up (by another tool?)"))
+            }
             throw fail(error)
         }
         var meta = metadata(pageSize: pageSize, systems: settings.systems)
@@ -180,7 +208,10 @@ public final class LiveCapture {
         do {
             while stop == nil {
                 var any = false
+                // The clock first: whatever was stamped before it is in the buffers we drain next.
+                let now = sink.wantsClock ? buffers.first.flatMap { inst.readFile($0.statsFile) }.flatMap { RingBufferStats(parsing: $0).now } : nil
                 for b in buffers { any = try drain(b, flush: false) || any }
+                if !sinkFull && !sink.roundEnded(now: now) { sinkFull = true }
                 if sinkFull { stop = .sinkFull; break }
                 var sig: UInt8 = 0
                 if read(fds[0], &sig, 1) == 1 { stop = .signal(Int32(sig)); break }
@@ -222,7 +253,8 @@ public final class LiveCapture {
             inst.closeRawCPU(b)
         }
         meta.kallsyms = kallsyms()
-        meta.cmdlines = (FileManager.default.contents(atPath: mount.path + "/saved_cmdlines")).map { [UInt8]($0) } ?? meta.cmdlines
+        let cmdlines = Self.readWhole(mount.path + "/saved_cmdlines")
+        if !cmdlines.isEmpty { meta.cmdlines = cmdlines }
         meta.cpuStats = buffers.map { outcome.stats[Int($0.cpu)] ?? "" }
         outcome.metadata = meta
         outcome.instanceProblem = inst.teardown()

@@ -45,7 +45,8 @@ public struct TracefsMount: Sendable {
     }
 
     func read(_ relative: String) -> String? {
-        (try? String(contentsOfFile: path + "/" + relative, encoding: .utf8))
+        let bytes = LiveCapture.readWhole(path + "/" + relative)
+        return bytes.isEmpty ? nil : String(decoding: bytes, as: UTF8.self)
     }
 
     /// The kernel's own `uname -r`, or for a fixture the release it recorded next to its formats.

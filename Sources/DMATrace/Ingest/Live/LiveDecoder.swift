@@ -1,0 +1,138 @@
+import CTraceCmd
+import DequeModule
+import Foundation
+
+/// Live sub-buffers to events: the page decoder and the record decoder of the trace.dat
+/// path (`SubBufferCursor`, `RecordDecoder`), fed by tracefs instead of a file. Pages are
+/// decoded per CPU as they arrive; the CPUs are then merged by time (`LiveMerger`).
+final class LiveDecoder {
+    private var decoder: RecordDecoder
+    private let format: SubBufferFormat
+    private var record = tep_record()
+    /// With stacks on, an event waits for the next record of its CPU: its kernel_stack.
+    private var pending: [Int: DMAEvent] = [:]
+    private(set) var stats = IngestStats()
+    /// Missed events the sub-buffers stated, per CPU (to compare with the ring buffer's own counters).
+    private(set) var missedByCPU: [Int: UInt64] = [:]
+    private(set) var lastTimestamp: [Int: UInt64] = [:]
+
+    /// `tep` holds the running kernel's formats (tracefs_local_events); `headerPage`/`headerEvent`
+    /// are its events/header_page and header_event, checked as the trace.dat path checks a file's.
+    init(tep: OpaquePointer, headerPage: String, headerEvent: String) throws {
+        let commitSize = Int(tep_get_header_page_size(tep))
+        guard commitSize == 4 || commitSize == 8 else {
+            throw LiveError("this kernel's ring-buffer pages have a \(commitSize)-byte commit word; the page decoder reads 4 or 8")
+        }
+        if let problem = SubBufferFormat.mismatch(headerPage: headerPage, headerEvent: headerEvent, commitSize: commitSize) {
+            throw LiveError("this kernel's ring-buffer page format is not the one the page decoder reads: \(problem)")
+        }
+        format = SubBufferFormat(commitSize: commitSize, bigEndian: tep_is_local_bigendian(tep))
+        decoder = RecordDecoder(tep: tep)
+        record.ref_count = 1
+        record.locked = 1
+    }
+
+    /// Decodes one raw sub-buffer of `cpu`; `emit` gets its events in order.
+    func decode(page: [UInt8], cpu: Int, emit: (DMAEvent) -> Void) throws {
+        try page.withUnsafeBytes { bytes in
+            var cursor: SubBufferCursor
+            do { cursor = try SubBufferCursor(page: bytes, format: format) } catch {
+                throw LiveError("CPU \(cpu)'s ring buffer gave a damaged page: \(error)")
+            }
+            while true {
+                let next: RingRecord?
+                do { next = try cursor.nextRecord() } catch {
+                    throw LiveError("CPU \(cpu)'s ring buffer gave a damaged page: \(error)")
+                }
+                guard let r = next else { break }
+                take(r, cpu: cpu, emit: emit)
+            }
+        }
+    }
+
+    private func take(_ r: RingRecord, cpu: Int, emit: (DMAEvent) -> Void) {
+        TraceDatReader.fill(&record, r, ts: r.timestamp, cpu: Int32(cpu))
+        stats.records += 1
+        stats.noteTimestamp(r.timestamp)
+        lastTimestamp[cpu] = r.timestamp
+        if r.missedEvents != 0 {
+            // A stack cannot come across a gap: the waiting event goes out without one.
+            flush(cpu: cpu, emit: emit)
+            let count: UInt64? = r.missedEvents > 0 ? UInt64(r.missedEvents) : nil
+            stats.lostGaps += 1
+            if let count { stats.lostEventsCounted += count; missedByCPU[cpu, default: 0] += count } else { stats.uncountedGaps += 1 }
+            emit(DMAEvent(timestamp: r.timestamp, cpu: Int32(cpu), pid: -1, task: "", device: nil, kind: .lostEvents(count: count)))
+        }
+        if var waiting = pending.removeValue(forKey: cpu) {
+            if decoder.isKernelStack(&record), decoder.pid(of: &record) == waiting.pid {
+                stats.stackRecords += 1
+                waiting.stack = decoder.decodeStack(&record)
+                emit(waiting)
+                return
+            }
+            emit(waiting)
+        }
+        guard let event = decoder.decode(&record, stats: &stats) else { return }
+        stats.dmaEvents += 1
+        if decoder.hasKernelStacks { pending[cpu] = event } else { emit(event) }
+    }
+
+    /// The event still waiting for a stack on `cpu`, at the end of the data.
+    func flush(cpu: Int, emit: (DMAEvent) -> Void) {
+        if let waiting = pending.removeValue(forKey: cpu) { emit(waiting) }
+    }
+
+    func flushAll(emit: (DMAEvent) -> Void) {
+        for cpu in pending.keys.sorted() { flush(cpu: cpu, emit: emit) }
+    }
+
+    /// Losses the ring buffer counted (overrun, dropped) beyond what its pages said: a gap at
+    /// the CPU's last record, counted as trace-cmd's statistics would show it.
+    func noteCounterLoss(cpu: Int, counted: UInt64, emit: (DMAEvent) -> Void) {
+        let stated = missedByCPU[cpu] ?? 0
+        guard counted > stated else { return }
+        let extra = counted - stated
+        stats.lostGaps += 1
+        stats.lostEventsCounted += extra
+        missedByCPU[cpu] = counted
+        emit(DMAEvent(timestamp: lastTimestamp[cpu] ?? stats.lastTimestamp ?? 0, cpu: Int32(cpu), pid: -1, task: "",
+                      device: nil, kind: .lostEvents(count: extra)))
+    }
+}
+
+/// The CPUs' events in time order. Events are held per CPU until every CPU is known to be
+/// read up to a point in time (the end of a drain round); a bounded reorder window
+/// covers events stamped just before that point but committed just after.
+struct LiveMerger {
+    private var queues: [Int: Deque<DMAEvent>] = [:]
+    /// Events that arrived older than what was already handed on (beyond the window).
+    private(set) var late: UInt64 = 0
+    private var released: UInt64 = 0
+    let window: UInt64
+
+    init(window: UInt64 = 50_000_000) { self.window = window }
+
+    mutating func add(_ event: DMAEvent) {
+        if event.timestamp < released { late += 1 }
+        queues[Int(event.cpu), default: []].append(event)
+    }
+
+    /// Hands on every event up to `watermark - window` (nil: everything), oldest first,
+    /// ties by CPU as the trace.dat merge does.
+    mutating func release(upTo watermark: UInt64?, _ handler: (DMAEvent) throws -> Void) rethrows {
+        let limit = watermark.map { $0 > window ? $0 - window : 0 }
+        let cpus = queues.keys.sorted()
+        while true {
+            var best: Int?
+            var bestTS = UInt64.max
+            for cpu in cpus {
+                guard let head = queues[cpu]?.first else { continue }
+                if head.timestamp < bestTS { best = cpu; bestTS = head.timestamp }
+            }
+            guard let cpu = best, limit.map({ bestTS <= $0 }) ?? true else { return }
+            let event = queues[cpu]!.removeFirst()
+            if event.timestamp > released { released = event.timestamp }
+            try handler(event)
+        }
+    }
+}

@@ -1,0 +1,103 @@
+import CTraceCmd
+import Foundation
+
+/// A live capture as an event source: `Analyzer.analyze(source:)` replays it through the
+/// same model and rules as a recorded trace. `read` runs the whole capture; events reach the
+/// handler in time order as the merge releases them, while tracing goes on.
+public final class LiveEventSource: DMAEventSource {
+    public let capture: LiveCapture
+    public private(set) var facts: TraceFacts
+    public private(set) var outcome: LiveCapture.Outcome?
+    /// Events that came later than the reorder window allowed (delivered anyway, out of order).
+    public private(set) var lateEvents: UInt64 = 0
+    /// Also gets every raw page (record --analyze keeps the file while watching).
+    public var tee: LivePageSink?
+
+    /// `capture` must be prepared (`LiveCapture.prepare`).
+    public init(capture: LiveCapture) {
+        self.capture = capture
+        facts = TraceFacts(path: "\(capture.mount.path)/instances/\(capture.options.instance.name)", format: .live)
+        facts.kernelRelease = capture.mount.kernelRelease
+        let names = Set(capture.inventory.events.values.joined())
+        facts.eventFormats = names.sorted()
+        facts.generation = EventGeneration.detect(eventNames: names)
+        facts.clock = "local"
+    }
+
+    public func read(_ handler: (DMAEvent) throws -> Void) throws -> IngestStats {
+        let mount = capture.mount!
+        var systems = capture.inventory.present + ["ftrace"]
+        let tep: OpaquePointer? = systems.withCStrings { tracefs_local_events_system(mount.path, $0) }
+        guard let tep else { throw LiveError("libtracefs cannot read the event formats under \(mount.path)/events") }
+        defer { tep_free(tep) }
+        systems.removeAll()
+        let kallsyms = capture.kallsyms()
+        if !kallsyms.isEmpty {
+            var text = kallsyms
+            text.append(0)
+            _ = text.withUnsafeBufferPointer { tep_parse_kallsyms(tep, UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self)) }
+            facts.hasKallsyms = true
+        }
+        let header = { (name: String) in String(decoding: LiveCapture.readWhole(mount.path + "/events/" + name), as: UTF8.self) }
+        let decoder = try LiveDecoder(tep: tep, headerPage: header("header_page"), headerEvent: header("header_event"))
+        var merger = LiveMerger()
+        var failure: Error?
+        // The handler is only called from this thread: the capture runs here and the sink is its callback.
+        try withoutActuallyEscaping(handler) { handler in
+            let sink = DecodingSink(decoder: decoder, tee: tee) { event in merger.add(event) } release: { now in
+                do { try merger.release(upTo: now, handler) } catch { failure = error; return false }
+                return true
+            }
+            let result = try capture.run(sink: sink)
+            outcome = result
+            if let problem = sink.failure ?? failure { throw problem }
+            decoder.flushAll { merger.add($0) }
+            for (cpu, text) in result.stats {
+                let s = RingBufferStats(parsing: text)
+                decoder.noteCounterLoss(cpu: cpu, counted: s.overrun + s.droppedEvents) { merger.add($0) }
+            }
+            try merger.release(upTo: nil, handler)
+        }
+        facts.cpus = outcome?.metadata.cpuStats.count
+        lateEvents = merger.late
+        return decoder.stats
+    }
+}
+
+private final class DecodingSink: LivePageSink {
+    let decoder: LiveDecoder
+    let tee: LivePageSink?
+    let add: (DMAEvent) -> Void
+    let release: (UInt64?) -> Bool
+    var failure: Error?
+    var wantsClock: Bool { true }
+
+    init(decoder: LiveDecoder, tee: LivePageSink?, add: @escaping (DMAEvent) -> Void, release: @escaping (UInt64?) -> Bool) {
+        self.decoder = decoder
+        self.tee = tee
+        self.add = add
+        self.release = release
+    }
+
+    func take(page: [UInt8], cpu: Int) -> Bool {
+        if let tee, !tee.take(page: page, cpu: cpu) { return false }
+        do { try decoder.decode(page: page, cpu: cpu, emit: add) } catch { failure = error; return false }
+        return true
+    }
+
+    func roundEnded(now: UInt64?) -> Bool {
+        // Without the ring buffer's clock, nothing is known complete until the end.
+        guard let now else { return true }
+        return release(now)
+    }
+}
+
+extension Array where Element == String {
+    /// A NULL-terminated `const char **` for the duration of `body`.
+    func withCStrings<R>(_ body: (UnsafeMutablePointer<UnsafePointer<CChar>?>) throws -> R) rethrows -> R {
+        let copies = map { strdup($0) }
+        defer { copies.forEach { free($0) } }
+        var pointers: [UnsafePointer<CChar>?] = copies.map { UnsafePointer($0) } + [nil]
+        return try pointers.withUnsafeMutableBufferPointer { try body($0.baseAddress!) }
+    }
+}
