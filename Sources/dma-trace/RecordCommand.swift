@@ -19,7 +19,9 @@ struct RecordCommand: ParsableCommand {
     @OptionGroup var filters: FindingFilters
 
     func run() throws {
-        let capture = LiveCapture(options: live.captureOptions())
+        var options = live.captureOptions()
+        options.fullPagesOnly = true
+        let capture = LiveCapture(options: options)
         do {
             try capture.prepare()
         } catch let error as LiveError {
@@ -40,7 +42,13 @@ struct RecordCommand: ParsableCommand {
             throw UsageProblem(message: error.message)
         }
         let cpus = (outcome.metadata.cpuStats.count)
-        let truncation = try writer.finish(metadata: outcome.metadata, cpus: cpus)
+        let truncation: TraceDatTruncation?
+        do {
+            truncation = try writer.finish(metadata: outcome.metadata, cpus: cpus)
+        } catch let error as LiveError {
+            let spooled = writer.failure.map { " (\($0))" } ?? ""
+            throw UsageProblem(message: "disk full while recording\(spooled): \(error.message)")
+        }
         var faults: [String] = []
         if let spoolProblem = writer.failure {
             faults.append("disk full while recording \(output): \(spoolProblem); the capture stopped there")

@@ -39,8 +39,10 @@ import Testing
         return (capture, notes)
     }
 
-    @Test func readsEveryRawPageThroughLibtracefsAndRemovesTheInstance() throws {
-        let fake = try Self.fake()
+    /// Both ways of reading: tracefs_cpu_read (partly filled pages too: watch) and
+    /// tracefs_cpu_buffered_read through a pipe (filled pages only: record), each with tracefs_cpu_flush at the end.
+    @Test(arguments: [false, true]) func readsEveryRawPageThroughLibtracefsAndRemovesTheInstance(fullOnly: Bool) throws {
+        let fake = try Self.fake("readsEveryRawPage\(fullOnly)")
         _ = try fake.instance(named: "dma-trace-test1")
         var options = LiveCapture.Options()
         options.tracefs = fake.root.path
@@ -49,6 +51,7 @@ import Testing
         options.instance.stacks = true
         options.command = ["true"]
         options.pollInterval = 0.001
+        options.fullPagesOnly = fullOnly
         let capture = LiveCapture(options: options)
         var notes: [String] = []
         capture.notes = { notes.append($0) }
@@ -238,7 +241,7 @@ import Testing
         func event(_ ts: UInt64, _ cpu: Int32) -> DMAEvent {
             DMAEvent(timestamp: ts, cpu: cpu, pid: 1, task: "t", device: nil, kind: .marker("\(ts)"))
         }
-        var merger = LiveMerger(window: 10)
+        var merger = LiveMerger(window: 10, maxWindow: 15)
         var out: [UInt64] = []
         merger.add(event(100, 1)); merger.add(event(130, 1))
         merger.add(event(90, 0)); merger.add(event(120, 0))
@@ -252,6 +255,7 @@ import Testing
         #expect(merger.late == 0)
         merger.add(event(50, 0))
         #expect(merger.late == 1)
+        #expect(merger.window == 15)
     }
 
     /// `dma-trace watch --format json -- CMD` as a process: NDJSON findings, then one summary

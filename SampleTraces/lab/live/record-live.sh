@@ -7,6 +7,7 @@
 #        KERNEL 6.12 | 7; MODE watch | record | faults (workload-live.sh);
 #        BODY fi (faultinject/workload-faultinject.sh: dmafi's scenarios on QEMU's edu device)
 #             io (workloads/short-io-net.sh: nvme, SATA and e1000e, real drivers)
+#             nvme (workloads/nvme-4k-loop.sh: a busy NVMe, LIVE_NVME_EVENTS events, default 300000)
 #        default: 6.12-watch-fi 6.12-record-fi 7-watch-fi 7-record-fi 6.12-watch-io 6.12-faults-fi
 #
 # Environment:
@@ -43,15 +44,20 @@ kver() { basename "$(readlink -f "$LAB_CACHE/kernels/$1")"; }
 
 for run in "$@"; do
   IFS=- read -r K MODE BODY <<< "$run"
+  GENV=
   case "$BODY" in
     fi) B=workload-faultinject.sh; SRC=$LAB/faultinject/workload-faultinject.sh
         QX="-device edu,dma_mask=0xffffffff"; EXTRA="$LAB_CACHE/modules/$(kver "$K")/dmafi.ko" ;;
     io) B=short-io-net.sh; SRC=$LAB/workloads/short-io-net.sh; QX=""; EXTRA="" ;;
+    # a busy NVMe for "it keeps up": two O_DIRECT 4 KiB loops, the instance's default buffer
+    nvme) B=nvme-4k-loop.sh; SRC=$LAB/workloads/nvme-4k-loop.sh; QX=""; EXTRA=""
+          GENV="TARGET_EVENTS=${LIVE_NVME_EVENTS:-300000} MAX_SECONDS=${LIVE_NVME_SECONDS:-90}" ;;
     *) echo "unknown body $BODY in $run" >&2; exit 2 ;;
   esac
+  GENV=${GENV:-}
   t0=$SECONDS
   LAB_MEM=2G LAB_TIMEOUT=400 LAB_QEMU_EXTRA="$QX" \
-  LAB_GUEST_ENV="LIVE_MODE=$MODE LIVE_BODY=$B" \
+  LAB_GUEST_ENV="LIVE_MODE=$MODE LIVE_BODY=$B $GENV" \
   LAB_EXTRA_FILES="$EXTRA $SRC $HERE/live-runner.sh $LIVE_OUT/dma-trace-guest.tar" \
     "$LAB/record.sh" "$K" plain "$HERE/workload-live.sh" "$LIVE_OUT/$run.dat" -e dma -e swiotlb -e iommu -b 20000
   echo ">> $run: $((SECONDS - t0)) s"

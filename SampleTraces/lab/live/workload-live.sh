@@ -22,11 +22,13 @@ case "$LIVE_MODE" in
     {
       echo "== no tracefs at /tmp"; dma-trace record -o /out/x.dat --tracefs /tmp --duration 1; echo "rc=$?"
       echo "== command not found"; dma-trace record -o /out/x.dat -- /no/such/cmd; echo "rc=$?"
-      # Room for the header (kallsyms is most of it) and about 40 pages: the spools fill it.
-      KB=$(( $(cat /proc/kallsyms | wc -c) / 1024 + 200 ))
+      # Room for the header (kallsyms is most of it, with the drivers loaded) and about 100
+      # pages, then 4 KiB O_DIRECT reads on nvme until the spools fill it.
+      load_drivers > /dev/null 2>&1
+      KB=$(( $(cat /proc/kallsyms | wc -c) / 1024 + 400 ))
       echo "== disk full: a ${KB} KiB tmpfs"
       mkdir -p /small && mount -t tmpfs -o size=${KB}k tmpfs /small
-      dma-trace record -o /small/full.dat -- sh /lab/live-runner.sh; echo "rc=$?"
+      dma-trace record -o /small/full.dat -- dd if=$NVME_DEV of=/dev/null bs=4k count=20000 iflag=direct; echo "rc=$?"
       ls -l /small; cp /small/full.dat /out/diskfull.dat
       echo "== SIGTERM while tracing"
       dma-trace record -o /out/sigterm.dat -- sleep 30 & P=$!

@@ -32,6 +32,8 @@ public final class LiveCapture {
         public var command: [String] = []
         /// How long the reader sleeps when every buffer was empty.
         public var pollInterval: Double = 0.02
+        /// Read only sub-buffers the kernel filled (record), not partly filled ones (watch).
+        public var fullPagesOnly = false
         public init() {}
     }
 
@@ -191,7 +193,7 @@ public final class LiveCapture {
         func drain(_ b: RawCPUBuffer, flush: Bool) throws -> Bool {
             var any = false
             while !sinkFull {
-                switch b.read(flush: flush) {
+                switch b.read(flush: flush, fullOnly: options.fullPagesOnly) {
                 case .page(let page):
                     any = true
                     pages[Int(b.cpu), default: 0] += 1

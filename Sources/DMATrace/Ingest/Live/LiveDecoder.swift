@@ -101,19 +101,30 @@ final class LiveDecoder {
 }
 
 /// The CPUs' events in time order. Events are held per CPU until every CPU is known to be
-/// read up to a point in time (the end of a drain round); a bounded reorder window
-/// covers events stamped just before that point but committed just after.
+/// read up to a point in time (the ring buffer's clock at the start of a drain round), less
+/// a reorder window: an event is stamped when the kernel reserves its slot and readable only
+/// once committed, and a CPU can stall in between (an interrupt, or under a hypervisor a
+/// descheduled vCPU: the lab's TCG guests on a loaded host stall for well over 50 ms). An
+/// event that still comes after later ones were handed on is counted as late, and the window
+/// doubles, up to `maxWindow`.
 struct LiveMerger {
     private var queues: [Int: Deque<DMAEvent>] = [:]
     /// Events that arrived older than what was already handed on (beyond the window).
     private(set) var late: UInt64 = 0
     private var released: UInt64 = 0
-    let window: UInt64
+    private(set) var window: UInt64
+    let maxWindow: UInt64
 
-    init(window: UInt64 = 50_000_000) { self.window = window }
+    init(window: UInt64 = 1_000_000_000, maxWindow: UInt64 = 8_000_000_000) {
+        self.window = window
+        self.maxWindow = max(window, maxWindow)
+    }
 
     mutating func add(_ event: DMAEvent) {
-        if event.timestamp < released { late += 1 }
+        if event.timestamp < released {
+            late += 1
+            window = min(window * 2, maxWindow)
+        }
         queues[Int(event.cpu), default: []].append(event)
     }
 

@@ -40,7 +40,9 @@ public final class LiveInstance {
         do {
             try configure(settings)
         } catch {
+            let gone = !exists
             _ = teardown()
+            if gone { throw LiveError("the tracefs instance \(directory) was removed from outside while it was being set up (by another tool?)") }
             throw error
         }
     }
@@ -171,11 +173,16 @@ final class RawCPUBuffer {
         case failed(Int32)
     }
 
-    /// One sub-buffer if there is one now; `flush` reads what the kernel holds in a partly filled page too.
-    func read(flush: Bool = false) -> ReadResult {
+    /// One sub-buffer if there is one now. `fullOnly` takes only sub-buffers the kernel has
+    /// filled (spliced, as trace-cmd does: a recording is not padded with half-empty pages);
+    /// otherwise a partly filled one is copied out too (watch: findings without delay).
+    /// `flush` reads the rest at the end, partly filled pages included.
+    func read(flush: Bool = false, fullOnly: Bool = false) -> ReadResult {
         guard let tcpu else { return .empty }
         let n = page.withUnsafeMutableBytes { buf in
-            flush ? tracefs_cpu_flush(tcpu, buf.baseAddress) : tracefs_cpu_read(tcpu, buf.baseAddress, true)
+            flush ? tracefs_cpu_flush(tcpu, buf.baseAddress)
+                : fullOnly ? tracefs_cpu_buffered_read(tcpu, buf.baseAddress, true)
+                : tracefs_cpu_read(tcpu, buf.baseAddress, true)
         }
         if n > 0 { return .page(Array(page[0..<Int(n)])) }
         if n == 0 || errno == EAGAIN || errno == EINTR { return .empty }
