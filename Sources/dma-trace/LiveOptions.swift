@@ -14,6 +14,8 @@ struct LiveOptions: ParsableArguments {
     var allowPartial = false
     @Flag(help: "Remove dma-trace-<pid> instances left behind by killed runs.")
     var cleanStale = false
+    @Option(help: "Trace clock of our instance (default: the top-level buffer's, which the kernel sets to global when sched_clock is unstable).")
+    var clock: String?
     @Option(help: "Seconds to trace when no command is given (default: until Ctrl-C).")
     var duration: Double?
     @Argument(parsing: .postTerminator, help: "The command to trace (after --): tracing is on before it starts and stops when it exits.")
@@ -30,6 +32,7 @@ struct LiveOptions: ParsableArguments {
         o.tracefs = tracefs
         o.instance.bufferKB = bufferKb
         o.instance.stacks = stack
+        o.instance.clock = clock
         o.allowPartial = allowPartial
         o.cleanStale = cleanStale
         o.duration = duration

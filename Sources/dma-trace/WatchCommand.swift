@@ -57,7 +57,7 @@ struct WatchCommand: ParsableCommand {
             writeStdout(String(decoding: data, as: UTF8.self) + "\n")
         }
         if source.lateEvents > 0 {
-            stderrLine("\(source.lateEvents) events arrived later than the reorder window and were replayed out of order")
+            stderrLine("\(source.lateEvents) events arrived later than the reorder window and were replayed out of order (\(source.firstLate ?? "?"))")
         }
         var failed = filters.fails(findings)
         if let problem = commandProblem(outcome.stop, live.command) {

@@ -294,6 +294,37 @@ import Testing
         }
     }
 
+    /// The kernel moves the top-level buffer to `global` when sched_clock is unstable, a new
+    /// instance starts on `local`: ours follows the top-level buffer (or --clock).
+    @Test func instanceFollowsTheTopLevelClock() throws {
+        let fake = try Self.fake()
+        try "local [global] counter uptime perf mono mono_raw boot tai x86-tsc\n".write(
+            to: fake.root.appendingPathComponent("trace_clock"), atomically: true, encoding: .utf8)
+        final class Clock: LivePageSink {
+            let fake: FakeTracefs
+            var seen: String?
+            init(_ fake: FakeTracefs) { self.fake = fake }
+            func take(page: [UInt8], cpu: Int) -> Bool {
+                seen = fake.read("dma-trace-test9", "trace_clock")
+                return true
+            }
+        }
+        _ = try fake.instance(named: "dma-trace-test9")
+        let (capture, _) = try Self.capture(fake, name: "dma-trace-test9")
+        let sink = Clock(fake)
+        _ = try capture.run(sink: sink)
+        #expect(sink.seen == "global")
+        _ = try fake.instance(named: "dma-trace-test9")
+        let (other, _) = try Self.capture(fake, name: "dma-trace-test9") { $0.instance.clock = "no-such-clock" }
+        do {
+            _ = try other.run(sink: Clock(fake))
+            Issue.record("no error")
+        } catch let e as LiveError {
+            #expect(e.message.hasPrefix("this kernel has no trace clock 'no-such-clock' (it has local, global"))
+        }
+        #expect(!FileManager.default.fileExists(atPath: fake.instanceDir("dma-trace-test9").path))
+    }
+
     @Test func ringBufferStatsAreRead() {
         let s = RingBufferStats(parsing: "entries: 12\noverrun: 34\ncommit overrun: 0\nbytes: 1\noldest event ts:  5.000100\nnow ts:  6.500250\ndropped events: 7\nread events: 9\n")
         #expect(s.entries == 12 && s.overrun == 34 && s.droppedEvents == 7 && s.readEvents == 9)

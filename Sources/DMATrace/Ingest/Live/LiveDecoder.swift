@@ -111,6 +111,8 @@ struct LiveMerger {
     private var queues: [Int: Deque<DMAEvent>] = [:]
     /// Events that arrived older than what was already handed on (beyond the window).
     private(set) var late: UInt64 = 0
+    /// The first late event: its CPU and time, and the latest time already handed on then.
+    private(set) var firstLate: (cpu: Int32, timestamp: UInt64, released: UInt64)?
     private var released: UInt64 = 0
     private(set) var window: UInt64
     let maxWindow: UInt64
@@ -123,6 +125,7 @@ struct LiveMerger {
     mutating func add(_ event: DMAEvent) {
         if event.timestamp < released {
             late += 1
+            if firstLate == nil { firstLate = (event.cpu, event.timestamp, released) }
             window = min(window * 2, maxWindow)
         }
         queues[Int(event.cpu), default: []].append(event)

@@ -10,6 +10,8 @@ public final class LiveEventSource: DMAEventSource {
     public private(set) var outcome: LiveCapture.Outcome?
     /// Events that came later than the reorder window allowed (delivered anyway, out of order).
     public private(set) var lateEvents: UInt64 = 0
+    /// The first of them, in words.
+    public private(set) var firstLate: String?
     /// Also gets every raw page (record --analyze keeps the file while watching).
     public var tee: LivePageSink?
 
@@ -21,7 +23,7 @@ public final class LiveEventSource: DMAEventSource {
         let names = Set(capture.inventory.events.values.joined())
         facts.eventFormats = names.sorted()
         facts.generation = EventGeneration.detect(eventNames: names)
-        facts.clock = "local"
+        facts.clock = capture.options.instance.clock ?? LiveInstance.selectedClock(capture.mount.read("trace_clock"))
     }
 
     public func read(_ handler: (DMAEvent) throws -> Void) throws -> IngestStats {
@@ -50,6 +52,7 @@ public final class LiveEventSource: DMAEventSource {
             }
             let result = try capture.run(sink: sink)
             outcome = result
+            facts.clock = LiveInstance.selectedClock(result.metadata.traceClock) ?? facts.clock
             if let problem = sink.failure ?? failure { throw problem }
             decoder.flushAll { merger.add($0) }
             for (cpu, text) in result.stats {
@@ -60,6 +63,7 @@ public final class LiveEventSource: DMAEventSource {
         }
         facts.cpus = outcome?.metadata.cpuStats.count
         lateEvents = merger.late
+        firstLate = merger.firstLate.map { "the first on CPU \($0.cpu) at \(formatSeconds($0.timestamp)) s, after \(formatSeconds($0.released)) s had been replayed" }
         return decoder.stats
     }
 }

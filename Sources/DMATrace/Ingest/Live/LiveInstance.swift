@@ -13,6 +13,11 @@ public final class LiveInstance {
         /// The stacktrace option: a `kernel_stack` record after every event, as `trace-cmd record -T`.
         public var stacks = false
         public var systems: [String] = LiveEventInventory.systems
+        /// The trace clock; nil: the top-level buffer's. A new instance starts on `local`,
+        /// while the kernel moves the top-level buffer to `global` when sched_clock is unstable
+        /// ("Unstable clock detected"): `local` then differs between CPUs, and from what
+        /// trace-cmd records at the same time.
+        public var clock: String?
         public init() {}
     }
 
@@ -61,6 +66,13 @@ public final class LiveInstance {
         guard let handle else { return }
         // A new instance starts with tracing on: keep it off until the readers are open.
         try write("tracing_on", "0")
+        if let clock = settings.clock ?? Self.selectedClock(mount.read("trace_clock")) {
+            let offered = Self.clocks(readFile("trace_clock"))
+            guard offered.isEmpty || offered.contains(clock) else {
+                throw LiveError("this kernel has no trace clock '\(clock)' (it has \(offered.joined(separator: ", ")))")
+            }
+            try write("trace_clock", clock)
+        }
         if let kb = settings.bufferKB {
             if tracefs_instance_set_buffer_size(handle, kb, -1) != 0 {
                 throw LiveError("cannot set the buffer size of \(directory) to \(kb) KiB per CPU: \(String(cString: strerror(errno)))")
@@ -75,6 +87,20 @@ public final class LiveInstance {
             }
         }
     }
+
+    /// "[local] global counter ..." -> "local"
+    static func selectedClock(_ text: String?) -> String? {
+        guard let text, let open = text.firstIndex(of: "["), let close = text[open...].firstIndex(of: "]") else { return nil }
+        let name = text[text.index(after: open)..<close]
+        return name.isEmpty ? nil : String(name)
+    }
+
+    static func clocks(_ text: String?) -> [String] {
+        (text ?? "").split(whereSeparator: { $0 == " " || $0 == "\n" }).map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "[]")) }
+    }
+
+    /// The clock the instance records with.
+    public var clock: String? { Self.selectedClock(readFile("trace_clock")) }
 
     /// CPUs as the instance lists them under per_cpu/.
     public var cpus: [Int32] {
@@ -116,11 +142,8 @@ public final class LiveInstance {
 
     /// A file of the instance, as text (stats, options); nil when unreadable.
     func readFile(_ relative: String) -> String? {
-        guard let handle else { return nil }
-        var size: Int32 = 0
-        guard let raw = tracefs_instance_file_read(handle, relative, &size) else { return nil }
-        defer { free(raw) }
-        return String(cString: raw)
+        let bytes = LiveCapture.readWhole(directory + "/" + relative)
+        return bytes.isEmpty ? nil : String(decoding: bytes, as: UTF8.self)
     }
 
     /// Tracing off, descriptors closed, instance removed. nil on success, else why not.
