@@ -23,7 +23,9 @@ struct WatchCommand: ParsableCommand {
     @OptionGroup var filters: FindingFilters
 
     func run() throws {
-        let capture = LiveCapture(options: live.captureOptions())
+        var options = live.captureOptions()
+        options.commandStdoutToStderr = format == .json
+        let capture = LiveCapture(options: options)
         do { try capture.prepare() } catch let error as LiveError { throw UsageProblem(message: error.message) }
         let source = LiveEventSource(capture: capture)
         let encoder = JSONEncoder.stable(pretty: false)

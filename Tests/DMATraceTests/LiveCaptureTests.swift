@@ -266,10 +266,12 @@ import Testing
         let staged = fake.root.deletingLastPathComponent().appendingPathComponent("template")
         try FileManager.default.moveItem(at: template, to: staged)
         let v6 = fake.root.deletingLastPathComponent().appendingPathComponent("original-v6.dat").path
-        let r = try Fixtures.run(["-c", "cp -r '\(staged.path)' '\(fake.root.path)/instances/dma-trace-'$$ && exec '\(Fixtures.binary.path)' watch --format json --fail-on none --tracefs '\(fake.root.path)' -- sh -c 'test -n \"$DMA_TRACE_MARKER\" && exit 3'"],
+        let r = try Fixtures.run(["-c", "cp -r '\(staged.path)' '\(fake.root.path)/instances/dma-trace-'$$ && exec '\(Fixtures.binary.path)' watch --format json --fail-on none --tracefs '\(fake.root.path)' -- sh -c 'echo not-json; test -n \"$DMA_TRACE_MARKER\" && exit 3'"],
                                  executable: "/bin/sh")
         #expect(r.status == 1, "\(r.stderr)")
         #expect(r.stderr.contains("failed with exit status 3"), "\(r.stderr)")
+        // The command's own output goes to stderr: stdout is NDJSON only.
+        #expect(r.stderr.contains("not-json\n") && !r.stdout.split(separator: "\n").contains("not-json"))
         let lines = r.stdout.split(separator: "\n").map(String.init)
         let objects = try lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
         let summary = try #require(objects.last?["summary"] as? [String: Any])

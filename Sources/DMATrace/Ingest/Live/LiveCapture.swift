@@ -34,6 +34,9 @@ public final class LiveCapture {
         public var pollInterval: Double = 0.02
         /// Read only sub-buffers the kernel filled (record), not partly filled ones (watch).
         public var fullPagesOnly = false
+        /// The command writes its standard output to our standard error (watch --format json:
+        /// our standard output is NDJSON and nothing else).
+        public var commandStdoutToStderr = false
         public init() {}
     }
 
@@ -281,11 +284,15 @@ public final class LiveCapture {
         sigemptyset(&none)
         posix_spawnattr_setsigmask(&attr, &none)
         posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        if options.commandStdoutToStderr { posix_spawn_file_actions_adddup2(&actions, 2, 1) }
         var pid: pid_t = 0
         let argv: [UnsafeMutablePointer<CChar>?] = command.map { strdup($0) } + [nil]
         let envp: [UnsafeMutablePointer<CChar>?] = envStrings.map { strdup($0) } + [nil]
         defer { for p in argv + envp { free(p) } }
-        let rc = posix_spawn(&pid, path, nil, &attr, argv, envp)
+        let rc = posix_spawn(&pid, path, &actions, &attr, argv, envp)
         guard rc == 0 else { throw LiveError("cannot start \(command[0]): \(String(cString: strerror(rc)))") }
         return pid
     }
