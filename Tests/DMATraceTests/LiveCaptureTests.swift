@@ -242,20 +242,30 @@ import Testing
             DMAEvent(timestamp: ts, cpu: cpu, pid: 1, task: "t", device: nil, kind: .marker("\(ts)"))
         }
         var merger = LiveMerger(window: 10, maxWindow: 15)
+        merger.cpus = [0, 1, 2]
         var out: [UInt64] = []
         merger.add(event(100, 1)); merger.add(event(130, 1))
         merger.add(event(90, 0)); merger.add(event(120, 0))
         merger.release(upTo: 125) { out.append($0.timestamp) }
-        // Up to 125 - 10: CPU 1's 130 and CPU 0's 120 wait.
+        // CPU 2 never spoke: read up to 125 - 10. CPU 0 delivered up to 120, CPU 1 up to 130.
         #expect(out == [90, 100])
-        // A CPU's own order is the ring buffer's: kept as it came.
-        merger.add(event(115, 1))
-        merger.release(upTo: nil) { out.append($0.timestamp) }
-        #expect(out == [90, 100, 120, 130, 115])
+        // CPU 0 and 1 spoke within the window: nothing newer than CPU 0's newest (120) may go,
+        // and CPU 2 holds everything at 128 - 10.
+        merger.release(upTo: 128) { out.append($0.timestamp) }
+        #expect(out == [90, 100])
+        // CPU 0 was slow to commit: its 125 still comes before CPU 1's 130.
+        merger.add(event(125, 0))
+        merger.release(upTo: 131) { out.append($0.timestamp) }
+        #expect(out == [90, 100, 120])
+        merger.release(upTo: 140) { out.append($0.timestamp) }
+        #expect(out == [90, 100, 120, 125, 130])
         #expect(merger.late == 0)
-        merger.add(event(50, 0))
+        // Older than what went already: counted, and the window doubles (to at most 15).
+        merger.add(event(115, 1))
         #expect(merger.late == 1)
         #expect(merger.window == 15)
+        merger.release(upTo: nil) { out.append($0.timestamp) }
+        #expect(out == [90, 100, 120, 125, 130, 115])
     }
 
     /// `dma-trace watch --format json -- CMD` as a process: NDJSON findings, then one summary

@@ -11,3 +11,5 @@ marker() {
   return 0
 }
 . "/lab/$LIVE_BODY"
+# Let the devices finish (interrupts, NAPI, completions) before the command ends and watch stops.
+sleep 2

@@ -68,6 +68,12 @@ public final class LiveCapture {
 
     public init(options: Options) { self.options = options }
 
+    /// The CPUs tracefs has buffers for (per_cpu/cpuN of the top level).
+    public var cpuNumbers: [Int] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: mount.path + "/per_cpu")) ?? []
+        return names.compactMap { $0.hasPrefix("cpu") ? Int($0.dropFirst(3)) : nil }.sorted()
+    }
+
     /// Resolves a command word like a shell would, before anything is enabled.
     static func resolve(_ word: String) -> String? {
         if word.contains("/") { return access(word, X_OK) == 0 ? word : nil }

@@ -100,15 +100,20 @@ final class LiveDecoder {
     }
 }
 
-/// The CPUs' events in time order. Events are held per CPU until every CPU is known to be
-/// read up to a point in time (the ring buffer's clock at the start of a drain round), less
-/// a reorder window: an event is stamped when the kernel reserves its slot and readable only
+/// The CPUs' events in time order. An event is handed on once no CPU can still deliver an
+/// older one: every CPU that delivered events recently has delivered one at least as new
+/// (its own events come in order), and a CPU silent for a whole reorder window is taken to
+/// be read up to the ring buffer's clock at the start of the drain round, less the window: an event is stamped when the kernel reserves its slot and readable only
 /// once committed, and a CPU can stall in between (an interrupt, or under a hypervisor a
 /// descheduled vCPU: the lab's TCG guests on a loaded host stall for well over 50 ms). An
 /// event that still comes after later ones were handed on is counted as late, and the window
 /// doubles, up to `maxWindow`.
 struct LiveMerger {
     private var queues: [Int: Deque<DMAEvent>] = [:]
+    /// The newest timestamp each CPU has delivered.
+    private var newest: [Int: UInt64] = [:]
+    /// Every CPU the capture reads (a CPU that never delivered counts as silent).
+    var cpus: [Int] = []
     /// Events that arrived older than what was already handed on (beyond the window).
     private(set) var late: UInt64 = 0
     /// The first late event: its CPU and time, and the latest time already handed on then.
@@ -129,12 +134,21 @@ struct LiveMerger {
             window = min(window * 2, maxWindow)
         }
         queues[Int(event.cpu), default: []].append(event)
+        if event.timestamp > newest[Int(event.cpu)] ?? 0 { newest[Int(event.cpu)] = event.timestamp }
     }
 
     /// Hands on every event up to `watermark - window` (nil: everything), oldest first,
     /// ties by CPU as the trace.dat merge does.
     mutating func release(upTo watermark: UInt64?, _ handler: (DMAEvent) throws -> Void) rethrows {
-        let limit = watermark.map { $0 > window ? $0 - window : 0 }
+        var limit: UInt64?
+        if let now = watermark {
+            let quiet = now > window ? now - window : 0
+            let all = Set(self.cpus).union(queues.keys).union(newest.keys)
+            limit = all.map { cpu in
+                guard let n = newest[cpu], n > quiet else { return quiet }
+                return n
+            }.min() ?? quiet
+        }
         let cpus = queues.keys.sorted()
         while true {
             var best: Int?

@@ -43,6 +43,7 @@ public final class LiveEventSource: DMAEventSource {
         let header = { (name: String) in String(decoding: LiveCapture.readWhole(mount.path + "/events/" + name), as: UTF8.self) }
         let decoder = try LiveDecoder(tep: tep, headerPage: header("header_page"), headerEvent: header("header_event"))
         var merger = LiveMerger()
+        merger.cpus = capture.cpuNumbers
         var failure: Error?
         // The handler is only called from this thread: the capture runs here and the sink is its callback.
         try withoutActuallyEscaping(handler) { handler in
