@@ -194,6 +194,16 @@ public final class TraceDatV6Writer {
         let tableOffset = header.count
         let dataStart = (tableOffset + 16 * cpus + pageSize - 1) / pageSize * pageSize
         var reason: String?
+        /// The CPU whose newest kept page is the newest of all: giving up pages from there keeps
+        /// the file a prefix in time of the capture on every CPU.
+        func newestCPU() -> Int? {
+            var best: (cpu: Int, ts: UInt64)?
+            for cpu in 0..<cpus where kept[cpu] > 0 {
+                let ts = spools[cpu].flatMap { pageTime($0.fd, kept[cpu] - 1) } ?? 0
+                if best == nil || ts > best!.ts { best = (cpu, ts) }
+            }
+            return best?.cpu
+        }
         func plan() -> [(offset: UInt64, size: UInt64)] {
             var at = UInt64(dataStart)
             return (0..<cpus).map { cpu in
@@ -210,18 +220,21 @@ public final class TraceDatV6Writer {
             _ = ftruncate(fd, 0)
             _ = lseek(fd, 0, SEEK_SET)
             finalWritten = 0
-            guard full, let largest = (0..<cpus).max(by: { kept[$0] < kept[$1] }), kept[largest] > 0 else {
+            guard full, kept.contains(where: { $0 > 0 }) else {
                 throw LiveError("cannot write the header of \(path): \(problem); nothing usable was written")
             }
             reason = "the disk was full"
-            let give = min(kept[largest], max(1, (head.count / pageSize) / 4))
-            kept[largest] -= give
-            if let spool = spools[largest] { _ = ftruncate(spool.fd, off_t(kept[largest] * pageSize)) }
+            // The newest pages go first, a few at a time, until the header fits.
+            for _ in 0..<max(1, (head.count / pageSize) / 4) {
+                guard let newest = newestCPU() else { break }
+                kept[newest] -= 1
+                if let spool = spools[newest] { _ = ftruncate(spool.fd, off_t(kept[newest] * pageSize)) }
+            }
         }
-        if reason != nil, let largest = (0..<cpus).max(by: { kept[$0] < kept[$1] }), kept[largest] > 0 {
+        if reason != nil, let newest = newestCPU() {
             // The header took the last free bytes: moving the pages needs one page of room.
-            kept[largest] -= 1
-            if let spool = spools[largest] { _ = ftruncate(spool.fd, off_t(kept[largest] * pageSize)) }
+            kept[newest] -= 1
+            if let spool = spools[newest] { _ = ftruncate(spool.fd, off_t(kept[newest] * pageSize)) }
             let table = Self.table(plan())
             _ = table.withUnsafeBytes { pwrite(fd, $0.baseAddress, table.count, off_t(tableOffset)) }
         }
