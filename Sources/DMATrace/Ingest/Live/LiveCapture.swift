@@ -10,13 +10,14 @@ public protocol LivePageSink: AnyObject {
     /// Asks for the ring buffer's clock at the start of every drain round.
     var wantsClock: Bool { get }
     /// Every CPU has been read up to `now` (the trace clock when the round began; nil when
-    /// the kernel does not say). Returning false stops the capture.
-    func roundEnded(now: UInt64?) -> Bool
+    /// the kernel does not say), except the CPUs in `unread`, whose ring buffer still counts
+    /// entries after the drain. Returning false stops the capture.
+    func roundEnded(now: UInt64?, unread: Set<Int>) -> Bool
 }
 
 public extension LivePageSink {
     var wantsClock: Bool { false }
-    func roundEnded(now: UInt64?) -> Bool { true }
+    func roundEnded(now: UInt64?, unread: Set<Int>) -> Bool { true }
 }
 
 /// A capture: our instance, its raw per-CPU buffers drained by one reader thread, the
@@ -222,7 +223,16 @@ public final class LiveCapture {
                 // The clock first: whatever was stamped before it is in the buffers we drain next.
                 let now = sink.wantsClock ? buffers.first.flatMap { inst.readFile($0.statsFile) }.flatMap { RingBufferStats(parsing: $0).now } : nil
                 for b in buffers { any = try drain(b, flush: false) || any }
-                if !sinkFull && !sink.roundEnded(now: now) { sinkFull = true }
+                // A CPU's last events can stay unreadable after a drain (seen in the lab: an
+                // event of a CPU that then went quiet arrived a second later); its stats still
+                // count them as entries, so the merge waits for that CPU.
+                var unread = Set<Int>()
+                if sink.wantsClock && !sinkFull {
+                    for b in buffers where (inst.readFile(b.statsFile).map { RingBufferStats(parsing: $0).entries } ?? 0) > 0 {
+                        unread.insert(Int(b.cpu))
+                    }
+                }
+                if !sinkFull && !sink.roundEnded(now: now, unread: unread) { sinkFull = true }
                 if sinkFull { stop = .sinkFull; break }
                 var sig: UInt8 = 0
                 if read(fds[0], &sig, 1) == 1 { stop = .signal(Int32(sig)); break }

@@ -139,12 +139,15 @@ struct LiveMerger {
 
     /// Hands on every event up to `watermark - window` (nil: everything), oldest first,
     /// ties by CPU as the trace.dat merge does.
-    mutating func release(upTo watermark: UInt64?, _ handler: (DMAEvent) throws -> Void) rethrows {
+    /// CPUs in `unread` still hold events the drain could not read: they bound the release
+    /// by their newest delivered event even when quiet.
+    mutating func release(upTo watermark: UInt64?, unread: Set<Int> = [], _ handler: (DMAEvent) throws -> Void) rethrows {
         var limit: UInt64?
         if let now = watermark {
             let quiet = now > window ? now - window : 0
             let all = Set(self.cpus).union(queues.keys).union(newest.keys)
             limit = all.map { cpu in
+                if unread.contains(cpu) { return newest[cpu] ?? 0 }
                 guard let n = newest[cpu], n > quiet else { return quiet }
                 return n
             }.min() ?? quiet

@@ -47,8 +47,8 @@ public final class LiveEventSource: DMAEventSource {
         var failure: Error?
         // The handler is only called from this thread: the capture runs here and the sink is its callback.
         try withoutActuallyEscaping(handler) { handler in
-            let sink = DecodingSink(decoder: decoder, tee: tee) { event in merger.add(event) } release: { now in
-                do { try merger.release(upTo: now, handler) } catch { failure = error; return false }
+            let sink = DecodingSink(decoder: decoder, tee: tee) { event in merger.add(event) } release: { now, unread in
+                do { try merger.release(upTo: now, unread: unread, handler) } catch { failure = error; return false }
                 return true
             }
             let result = try capture.run(sink: sink)
@@ -73,11 +73,11 @@ private final class DecodingSink: LivePageSink {
     let decoder: LiveDecoder
     let tee: LivePageSink?
     let add: (DMAEvent) -> Void
-    let release: (UInt64?) -> Bool
+    let release: (UInt64?, Set<Int>) -> Bool
     var failure: Error?
     var wantsClock: Bool { true }
 
-    init(decoder: LiveDecoder, tee: LivePageSink?, add: @escaping (DMAEvent) -> Void, release: @escaping (UInt64?) -> Bool) {
+    init(decoder: LiveDecoder, tee: LivePageSink?, add: @escaping (DMAEvent) -> Void, release: @escaping (UInt64?, Set<Int>) -> Bool) {
         self.decoder = decoder
         self.tee = tee
         self.add = add
@@ -90,10 +90,10 @@ private final class DecodingSink: LivePageSink {
         return true
     }
 
-    func roundEnded(now: UInt64?) -> Bool {
+    func roundEnded(now: UInt64?, unread: Set<Int>) -> Bool {
         // Without the ring buffer's clock, nothing is known complete until the end.
         guard let now else { return true }
-        return release(now)
+        return release(now, unread)
     }
 }
 
