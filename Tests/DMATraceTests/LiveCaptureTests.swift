@@ -237,6 +237,21 @@ import Testing
         #expect(watched.facts.format == .live)
     }
 
+    /// Events the ring buffer counted as overwritten or dropped beyond what its pages said
+    /// become a gap, as a recorded trace's lost events do.
+    @Test func ringBufferCountersBecomeLostEvents() throws {
+        let fake = try Self.fake()
+        let dir = try fake.instance(named: "dma-trace-test10")
+        try "entries: 0\noverrun: 7\ncommit overrun: 0\nbytes: 0\nnow ts: 0.000000\ndropped events: 5\nread events: 0\n"
+            .write(to: dir.appendingPathComponent("per_cpu/cpu1/stats"), atomically: true, encoding: .utf8)
+        let (capture, _) = try Self.capture(fake, name: "dma-trace-test10")
+        let result = try Analyzer.analyze(source: LiveEventSource(capture: capture))
+        #expect(result.lostGaps.count == 1)
+        #expect(result.lostGaps.first?.cpu == 1 && result.lostGaps.first?.count == 12)
+        #expect(result.stats.lostEventsCounted == 12)
+        #expect(result.findings.contains { $0.rule == "events-lost" })
+    }
+
     @Test func theMergeWaitsForEveryCPU() {
         func event(_ ts: UInt64, _ cpu: Int32) -> DMAEvent {
             DMAEvent(timestamp: ts, cpu: cpu, pid: 1, task: "t", device: nil, kind: .marker("\(ts)"))
