@@ -116,13 +116,15 @@ struct LiveMerger {
     var cpus: [Int] = []
     /// Events that arrived older than what was already handed on (beyond the window).
     private(set) var late: UInt64 = 0
-    /// The first late event: its CPU and time, and the latest time already handed on then.
-    private(set) var firstLate: (cpu: Int32, timestamp: UInt64, released: UInt64)?
+    /// The first late event: its CPU and time, the latest time already handed on then, and
+    /// the ring buffer's clock at the last drain round before it came.
+    private(set) var firstLate: (cpu: Int32, timestamp: UInt64, released: UInt64, clock: UInt64?)?
+    private var lastClock: UInt64?
     private var released: UInt64 = 0
     private(set) var window: UInt64
     let maxWindow: UInt64
 
-    init(window: UInt64 = 1_000_000_000, maxWindow: UInt64 = 8_000_000_000) {
+    init(window: UInt64 = 4_000_000_000, maxWindow: UInt64 = 16_000_000_000) {
         self.window = window
         self.maxWindow = max(window, maxWindow)
     }
@@ -130,7 +132,7 @@ struct LiveMerger {
     mutating func add(_ event: DMAEvent) {
         if event.timestamp < released {
             late += 1
-            if firstLate == nil { firstLate = (event.cpu, event.timestamp, released) }
+            if firstLate == nil { firstLate = (event.cpu, event.timestamp, released, lastClock) }
             window = min(window * 2, maxWindow)
         }
         queues[Int(event.cpu), default: []].append(event)
@@ -144,6 +146,7 @@ struct LiveMerger {
     mutating func release(upTo watermark: UInt64?, unread: Set<Int> = [], _ handler: (DMAEvent) throws -> Void) rethrows {
         var limit: UInt64?
         if let now = watermark {
+            lastClock = now
             let quiet = now > window ? now - window : 0
             let all = Set(self.cpus).union(queues.keys).union(newest.keys)
             limit = all.map { cpu in

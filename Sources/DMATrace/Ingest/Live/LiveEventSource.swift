@@ -64,7 +64,10 @@ public final class LiveEventSource: DMAEventSource {
         }
         facts.cpus = outcome?.metadata.cpuStats.count
         lateEvents = merger.late
-        firstLate = merger.firstLate.map { "the first on CPU \($0.cpu) at \(formatSeconds($0.timestamp)) s, after \(formatSeconds($0.released)) s had been replayed" }
+        firstLate = merger.firstLate.map { late in
+            "the first on CPU \(late.cpu) at \(formatSeconds(late.timestamp)) s, after \(formatSeconds(late.released)) s had been replayed"
+                + (late.clock.map { ", when the ring buffer's clock read \(formatSeconds($0)) s" } ?? "")
+        }
         return decoder.stats
     }
 }
