@@ -355,6 +355,22 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: fake.instanceDir("dma-trace-test9").path))
     }
 
+    /// `record --analyze`: the file, and the analyze report of it.
+    @Test func recordAnalyze() throws {
+        let fake = try Self.fake()
+        let template = try fake.instance(named: "template")
+        let staged = fake.root.deletingLastPathComponent().appendingPathComponent("template")
+        try FileManager.default.moveItem(at: template, to: staged)
+        let out = fake.root.deletingLastPathComponent().appendingPathComponent("analyzed.dat").path
+        let r = try Fixtures.run(["-c", "cp -r '\(staged.path)' '\(fake.root.path)/instances/dma-trace-'$$ && exec '\(Fixtures.binary.path)' record --analyze --fail-on none --tracefs '\(fake.root.path)' -o '\(out)' -- true"],
+                                 executable: "/bin/sh")
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.hasPrefix("\(out): kernel"), "\(r.stdout.prefix(200))")
+        #expect(r.stdout.contains("Findings: "))
+        #expect(r.stderr.contains("wrote \(out): 2 CPUs, \(fake.sections.pages.joined().count) pages"), "\(r.stderr)")
+        #expect(try TraceDatV6Sections(path: out).pages == fake.sections.pages)
+    }
+
     @Test func ringBufferStatsAreRead() {
         let s = RingBufferStats(parsing: "entries: 12\noverrun: 34\ncommit overrun: 0\nbytes: 1\noldest event ts:  5.000100\nnow ts:  6.500250\ndropped events: 7\nread events: 9\n")
         #expect(s.entries == 12 && s.overrun == 34 && s.droppedEvents == 7 && s.readEvents == 9)
