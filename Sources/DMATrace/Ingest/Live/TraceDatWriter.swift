@@ -224,8 +224,14 @@ public final class TraceDatV6Writer {
                 throw LiveError("cannot write the header of \(path): \(problem); nothing usable was written")
             }
             reason = "the disk was full"
-            // The newest pages go first, a few at a time, until the header fits.
-            for _ in 0..<max(1, (head.count / pageSize) / 4) {
+            // The newest pages go first, as many as the header lacks room for (and one more:
+            // file systems count in blocks).
+            var free = 0
+            if let spaceLimit { free = spaceLimit - used() } else {
+                var st = statvfs()
+                if fstatvfs(fd, &st) == 0 { free = Int(st.f_bavail) * Int(st.f_frsize) }
+            }
+            for _ in 0..<max(1, (head.count - free + pageSize - 1) / pageSize + 1) {
                 guard let newest = newestCPU() else { break }
                 kept[newest] -= 1
                 if let spool = spools[newest] { _ = ftruncate(spool.fd, off_t(kept[newest] * pageSize)) }
