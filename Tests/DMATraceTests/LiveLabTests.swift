@@ -87,8 +87,8 @@ import Testing
             .filter { $0.seconds >= first - Self.tolerance && $0.seconds <= last + Self.tolerance }
         let spanned = try Analyzer.analyze(source: ArraySource(inSpan))
         #expect(Self.deviceCounts(analysis["devices"] as! [[String: Any]]) == Self.deviceCounts(spanned.devices))
-        // Events that came after newer ones had been replayed (see Docs/live.md): counted, few.
-        #expect((summary["lateEvents"] as! NSNumber).intValue <= 3)
+        // No event came after newer ones had been replayed (see Docs/live.md).
+        #expect((summary["lateEvents"] as! NSNumber).intValue == 0)
         if run.hasSuffix("-io") {
             // Real drivers: nothing at warning or error.
             #expect(final.allSatisfy { ($0["severity"] as! String) == "note" })
