@@ -60,7 +60,8 @@ struct RecordCommand: ParsableCommand {
         let total = outcome.pages.values.reduce(0, +)
         stderrLine("wrote \(output): \(cpus) CPUs, \(total) pages" + (outcome.lostByCPU.isEmpty ? "" : ", the ring buffer lost events on CPU " + outcome.lostByCPU.keys.sorted().map(String.init).joined(separator: ", ")))
         var failed = false
-        if analyze && faults.isEmpty || analyze && truncation != nil {
+        // A truncated file is still a valid one: analyze what it holds.
+        if analyze && (faults.isEmpty || truncation != nil) {
             let result = try Analyzer.analyze(path: output)
             let findings = filters.apply(result.findings)
             writeStdout(TextReport(color: false, showHistory: 12).render(result, findings: findings))

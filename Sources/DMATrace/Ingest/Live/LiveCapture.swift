@@ -89,14 +89,9 @@ public final class LiveCapture {
 
     /// Checks everything that can be checked without enabling anything.
     public func prepare() throws {
-        var resolvedCommand: String?
-        if let word = options.command.first {
-            guard let found = Self.resolve(word) else {
-                throw LiveError("command not found: \(word)")
-            }
-            resolvedCommand = found
+        if let word = options.command.first, Self.resolve(word) == nil {
+            throw LiveError("command not found: \(word)")
         }
-        _ = resolvedCommand
         mount = try TracefsMount.locate(options.tracefs)
         inventory = LiveEventInventory(mount: mount)
         try inventory.check(release: mount.kernelRelease, allowPartial: options.allowPartial)
