@@ -22,6 +22,9 @@ static volatile int tracked[MAX_TRACKED_FDS];
 static volatile sig_atomic_t child_pid;
 static volatile sig_atomic_t signals_seen;
 static int notify = -1;
+/* The handlers before ours (the command line's Termination), put back after the capture. */
+static struct sigaction previous[3];
+static int previous_saved;
 static int atexit_registered;
 
 static void at_exit(void) { dmatrace_live_emergency_cleanup(); }
@@ -135,17 +138,21 @@ int dmatrace_live_install_signals(int notify_fd)
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
-    if (sigaction(SIGINT, &sa, NULL) || sigaction(SIGTERM, &sa, NULL) || sigaction(SIGHUP, &sa, NULL))
+    if (sigaction(SIGINT, &sa, &previous[0]) || sigaction(SIGTERM, &sa, &previous[1]) || sigaction(SIGHUP, &sa, &previous[2]))
         return -1;
+    previous_saved = 1;
     signal(SIGPIPE, SIG_IGN);
     return 0;
 }
 
 void dmatrace_live_default_signals(void)
 {
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
-    signal(SIGHUP, SIG_DFL);
+    if (previous_saved) {
+        sigaction(SIGINT, &previous[0], NULL);
+        sigaction(SIGTERM, &previous[1], NULL);
+        sigaction(SIGHUP, &previous[2], NULL);
+        previous_saved = 0;
+    }
     notify = -1;
 }
 

@@ -64,7 +64,7 @@ struct RecordCommand: ParsableCommand {
         if analyze && (faults.isEmpty || truncation != nil) {
             let result = try Analyzer.analyze(path: output)
             let findings = filters.apply(result.findings)
-            writeStdout(TextReport(color: false, showHistory: 12).render(result, findings: findings))
+            try StandardOutput.write(TextReport(color: false, showHistory: 12).render(result, findings: findings))
             failed = filters.fails(findings)
         }
         if let problem = commandProblem(outcome.stop, live.command) {

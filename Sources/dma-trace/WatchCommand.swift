@@ -29,13 +29,20 @@ struct WatchCommand: ParsableCommand {
         do { try capture.prepare() } catch let error as LiveError { throw UsageProblem(message: error.message) }
         let source = LiveEventSource(capture: capture)
         let encoder = JSONEncoder.stable(pretty: false)
+        // A failed write (a closed pipe, a full disk) is thrown once the capture is over and
+        // the instance is gone: the capture is not cut short in the middle of a rule.
+        var streamFailure: Error?
         let stream: (Finding) -> Void = { finding in
-            guard filters.apply([finding]).count == 1 else { return }
-            switch format {
-            case .json:
-                if let line = try? AnalysisDocument.findingLine(finding, encoder: encoder) { writeStdout(line + "\n") }
-            case .text:
-                writeStdout(TextReport.oneLine(finding) + "\n")
+            guard streamFailure == nil, filters.apply([finding]).count == 1 else { return }
+            do {
+                switch format {
+                case .json:
+                    try StandardOutput.write(try AnalysisDocument.findingLine(finding, encoder: encoder) + "\n")
+                case .text:
+                    try StandardOutput.write(TextReport.oneLine(finding) + "\n")
+                }
+            } catch {
+                streamFailure = error
             }
         }
         let result: AnalysisResult
@@ -44,11 +51,12 @@ struct WatchCommand: ParsableCommand {
         } catch let error as LiveError {
             throw UsageProblem(message: error.message)
         }
+        if let streamFailure { throw streamFailure }
         guard let outcome = source.outcome else { throw UsageProblem(message: "the capture did not run") }
         let findings = filters.apply(result.findings)
         switch format {
         case .text:
-            writeStdout("\n" + TextReport(color: false, showHistory: 12).render(result, findings: findings))
+            try StandardOutput.write("\n" + TextReport(color: false, showHistory: 12).render(result, findings: findings))
         case .json:
             var summary = LiveSummary(AnalysisDocument(result, findings: findings))
             summary.command = live.command.isEmpty ? nil : live.command
@@ -56,7 +64,7 @@ struct WatchCommand: ParsableCommand {
             summary.lateEvents = source.lateEvents
             summary.ringBufferLost = outcome.lostByCPU.mapKeys { String($0) }
             let data = try encoder.encode(["summary": summary])
-            writeStdout(String(decoding: data, as: UTF8.self) + "\n")
+            try StandardOutput.write(String(decoding: data, as: UTF8.self) + "\n")
         }
         if source.lateEvents > 0 {
             stderrLine("\(source.lateEvents) events arrived later than the reorder window and were replayed out of order (\(source.firstLate ?? "?"))")

@@ -31,7 +31,7 @@ void dmatrace_live_set_child(pid_t child);
  * instance and exits with 128 + the signal.
  */
 int dmatrace_live_install_signals(int notify_fd);
-/* Restores the default dispositions (before exec in a child, and after a capture). */
+/* Puts back the handlers that were in place before dmatrace_live_install_signals. */
 void dmatrace_live_default_signals(void);
 
 /* What the atexit handler does, callable directly (tests, and the error paths). */
