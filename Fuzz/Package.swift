@@ -4,7 +4,7 @@
 // `swift build` / `swift test` (libFuzzer supplies `main`). See Docs/fuzzing.md.
 import PackageDescription
 
-let fuzzTargets = ["FuzzTextReader", "FuzzRecordDecoder", "FuzzAuditConfig", "FuzzBaseline"]
+let fuzzTargets = ["FuzzTextReader", "FuzzRecordDecoder", "FuzzPageReader", "FuzzAuditConfig", "FuzzBaseline"]
 
 let package = Package(
     name: "dma-trace-fuzz",

@@ -80,4 +80,14 @@ printf 'a: &x [*x]\nb: {c: [1, 2, {d: e}]}\n' > $C/FuzzAuditConfig/anchors.yml
 bin=.build/debug/dma-trace
 "$bin" audit --write-baseline "$C/FuzzBaseline/faultinject.json" $S/faultinject/x86-6.12-plain.dat > /dev/null || true
 printf '{"version":1,"tool":"dma-trace","entries":[]}\n' > $C/FuzzBaseline/empty.json
+# Real ring-buffer pages: first, middle and last sub-buffer of every CPU of two recordings,
+# converted to uncompressed v6 so the pages sit in the file as the kernel wrote them.
+mkdir -p $C/FuzzPageReader
+tmp=$(mktemp -d)
+for t in k6.12-iommu faultinject/x86-6.12-plain-stacks; do
+    v6=$tmp/$(basename $t)-v6.dat
+    trace-cmd convert -i $S/$t.dat -o "$v6" --file-version 6 --compression none > /dev/null 2>&1
+    python3 Fuzz/Tools/extract-pages.py "$v6" $C/FuzzPageReader
+done
+rm -rf "$tmp"
 du -sb "$C"/* | sed 's/^/corpus bytes: /'

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (Fuzz/, with AddressSanitizer) and runs each for SECONDS.
 #   Scripts/fuzz.sh [SECONDS] [TARGET...]
-# Targets: FuzzTextReader FuzzRecordDecoder FuzzAuditConfig FuzzBaseline (default: all).
+# Targets: FuzzTextReader FuzzRecordDecoder FuzzPageReader FuzzAuditConfig FuzzBaseline (default: all).
 # Each run starts from the committed seeds (Fuzz/Corpus/TARGET) plus what earlier runs on this
 # machine found (.build-fuzz/corpus/TARGET); crashing inputs land in .build-fuzz/artifacts.
 # Prints executions, coverage (cov, ft) and crashes per target; exits 1 if any target crashed.
@@ -12,7 +12,7 @@ root=$(pwd)
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(FuzzTextReader FuzzRecordDecoder FuzzAuditConfig FuzzBaseline)
+[ ${#targets[@]} -eq 0 ] && targets=(FuzzTextReader FuzzRecordDecoder FuzzPageReader FuzzAuditConfig FuzzBaseline)
 scratch=$root/.build-fuzz
 
 mkdir -p "$scratch"
