@@ -38,7 +38,13 @@ struct tracecmd_input *dmatrace_open_trace_dat(const char *path)
     return handle;
 }
 
-int dmatrace_probe_trace_dat(const char *path, unsigned timeout_seconds, int *signal_out)
+/*
+ * Runs body(arg) in a forked child that may crash or hang without harm. Returns
+ * DMATRACE_PROBE_OK when the child exited (its exit code in *exit_code), otherwise
+ * DMATRACE_PROBE_CRASHED / DMATRACE_PROBE_TIMEOUT (the signal in *signal_out) or
+ * DMATRACE_PROBE_NO_CHILD. Shared by every probe.
+ */
+static int run_in_probe_child(int (*body)(void *), void *arg, unsigned timeout_seconds, int *signal_out, int *exit_code)
 {
     if (signal_out)
         *signal_out = 0;
@@ -68,7 +74,7 @@ int dmatrace_probe_trace_dat(const char *path, unsigned timeout_seconds, int *si
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent)
             _exit(DMATRACE_PROBE_REJECTED);
-        /* The child's only job is to survive opening the file. */
+        /* The child's only job is to survive. */
         int devnull = open("/dev/null", O_WRONLY);
         if (devnull >= 0) {
             dup2(devnull, STDOUT_FILENO);
@@ -83,24 +89,7 @@ int dmatrace_probe_trace_dat(const char *path, unsigned timeout_seconds, int *si
         signal(SIGALRM, SIG_DFL);
         alarm(timeout_seconds);
         dmatrace_quiet_libraries();
-        /* No plugins: they are dlopen()ed, and the loader's lock may be held by another thread
-         * of the parent at fork() (seen: a child stuck in dlopen for good). Opening does not
-         * need them; they only print. */
-        struct tracecmd_input *handle = tracecmd_open_head(path, TRACECMD_FL_LOAD_NO_PLUGINS);
-        if (!handle)
-            _exit(DMATRACE_PROBE_REJECTED_HEADER);
-        if (tracecmd_init_data(handle) < 0)
-            _exit(DMATRACE_PROBE_REJECTED_DATA);
-        /* Touch the first and last page of every CPU: that decompresses and walks real data. */
-        int cpus = tracecmd_cpus(handle);
-        for (int cpu = 0; cpu < cpus; cpu++) {
-            (void)tracecmd_peek_data(handle, cpu);
-            /* The reader checks each CPU's last record after iterating: take that risk here too. */
-            struct tep_record *last = tracecmd_read_cpu_last(handle, cpu);
-            if (last)
-                tracecmd_free_record(last);
-        }
-        _exit(DMATRACE_PROBE_OK);
+        _exit(body(arg));
     }
     pthread_sigmask(SIG_SETMASK, &saved, NULL);
     /* The parent keeps its own deadline too: a child stuck before its alarm is armed,
@@ -136,12 +125,44 @@ int dmatrace_probe_trace_dat(const char *path, unsigned timeout_seconds, int *si
         return sig == SIGALRM ? DMATRACE_PROBE_TIMEOUT : DMATRACE_PROBE_CRASHED;
     }
     if (WIFEXITED(status)) {
-        int code = WEXITSTATUS(status);
-        if (code == DMATRACE_PROBE_OK || code == DMATRACE_PROBE_REJECTED_HEADER || code == DMATRACE_PROBE_REJECTED_DATA)
-            return code;
-        return DMATRACE_PROBE_REJECTED;
+        *exit_code = WEXITSTATUS(status);
+        return DMATRACE_PROBE_OK;
     }
     return DMATRACE_PROBE_NO_CHILD;
+}
+
+static int probe_trace_dat_body(void *arg)
+{
+    const char *path = arg;
+    /* No plugins: they are dlopen()ed, and the loader's lock may be held by another thread
+     * of the parent at fork() (seen: a child stuck in dlopen for good). Opening does not
+     * need them; they only print. */
+    struct tracecmd_input *handle = tracecmd_open_head(path, TRACECMD_FL_LOAD_NO_PLUGINS);
+    if (!handle)
+        return DMATRACE_PROBE_REJECTED_HEADER;
+    if (tracecmd_init_data(handle) < 0)
+        return DMATRACE_PROBE_REJECTED_DATA;
+    /* Touch the first and last page of every CPU: that decompresses and walks real data. */
+    int cpus = tracecmd_cpus(handle);
+    for (int cpu = 0; cpu < cpus; cpu++) {
+        (void)tracecmd_peek_data(handle, cpu);
+        /* The reader checks each CPU's last record after iterating: take that risk here too. */
+        struct tep_record *last = tracecmd_read_cpu_last(handle, cpu);
+        if (last)
+            tracecmd_free_record(last);
+    }
+    return DMATRACE_PROBE_OK;
+}
+
+int dmatrace_probe_trace_dat(const char *path, unsigned timeout_seconds, int *signal_out)
+{
+    int code = 0;
+    int outcome = run_in_probe_child(probe_trace_dat_body, (void *)path, timeout_seconds, signal_out, &code);
+    if (outcome != DMATRACE_PROBE_OK)
+        return outcome;
+    if (code == DMATRACE_PROBE_OK || code == DMATRACE_PROBE_REJECTED_HEADER || code == DMATRACE_PROBE_REJECTED_DATA)
+        return code;
+    return DMATRACE_PROBE_REJECTED;
 }
 
 int dmatrace_format_info(struct tep_handle *tep, struct tep_record *record, char *buf, int len)
@@ -296,62 +317,23 @@ void dmatrace_tep_free(struct tep_handle *tep, struct tep_plugin_list *plugins)
     tep_free(tep);
 }
 
+struct probe_sections_arg {
+    const struct dmatrace_sections *sections;
+    int with_kallsyms;
+};
+
+static int probe_sections_body(void *arg)
+{
+    const struct probe_sections_arg *a = arg;
+    return dmatrace_tep_build(a->sections, a->with_kallsyms, NULL) ? DMATRACE_PROBE_OK : DMATRACE_PROBE_REJECTED_HEADER;
+}
+
 int dmatrace_probe_sections(const struct dmatrace_sections *s, int with_kallsyms, unsigned timeout_seconds, int *signal_out)
 {
-    if (signal_out)
-        *signal_out = 0;
-    /* As dmatrace_probe_trace_dat: no stop signal between fork and the child's own handlers,
-     * and the child never outlives its parent. */
-    sigset_t stop, saved;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGINT);
-    sigaddset(&stop, SIGTERM);
-    sigaddset(&stop, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &stop, &saved);
-    pid_t parent = getpid();
-    pid_t child = fork();
-    if (child < 0) {
-        pthread_sigmask(SIG_SETMASK, &saved, NULL);
-        return DMATRACE_PROBE_NO_CHILD;
-    }
-    if (child > 0)
-        pthread_sigmask(SIG_SETMASK, &saved, NULL);
-    if (child == 0) {
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
-        signal(SIGHUP, SIG_DFL);
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(DMATRACE_PROBE_REJECTED_HEADER);
-        int devnull = open("/dev/null", O_WRONLY);
-        if (devnull >= 0) {
-            dup2(devnull, STDOUT_FILENO);
-            dup2(devnull, STDERR_FILENO);
-        }
-        /* The forking thread may block SIGALRM (worker threads often block signals):
-         * without this the timeout never ends a child that hangs. */
-        sigset_t all;
-        sigfillset(&all);
-        pthread_sigmask(SIG_UNBLOCK, &all, NULL);
-        signal(SIGALRM, SIG_DFL);
-        alarm(timeout_seconds);
-        dmatrace_quiet_libraries();
-        _exit(dmatrace_tep_build(s, with_kallsyms, NULL) ? DMATRACE_PROBE_OK : DMATRACE_PROBE_REJECTED_HEADER);
-    }
-    int status = 0;
-    pid_t got;
-    do {
-        got = waitpid(child, &status, 0);
-    } while (got < 0 && errno == EINTR);
-    if (got < 0)
-        return DMATRACE_PROBE_NO_CHILD;
-    if (WIFSIGNALED(status)) {
-        int sig = WTERMSIG(status);
-        if (signal_out)
-            *signal_out = sig;
-        return sig == SIGALRM ? DMATRACE_PROBE_TIMEOUT : DMATRACE_PROBE_CRASHED;
-    }
-    if (WIFEXITED(status))
-        return WEXITSTATUS(status) == DMATRACE_PROBE_OK ? DMATRACE_PROBE_OK : DMATRACE_PROBE_REJECTED_HEADER;
-    return DMATRACE_PROBE_NO_CHILD;
+    struct probe_sections_arg arg = { s, with_kallsyms };
+    int code = 0;
+    int outcome = run_in_probe_child(probe_sections_body, &arg, timeout_seconds, signal_out, &code);
+    if (outcome != DMATRACE_PROBE_OK)
+        return outcome;
+    return code == DMATRACE_PROBE_OK ? DMATRACE_PROBE_OK : DMATRACE_PROBE_REJECTED_HEADER;
 }
