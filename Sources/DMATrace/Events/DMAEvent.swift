@@ -301,28 +301,96 @@ public enum DMAEventKind: Sendable, Hashable {
 }
 
 /// One normalized event.
+///
+/// A value, stored behind one immutable reference: the model keeps events in histories,
+/// tombstones and facts, and every rule that looks at a fact binds its events, so a copy
+/// must cost a retain, not the ~140 bytes and five references of the fields. Setting a
+/// field (rare: ingest attaching a stack) makes a new storage.
 public struct DMAEvent: Sendable, Hashable {
-    /// Nanoseconds, in the trace's clock.
-    public var timestamp: UInt64
-    public var cpu: Int32
-    public var pid: Int32
-    public var task: String
-    /// `dev_name()` of the device; nil for events that have none
-    /// (iommu map/unmap, lost events, markers).
-    public var device: String?
-    public var kind: DMAEventKind
-    public var stack: KernelStack?
+    private final class Storage: Sendable {
+        let timestamp: UInt64
+        let cpu: Int32
+        let pid: Int32
+        let task: String
+        let device: String?
+        let kind: DMAEventKind
+        let stack: KernelStack?
+
+        init(timestamp: UInt64, cpu: Int32, pid: Int32, task: String, device: String?,
+             kind: DMAEventKind, stack: KernelStack?) {
+            self.timestamp = timestamp
+            self.cpu = cpu
+            self.pid = pid
+            self.task = task
+            self.device = device
+            self.kind = kind
+            self.stack = stack
+        }
+    }
+
+    private var storage: Storage
 
     public init(timestamp: UInt64, cpu: Int32, pid: Int32, task: String, device: String?,
                 kind: DMAEventKind, stack: KernelStack? = nil) {
-        self.timestamp = timestamp
-        self.cpu = cpu
-        self.pid = pid
-        self.task = task
-        self.device = device
-        self.kind = kind
-        self.stack = stack
+        storage = Storage(timestamp: timestamp, cpu: cpu, pid: pid, task: task, device: device, kind: kind, stack: stack)
+    }
+
+    private mutating func update(timestamp: UInt64? = nil, cpu: Int32? = nil, pid: Int32? = nil, task: String? = nil,
+                                 device: String?? = nil, kind: DMAEventKind? = nil, stack: KernelStack?? = nil) {
+        let s = storage
+        storage = Storage(timestamp: timestamp ?? s.timestamp, cpu: cpu ?? s.cpu, pid: pid ?? s.pid, task: task ?? s.task,
+                          device: device ?? s.device, kind: kind ?? s.kind, stack: stack ?? s.stack)
+    }
+
+    /// Nanoseconds, in the trace's clock.
+    public var timestamp: UInt64 {
+        get { storage.timestamp }
+        set { update(timestamp: newValue) }
+    }
+    public var cpu: Int32 {
+        get { storage.cpu }
+        set { update(cpu: newValue) }
+    }
+    public var pid: Int32 {
+        get { storage.pid }
+        set { update(pid: newValue) }
+    }
+    public var task: String {
+        get { storage.task }
+        set { update(task: newValue) }
+    }
+    /// `dev_name()` of the device; nil for events that have none
+    /// (iommu map/unmap, lost events, markers).
+    public var device: String? {
+        get { storage.device }
+        set { update(device: .some(newValue)) }
+    }
+    public var kind: DMAEventKind {
+        get { storage.kind }
+        set { update(kind: newValue) }
+    }
+    public var stack: KernelStack? {
+        get { storage.stack }
+        set { update(stack: .some(newValue)) }
     }
 
     public var seconds: Double { Double(timestamp) / 1e9 }
+
+    public static func == (a: DMAEvent, b: DMAEvent) -> Bool {
+        if a.storage === b.storage { return true }
+        let x = a.storage, y = b.storage
+        return x.timestamp == y.timestamp && x.cpu == y.cpu && x.pid == y.pid && x.task == y.task
+            && x.device == y.device && x.kind == y.kind && x.stack == y.stack
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        let s = storage
+        hasher.combine(s.timestamp)
+        hasher.combine(s.cpu)
+        hasher.combine(s.pid)
+        hasher.combine(s.task)
+        hasher.combine(s.device)
+        hasher.combine(s.kind)
+        hasher.combine(s.stack)
+    }
 }
