@@ -20,7 +20,7 @@ public final class DMAModel {
         var live: [Int: StreamingMapping] = [:]
         var allocations: [UInt64: [CoherentAllocation]] = [:]
         var liveAllocations: [Int: CoherentAllocation] = [:]
-        var pendingBounces: [UInt64: UInt64] = [:]
+        var pendingBounces = AddressMap<UInt64>()
         /// Mappings replaced without an unmap on a device that may skip unmaps; kept
         /// (bounded) in case an unmap proves them live after all.
         var superseded: [UInt64: [StreamingMapping]] = [:]
@@ -54,7 +54,7 @@ public final class DMAModel {
     public private(set) var iommuUnmaps: UInt64 = 0
     public private(set) var iommuUnmapsUnknown: UInt64 = 0
     private var nextID = 0
-    private var lastTimestampOfCPU: [Int32: UInt64] = [:]
+    private var lastTimestampOfCPU = AddressMap<UInt64>()
     public private(set) var gaps: [LostGap] = []
     public private(set) var lostBeforeStart = false
     public private(set) var traceStart: UInt64?
@@ -180,10 +180,10 @@ public final class DMAModel {
     public func apply(_ event: DMAEvent) {
         if traceStart == nil { traceStart = event.timestamp }
         traceEnd = max(traceEnd, event.timestamp)
-        defer { lastTimestampOfCPU[event.cpu] = event.timestamp }
+        defer { lastTimestampOfCPU[UInt64(UInt32(bitPattern: event.cpu))] = event.timestamp }
         switch event.kind {
         case .lostEvents(let count):
-            let gap = LostGap(cpu: event.cpu, from: lastTimestampOfCPU[event.cpu], to: event.timestamp, count: count)
+            let gap = LostGap(cpu: event.cpu, from: lastTimestampOfCPU[UInt64(UInt32(bitPattern: event.cpu))], to: event.timestamp, count: count)
             gaps.append(gap)
             // Lost before the first record of a CPU (overwrite mode drops the oldest data):
             // no device's history can be assumed to start inside the trace.
@@ -239,7 +239,7 @@ public final class DMAModel {
                 dev.profile.unalignedKmallocBounces += 1
             }
             dev.pendingBounces[b.origAddr] = event.timestamp
-            if dev.pendingBounces.count > 4096 { dev.pendingBounces.removeAll(keepingCapacity: true) }
+            if dev.pendingBounces.count > 4096 { dev.pendingBounces.removeAll() }
         case .iommuFault(let f):
             sink(.iommuFault(event, f))
         case .iommuGroup(let g):
@@ -260,7 +260,7 @@ public final class DMAModel {
 
     func forgetTombstones(_ dev: DeviceState, for m: StreamingMapping) {
         let key = m.isScatterGather ? m.physAddr ^ Self.sgKeyTag : m.dmaAddr
-        if let t = dev.tombstones.get(key), t.reason == .unmapped { dev.tombstones.remove(key) }
+        dev.tombstones.removeUnmapped(key)
     }
 
     func unmatched(_ dev: DeviceState, key: UInt64, address: UInt64?) -> UnmatchedContext {

@@ -4,7 +4,10 @@
 /// the buckets it spans plus the values found there. Ranges larger than
 /// `largeThreshold` live in a short side list instead of thousands of buckets.
 /// Memory is proportional to what is registered: live mappings only.
-struct IntervalIndex<Value: AnyObject> {
+///
+/// A class: the model holds its indexes in class properties, and calling a method on a
+/// struct held there copied it (four array retains) on every lookup.
+final class IntervalIndex<Value: AnyObject> {
     private static var bucketShift: UInt64 { 16 }
     private static var largeThreshold: UInt64 { 64 << 20 }
 
@@ -19,16 +22,18 @@ struct IntervalIndex<Value: AnyObject> {
         let start: UInt64
     }
 
-    private var buckets: [UInt64: [Entry]] = [:]
+    private var buckets = AddressMap<[Entry]>()
     private var large: [Entry] = []
     private(set) var count = 0
+
+    init() {}
 
     static func end(_ start: UInt64, _ length: UInt64) -> UInt64 {
         let (e, overflow) = start.addingReportingOverflow(length)
         return overflow ? UInt64.max : e
     }
 
-    mutating func insert(start: UInt64, length: UInt64, _ value: Value) {
+    func insert(start: UInt64, length: UInt64, _ value: Value) {
         guard length > 0 else { return }
         let e = Entry(start: start, end: Self.end(start, length), value: value)
         count += 1
@@ -37,11 +42,11 @@ struct IntervalIndex<Value: AnyObject> {
             return
         }
         for b in (start >> Self.bucketShift)...((e.end - 1) >> Self.bucketShift) {
-            buckets[b, default: []].append(e)
+            buckets.modify(b, default: []) { $0.append(e) }
         }
     }
 
-    mutating func remove(start: UInt64, length: UInt64, _ value: Value) {
+    func remove(start: UInt64, length: UInt64, _ value: Value) {
         guard length > 0 else { return }
         let end = Self.end(start, length)
         if length > Self.largeThreshold {
@@ -54,9 +59,12 @@ struct IntervalIndex<Value: AnyObject> {
         var removed = false
         for b in (start >> Self.bucketShift)...((end - 1) >> Self.bucketShift) {
             // Mutate the bucket in place: copying it out would copy its storage.
-            guard let i = buckets[b]?.firstIndex(where: { $0.value === value && $0.start == start }) else { continue }
-            buckets[b]!.remove(at: i)
-            removed = true
+            let hit = buckets.modifyIfPresent(b) { list -> Bool in
+                guard let i = list.firstIndex(where: { $0.value === value && $0.start == start }) else { return false }
+                list.remove(at: i)
+                return true
+            }
+            if hit == true { removed = true }
             // An emptied bucket keeps its storage for the next mapping there: one per
             // 64 KiB of address space ever used, bounded by memory size, not trace length.
         }
@@ -84,7 +92,7 @@ struct IntervalIndex<Value: AnyObject> {
         }
         if lastBucket - firstBucket > 4096 {
             // A huge query: walk the buckets that exist instead of the range.
-            for (b, list) in buckets where b >= firstBucket && b <= lastBucket { list.forEach(consider) }
+            for (b, list) in buckets.entries where b >= firstBucket && b <= lastBucket { list.forEach(consider) }
         } else {
             for b in firstBucket...lastBucket { buckets[b]?.forEach(consider) }
         }
@@ -101,6 +109,28 @@ struct IntervalIndex<Value: AnyObject> {
         }
         for e in large where seen.insert(ObjectIdentifier(e.value)).inserted { out.append(e.value) }
         return out
+    }
+
+    /// The first value (in registration order within its bucket) whose range contains
+    /// `address` and that passes `match`, without building a result array: the replay's
+    /// per-event lookups.
+    func first(containing address: UInt64, where match: (Value) -> Bool) -> Value? {
+        if large.isEmpty {
+            guard let list = buckets[address >> Self.bucketShift] else { return nil }
+            for e in list where e.start <= address && address < e.end && match(e.value) { return e.value }
+            return nil
+        }
+        return containing(address).first { match($0.value) }?.value
+    }
+
+    /// Calls `body` for each value whose range contains `address`, without building an array.
+    func forEach(containing address: UInt64, _ body: (Value) -> Void) {
+        if large.isEmpty {
+            guard let list = buckets[address >> Self.bucketShift] else { return }
+            for e in list where e.start <= address && address < e.end { body(e.value) }
+            return
+        }
+        for hit in containing(address) { body(hit.value) }
     }
 
     /// Values whose range contains `address`.

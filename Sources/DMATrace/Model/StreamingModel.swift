@@ -1,7 +1,7 @@
 /// Streaming mappings: map, overlap checks, unmap, sync and ownership.
 extension DMAModel {
     func takeBounce(_ dev: DeviceState, phys: UInt64) -> Bool {
-        dev.pendingBounces.removeValue(forKey: phys) != nil
+        !dev.pendingBounces.isEmpty && dev.pendingBounces.removeValue(forKey: phys) != nil
     }
 
     func mapSingle(_ m: SingleMapEvent, _ event: DMAEvent, _ dev: DeviceState) {
@@ -252,8 +252,9 @@ extension DMAModel {
 
     func unmapSingle(_ u: SingleUnmapEvent, _ event: DMAEvent, _ dev: DeviceState) {
         dev.profile.unmaps += 1
-        let candidates = dev.byDMA.containing(u.dmaAddr).map(\.value).filter { $0.dmaAddr == u.dmaAddr }
-        if let m = best(candidates, size: u.size, direction: u.direction, preferSG: false) {
+        var choice = BestCandidate(size: u.size, direction: u.direction, preferSG: false)
+        dev.byDMA.forEach(containing: u.dmaAddr) { if $0.dmaAddr == u.dmaAddr { choice.consider($0) } }
+        if let m = choice.best {
             release(m, dev, event: event, size: u.size, direction: u.direction, function: .single(u.api), entries: nil)
             return
         }
@@ -283,20 +284,6 @@ extension DMAModel {
         m.pendingOverlaps = []
     }
 
-    func best(_ candidates: [StreamingMapping], size: UInt64?, direction: DMADirection?,
-              preferSG: Bool) -> StreamingMapping? {
-        guard !candidates.isEmpty else { return nil }
-        func score(_ m: StreamingMapping) -> Int {
-            var s = 0
-            if m.isScatterGather == preferSG && !m.isAllocation { s += 4 }
-            if let size, m.segments.first?.length == size { s += 2 }
-            if m.direction == direction { s += 1 }
-            return s
-        }
-        // Oldest first among equals, as the kernel would have the longest-held one released.
-        return candidates.max { (score($0), -$0.id) < (score($1), -$1.id) }
-    }
-
     func release(_ m: StreamingMapping, _ dev: DeviceState, event: DMAEvent, size: UInt64?,
                  direction: DMADirection?, function: StreamingMapping.Function, entries: Int?,
                  wasLive: Bool = true) {
@@ -317,8 +304,12 @@ extension DMAModel {
             return
         }
         let length = s.lengths.first ?? 0
-        let hits = dev.byDMA.containing(first).map(\.value)
-        guard let m = hits.first(where: { $0.isScatterGather == s.scatterGather }) ?? hits.first else {
+        var anyHit: StreamingMapping?
+        let sameKind = dev.byDMA.first(containing: first) { m in
+            if anyHit == nil { anyHit = m }
+            return m.isScatterGather == s.scatterGather
+        }
+        guard let m = sameKind ?? anyHit else {
             if let sup = takeSuperseded(dev, key: first, where: { _ in true }) {
                 // Synced, so it was live after all.
                 confirmLive(sup)
@@ -365,5 +356,33 @@ extension DMAModel {
         }
         sink(.synced(m, SyncObservation(event: event, sync: s, outOfRange: outOfRange, alreadyCPUOwned: alreadyCPU,
                                         entriesMismatch: entries)))
+    }
+}
+
+/// The live mapping an unmap most likely releases, chosen as candidates stream by: the
+/// same kind of mapping first, then the same size, then the same direction, and the
+/// oldest among equals, as the kernel would have the longest-held one released.
+struct BestCandidate {
+    let size: UInt64?
+    let direction: DMADirection?
+    let preferSG: Bool
+    private(set) var best: StreamingMapping?
+    private var bestScore = -1
+
+    init(size: UInt64?, direction: DMADirection?, preferSG: Bool) {
+        self.size = size
+        self.direction = direction
+        self.preferSG = preferSG
+    }
+
+    mutating func consider(_ m: StreamingMapping) {
+        var s = 0
+        if m.isScatterGather == preferSG && !m.isAllocation { s += 4 }
+        if let size, m.segments.first?.length == size { s += 2 }
+        if m.direction == direction { s += 1 }
+        if s > bestScore || (s == bestScore && m.id < best!.id) {
+            best = m
+            bestScore = s
+        }
     }
 }

@@ -17,20 +17,22 @@ struct Tombstone {
 /// older than `window` nanoseconds of trace time or more than `limit` newer ones were
 /// released. Never forgotten because another address happened to hash alike, which turned a
 /// double unmap into "matches no mapping".
-struct TombstoneMemory {
+final class TombstoneMemory {
     static let limit = 16_384
     static let window: UInt64 = 600_000_000_000
-    private var entries: [UInt64: (t: Tombstone, seq: UInt64)] = [:]
+    private var entries = AddressMap<(t: Tombstone, seq: UInt64)>()
     private var order = Deque<(key: UInt64, seq: UInt64, at: UInt64)>()
     private var nextSeq: UInt64 = 0
     /// Some tombstone was dropped by the bounds: "never seen" is then less certain.
     private(set) var forgotAny = false
 
+    init() {}
+
     var count: Int { entries.count }
 
     func get(_ key: UInt64) -> Tombstone? { entries[key]?.t }
 
-    mutating func set(_ key: UInt64, _ t: Tombstone) {
+    func set(_ key: UInt64, _ t: Tombstone) {
         nextSeq &+= 1
         entries[key] = (t, nextSeq)
         order.append((key, nextSeq, t.event.timestamp))
@@ -46,5 +48,11 @@ struct TombstoneMemory {
         }
     }
 
-    mutating func remove(_ key: UInt64) { entries[key] = nil }
+    func remove(_ key: UInt64) { entries[key] = nil }
+
+    /// Forgets the tombstone of an unmapped address (a new map of it makes it live again);
+    /// a failed map's is kept.
+    func removeUnmapped(_ key: UInt64) {
+        entries.removeValue(forKey: key) { $0.t.reason == .unmapped }
+    }
 }

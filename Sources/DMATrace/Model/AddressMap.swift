@@ -1,0 +1,164 @@
+/// A hash table keyed by a 64-bit address, for the replay's hot tables (the interval
+/// index's buckets, tombstones, pending bounces).
+///
+/// Swift's Dictionary hashes every key with SipHash (about 20 ns for a UInt64), which was
+/// the largest single cost of replaying a map/unmap pair. Addresses are not chosen by an
+/// attacker who could exploit a weak hash here: the worst a crafted trace gets is slower
+/// probing, bounded by the load factor. Open addressing with linear probing, Fibonacci
+/// hashing and backward-shift deletion (no tombstone slots, so lookups never slow down as
+/// entries come and go). swift-collections has no such table.
+struct AddressMap<Value> {
+    // Keys and occupancy apart from the values: a probe reads only trivial words and never
+    // retains a value it passes over.
+    private var keys: [UInt64]
+    private var filled: [Bool]
+    private var slots: [Value?]
+    private var shift: UInt64
+    private(set) var count = 0
+
+    init() { self.init(capacityLog2: 4) }
+
+    private init(capacityLog2: UInt64) {
+        let n = 1 << Int(capacityLog2)
+        keys = Array(repeating: 0, count: n)
+        filled = Array(repeating: false, count: n)
+        slots = Array(repeating: nil, count: n)
+        shift = 64 - capacityLog2
+    }
+
+    var isEmpty: Bool { count == 0 }
+
+    @inline(__always)
+    private func home(_ key: UInt64) -> Int {
+        // Fibonacci hashing: the top bits of key * 2^64/phi spread page-aligned addresses.
+        Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> shift)
+    }
+
+    /// The slot holding `key`, or the empty slot where it would go.
+    @inline(__always)
+    private func find(_ key: UInt64) -> (index: Int, found: Bool) {
+        let mask = keys.count - 1
+        var i = home(key)
+        while true {
+            if !filled[i] { return (i, false) }
+            if keys[i] == key { return (i, true) }
+            i = (i + 1) & mask
+        }
+    }
+
+    subscript(key: UInt64) -> Value? {
+        get {
+            let (i, found) = find(key)
+            return found ? slots[i] : nil
+        }
+        set {
+            if let newValue { updateValue(newValue, forKey: key) } else { removeValue(forKey: key) }
+        }
+    }
+
+    func contains(_ key: UInt64) -> Bool { find(key).found }
+
+    /// The slot for a new key, growing the table first when it is three quarters full.
+    private mutating func claim(_ key: UInt64, at index: Int) -> Int {
+        var i = index
+        if (count + 1) * 4 > keys.count * 3 {
+            grow()
+            i = find(key).index
+        }
+        count += 1
+        keys[i] = key
+        filled[i] = true
+        return i
+    }
+
+    mutating func updateValue(_ value: Value, forKey key: UInt64) {
+        var (i, found) = find(key)
+        if !found { i = claim(key, at: i) }
+        slots[i] = value
+    }
+
+    /// Runs `body` on the value for `key` in place (inserting `defaultValue()` first when
+    /// absent), so a stored array is appended to without being copied.
+    mutating func modify<R>(_ key: UInt64, default defaultValue: @autoclosure () -> Value,
+                            _ body: (inout Value) -> R) -> R {
+        var (i, found) = find(key)
+        if !found {
+            i = claim(key, at: i)
+            slots[i] = defaultValue()
+        }
+        return body(&slots[i]!)
+    }
+
+    /// Runs `body` on the value for `key` in place if present; nil if absent.
+    mutating func modifyIfPresent<R>(_ key: UInt64, _ body: (inout Value) -> R) -> R? {
+        let (i, found) = find(key)
+        guard found else { return nil }
+        return body(&slots[i]!)
+    }
+
+    @discardableResult
+    mutating func removeValue(forKey key: UInt64) -> Value? {
+        let (i, found) = find(key)
+        guard found else { return nil }
+        return vacate(i)
+    }
+
+    /// Removes `key`'s entry when `condition` holds for its value, without copying the value out.
+    @discardableResult
+    mutating func removeValue(forKey key: UInt64, if condition: (Value) -> Bool) -> Bool {
+        let (i, found) = find(key)
+        guard found, condition(slots[i]!) else { return false }
+        vacate(i)
+        return true
+    }
+
+    @discardableResult
+    private mutating func vacate(_ index: Int) -> Value? {
+        var old: Value? = nil
+        swap(&old, &slots[index])
+        filled[index] = false
+        count -= 1
+        // Backward-shift: pull later entries of the probe run into the hole (moved, not copied).
+        let mask = keys.count - 1
+        var hole = index
+        var i = (index + 1) & mask
+        while filled[i] {
+            let h = home(keys[i])
+            // Move the entry unless its home lies cyclically within (hole, i].
+            if (i - h) & mask >= (i - hole) & mask {
+                keys[hole] = keys[i]
+                filled[hole] = true
+                slots.swapAt(hole, i)
+                filled[i] = false
+                hole = i
+            }
+            i = (i + 1) & mask
+        }
+        return old
+    }
+
+    mutating func removeAll() {
+        self = AddressMap()
+    }
+
+    private mutating func grow() {
+        var bigger = AddressMap(capacityLog2: 64 - shift + 1)
+        let mask = bigger.keys.count - 1
+        for j in keys.indices where filled[j] {
+            var i = bigger.home(keys[j])
+            while bigger.filled[i] { i = (i + 1) & mask }
+            bigger.keys[i] = keys[j]
+            bigger.filled[i] = true
+            swap(&bigger.slots[i], &slots[j])
+        }
+        bigger.count = count
+        self = bigger
+    }
+
+    /// Every entry, in no particular order.
+    var entries: [(key: UInt64, value: Value)] {
+        keys.indices.compactMap { filled[$0] ? (keys[$0], slots[$0]!) : nil }
+    }
+
+    var values: [Value] { slots.compactMap { $0 } }
+}
