@@ -52,7 +52,8 @@ for c in range(cpus):
     open(os.path.join(d, "stats"), "w").write("entries: 0\noverrun: 0\ndropped events: 0\nnow ts: 0.000000\n")
 PY
 T0=$(date +%s.%N)
-sh -c "cp -r '$W/template' '$W/tracefs/instances/dma-trace-'\$\$ && exec '$BIN' watch --format json --fail-on none --tracefs '$W/tracefs' -- true" > "$W/out.ndjson" 2> "$W/err.txt" || true
+# BENCH_LIVE_PERF=FILE profiles the run (perf record -g of our own process, no kernel tracing).
+${BENCH_LIVE_PERF:+perf record -q -g -o "$BENCH_LIVE_PERF" --} sh -c "cp -r '$W/template' '$W/tracefs/instances/dma-trace-'\$\$ && exec '$BIN' watch --format json --fail-on none --tracefs '$W/tracefs' -- true" > "$W/out.ndjson" 2> "$W/err.txt" || true
 T1=$(date +%s.%N)
 EV=$(tail -1 "$W/out.ndjson" | python3 -c 'import json,sys; print(json.load(sys.stdin)["summary"]["analysis"]["dmaEvents"])')
 echo "$IN: $EV events in $(echo "$T1 - $T0" | bc) s wall: $(echo "$EV / ($T1 - $T0)" | bc) events/s (watch --tracefs, whole process)"
