@@ -4,7 +4,8 @@
 # trace_pipe_raw), and `dma-trace watch --tracefs DIR -- true` reads them with libtracefs,
 # decodes them with the page decoder, merges, replays and judges them. Prints the events, the
 # wall time and events/s. DMA_TRACE default: the release build (.build/release/dma-trace).
-# Needs a few times the file's size in $TMPDIR (the pages are copied once).
+# Needs about the file's size in $TMPDIR (the pages are written once, then hard-linked into the
+# instance, so the timed part is the capture alone).
 set -euo pipefail
 IN=$1
 BIN=${2:-$(cd "$(dirname "$0")/.." && pwd)/.build/release/dma-trace}
@@ -53,7 +54,7 @@ for c in range(cpus):
 PY
 T0=$(date +%s.%N)
 # BENCH_LIVE_PERF=FILE profiles the run (perf record -g of our own process, no kernel tracing).
-${BENCH_LIVE_PERF:+perf record -q -g -o "$BENCH_LIVE_PERF" --} sh -c "cp -r '$W/template' '$W/tracefs/instances/dma-trace-'\$\$ && exec '$BIN' watch --format json --fail-on none --tracefs '$W/tracefs' -- true" > "$W/out.ndjson" 2> "$W/err.txt" || true
+${BENCH_LIVE_PERF:+perf record -q -g -o "$BENCH_LIVE_PERF" --} sh -c "cp -rl '$W/template' '$W/tracefs/instances/dma-trace-'\$\$ && exec '$BIN' watch --format json --fail-on none --tracefs '$W/tracefs' -- true" > "$W/out.ndjson" 2> "$W/err.txt" || true
 T1=$(date +%s.%N)
 EV=$(tail -1 "$W/out.ndjson" | python3 -c 'import json,sys; print(json.load(sys.stdin)["summary"]["analysis"]["dmaEvents"])')
 echo "$IN: $EV events in $(echo "$T1 - $T0" | bc) s wall: $(echo "$EV / ($T1 - $T0)" | bc) events/s (watch --tracefs, whole process)"

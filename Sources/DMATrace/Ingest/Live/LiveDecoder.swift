@@ -10,11 +10,13 @@ final class LiveDecoder {
     private let format: SubBufferFormat
     private var record = tep_record()
     /// With stacks on, an event waits for the next record of its CPU: its kernel_stack.
-    private var pending: [Int: DMAEvent] = [:]
+    private var pending = AddressMap<DMAEvent>()
     private(set) var stats = IngestStats()
+    // Per-CPU tables are AddressMaps: every record touches them, and SipHash showed in profiles.
     /// Missed events the sub-buffers stated, per CPU (to compare with the ring buffer's own counters).
-    private(set) var missedByCPU: [Int: UInt64] = [:]
-    private(set) var lastTimestamp: [Int: UInt64] = [:]
+    private var missed = AddressMap<UInt64>()
+    /// Each CPU's last record: where a loss only the ring buffer's counters show is placed.
+    private var lastTimestampOfCPU = AddressMap<UInt64>()
 
     /// `tep` holds the running kernel's formats (tracefs_local_events); `headerPage`/`headerEvent`
     /// are its events/header_page and header_event, checked as the trace.dat path checks a file's.
@@ -54,16 +56,16 @@ final class LiveDecoder {
         TraceDatReader.fill(&record, r, ts: r.timestamp, cpu: Int32(cpu))
         stats.records += 1
         stats.noteTimestamp(r.timestamp)
-        lastTimestamp[cpu] = r.timestamp
+        lastTimestampOfCPU[UInt64(cpu)] = r.timestamp
         if r.missedEvents != 0 {
             // A stack cannot come across a gap: the waiting event goes out without one.
             flush(cpu: cpu, emit: emit)
             let count: UInt64? = r.missedEvents > 0 ? UInt64(r.missedEvents) : nil
             stats.lostGaps += 1
-            if let count { stats.lostEventsCounted += count; missedByCPU[cpu, default: 0] += count } else { stats.uncountedGaps += 1 }
+            if let count { stats.lostEventsCounted += count; missed.modify(UInt64(cpu), default: 0) { $0 += count } } else { stats.uncountedGaps += 1 }
             emit(DMAEvent(timestamp: r.timestamp, cpu: Int32(cpu), pid: -1, task: "", device: nil, kind: .lostEvents(count: count)))
         }
-        if var waiting = pending.removeValue(forKey: cpu) {
+        if !pending.isEmpty, var waiting = pending.removeValue(forKey: UInt64(cpu)) {
             if decoder.isKernelStack(&record), decoder.pid(of: &record) == waiting.pid {
                 stats.stackRecords += 1
                 waiting.stack = decoder.decodeStack(&record)
@@ -74,28 +76,28 @@ final class LiveDecoder {
         }
         guard let event = decoder.decode(&record, stats: &stats) else { return }
         stats.dmaEvents += 1
-        if decoder.hasKernelStacks { pending[cpu] = event } else { emit(event) }
+        if decoder.hasKernelStacks { pending[UInt64(cpu)] = event } else { emit(event) }
     }
 
     /// The event still waiting for a stack on `cpu`, at the end of the data.
     func flush(cpu: Int, emit: (DMAEvent) -> Void) {
-        if let waiting = pending.removeValue(forKey: cpu) { emit(waiting) }
+        if let waiting = pending.removeValue(forKey: UInt64(cpu)) { emit(waiting) }
     }
 
     func flushAll(emit: (DMAEvent) -> Void) {
-        for cpu in pending.keys.sorted() { flush(cpu: cpu, emit: emit) }
+        for cpu in pending.entries.map(\.key).sorted() { flush(cpu: Int(cpu), emit: emit) }
     }
 
     /// Losses the ring buffer counted (overrun, dropped) beyond what its pages said: a gap at
     /// the CPU's last record, counted as trace-cmd's statistics would show it.
     func noteCounterLoss(cpu: Int, counted: UInt64, emit: (DMAEvent) -> Void) {
-        let stated = missedByCPU[cpu] ?? 0
+        let stated = missed[UInt64(cpu)] ?? 0
         guard counted > stated else { return }
         let extra = counted - stated
         stats.lostGaps += 1
         stats.lostEventsCounted += extra
-        missedByCPU[cpu] = counted
-        emit(DMAEvent(timestamp: lastTimestamp[cpu] ?? stats.lastTimestamp ?? 0, cpu: Int32(cpu), pid: -1, task: "",
+        missed[UInt64(cpu)] = counted
+        emit(DMAEvent(timestamp: lastTimestampOfCPU[UInt64(cpu)] ?? stats.lastTimestamp ?? 0, cpu: Int32(cpu), pid: -1, task: "",
                       device: nil, kind: .lostEvents(count: extra)))
     }
 }
@@ -109,9 +111,13 @@ final class LiveDecoder {
 /// event that still comes after later ones were handed on is counted as late, and the window
 /// doubles, up to `maxWindow`.
 struct LiveMerger {
-    private var queues: [Int: Deque<DMAEvent>] = [:]
+    /// Per CPU seen (in order of first appearance): its queue and newest timestamp. Arrays, not
+    /// dictionaries keyed by CPU: the merge looks at every CPU's head for every event it hands on.
+    private var slotOfCPU = AddressMap<Int>()
+    private var cpuOfSlot: [Int] = []
+    private var queues: [Deque<DMAEvent>] = []
     /// The newest timestamp each CPU has delivered.
-    private var newest: [Int: UInt64] = [:]
+    private var newest: [UInt64?] = []
     /// Every CPU the capture reads (a CPU that never delivered counts as silent).
     var cpus: [Int] = []
     /// Events that arrived older than what was already handed on (beyond the window).
@@ -129,14 +135,26 @@ struct LiveMerger {
         self.maxWindow = max(window, maxWindow)
     }
 
+    private mutating func slot(_ cpu: Int) -> Int {
+        let key = UInt64(bitPattern: Int64(cpu))
+        if let s = slotOfCPU[key] { return s }
+        let s = queues.count
+        slotOfCPU[key] = s
+        cpuOfSlot.append(cpu)
+        queues.append([])
+        newest.append(nil)
+        return s
+    }
+
     mutating func add(_ event: DMAEvent) {
         if event.timestamp < released {
             late += 1
             if firstLate == nil { firstLate = (event.cpu, event.timestamp, released, lastClock) }
             window = min(window * 2, maxWindow)
         }
-        queues[Int(event.cpu), default: []].append(event)
-        if event.timestamp > newest[Int(event.cpu)] ?? 0 { newest[Int(event.cpu)] = event.timestamp }
+        let s = slot(Int(event.cpu))
+        queues[s].append(event)
+        if event.timestamp > newest[s] ?? 0 { newest[s] = event.timestamp }
     }
 
     /// Hands on every event up to `watermark - window` (nil: everything), oldest first,
@@ -148,23 +166,36 @@ struct LiveMerger {
         if let now = watermark {
             lastClock = now
             let quiet = now > window ? now - window : 0
-            let all = Set(self.cpus).union(queues.keys).union(newest.keys)
-            limit = all.map { cpu in
-                if unread.contains(cpu) { return newest[cpu] ?? 0 }
-                guard let n = newest[cpu], n > quiet else { return quiet }
+            func bound(_ cpu: Int, _ n: UInt64?) -> UInt64 {
+                if unread.contains(cpu) { return n ?? 0 }
+                guard let n, n > quiet else { return quiet }
                 return n
-            }.min() ?? quiet
-        }
-        let cpus = queues.keys.sorted()
-        while true {
-            var best: Int?
-            var bestTS = UInt64.max
-            for cpu in cpus {
-                guard let head = queues[cpu]?.first else { continue }
-                if head.timestamp < bestTS { best = cpu; bestTS = head.timestamp }
             }
-            guard let cpu = best, limit.map({ bestTS <= $0 }) ?? true else { return }
-            let event = queues[cpu]!.removeFirst()
+            var lowest = quiet
+            var any = false
+            for (s, cpu) in cpuOfSlot.enumerated() {
+                let b = bound(cpu, newest[s])
+                lowest = any ? min(lowest, b) : b
+                any = true
+            }
+            for cpu in cpus where slotOfCPU[UInt64(bitPattern: Int64(cpu))] == nil {
+                let b = bound(cpu, nil)
+                lowest = any ? min(lowest, b) : b
+                any = true
+            }
+            limit = lowest
+        }
+        // Ties go to the lower CPU number, as the trace.dat merge does.
+        let order = queues.indices.sorted { cpuOfSlot[$0] < cpuOfSlot[$1] }
+        while true {
+            var best = -1
+            var bestTS = UInt64.max
+            for s in order {
+                guard let head = queues[s].first else { continue }
+                if head.timestamp < bestTS { best = s; bestTS = head.timestamp }
+            }
+            guard best >= 0, limit.map({ bestTS <= $0 }) ?? true else { return }
+            let event = queues[best].removeFirst()
             if event.timestamp > released { released = event.timestamp }
             try handler(event)
         }
