@@ -39,6 +39,17 @@ import Testing
         #expect(html.contains("x&quot;&gt;&lt;img src=x onerror=alert(2)&gt;"))
     }
 
+    /// A task may name itself with ESC or BEL (prctl PR_SET_NAME): the page shows them, escaped.
+    @Test func controlCharactersFromTheTraceAreShownNotPassedThrough() throws {
+        let text = Self.hostile.replacingOccurrences(of: "x\"><img src=x onerror=alert(2)>-7", with: "evil\u{1b}[31m\u{7}\u{9b}-7")
+        let html = HTMLReport.render(try document(text))
+        #expect(html.contains("evil\\x1b[31m\\x07\\u{9b}"))
+        #expect(!html.unicodeScalars.contains { $0.value < 0x20 && $0 != "\n" && $0 != "\t" && $0 != "\r" })
+        #expect(!html.unicodeScalars.contains { $0.value >= 0x7f && $0.value <= 0x9f })
+        let index = HTMLReport.renderIndex([.init(trace: "t\u{1b}.dat", href: nil, errors: 0, warnings: 0, notes: 0, problem: nil, kernel: "k")])
+        #expect(index.contains("t\\x1b.dat"))
+    }
+
     @Test func timelineStaysBoundedHoweverLongTheTrace() {
         var t = Timeline()
         var p = DeviceProfile(name: "d", at: 0)

@@ -48,6 +48,29 @@ public enum XMLText {
     }
 }
 
+/// HTML text: the five markup characters as references, and control characters the
+/// HTML parser would pass through invisibly (ESC, NUL, BEL, DEL, C1) shown as `\x1b`.
+/// Tab, LF and CR stay: they are whitespace, and the rule pages' text is laid out with them.
+public enum HTMLText {
+    public static func escape(_ s: String) -> String {
+        var out = ""
+        out.reserveCapacity(s.utf8.count + 16)
+        for c in s.unicodeScalars {
+            switch c {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&#39;"
+            case "\t", "\n", "\r": out.unicodeScalars.append(c)
+            default:
+                if TerminalText.isControl(c) { out += TerminalText.visible(c) } else { out.unicodeScalars.append(c) }
+            }
+        }
+        return out
+    }
+}
+
 /// GitHub Actions workflow commands (docs.github.com, "Workflow commands for
 /// GitHub Actions", escapeData / escapeProperty of @actions/core): a message
 /// escapes `%`, CR and LF; a property also `:` and `,`. Other control

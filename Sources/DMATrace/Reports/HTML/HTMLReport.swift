@@ -4,13 +4,24 @@ import Mustache
 /// Renders the self-contained HTML report with a Mustache template: the page
 /// model supplies values, the template lays them out and escapes every one.
 public enum HTMLReport {
-    static let template: MustacheTemplate = {
+    /// The templates' content type (`{{% CONTENT_TYPE: DMA_TRACE_HTML}}`): Mustache's own HTML
+    /// escaping left control characters from the trace (a task named with ESC) raw in the page.
+    static let contentTypeName = "DMA_TRACE_HTML"
+    private struct TraceHTML: MustacheContentType {
+        func escapeText(_ text: String) -> String { HTMLText.escape(text) }
+    }
+    private static let registered: Void = MustacheContentTypes.register(TraceHTML(), named: contentTypeName)
+
+    static func parse(_ template: String, _ what: String) -> MustacheTemplate {
+        _ = registered
         do {
-            return try MustacheTemplate(string: ReportAssets.template)
+            return try MustacheTemplate(string: "{{% CONTENT_TYPE: \(contentTypeName)}}" + template)
         } catch {
-            preconditionFailure("the built-in report template does not parse: \(error)")
+            preconditionFailure("the built-in \(what) template does not parse: \(error)")
         }
-    }()
+    }
+
+    static let template = parse(ReportAssets.template, "report")
 
     public static func render(_ page: ReportPage) -> String {
         template.render(page)
@@ -49,13 +60,7 @@ public enum HTMLReport {
         var generator: String
     }
 
-    static let indexTemplate: MustacheTemplate = {
-        do {
-            return try MustacheTemplate(string: ReportAssets.indexTemplate)
-        } catch {
-            preconditionFailure("the built-in index template does not parse: \(error)")
-        }
-    }()
+    static let indexTemplate = parse(ReportAssets.indexTemplate, "index")
 }
 
 extension RuleDocs {
