@@ -2,11 +2,15 @@
 /// index's buckets, tombstones, pending bounces).
 ///
 /// Swift's Dictionary hashes every key with SipHash (about 20 ns for a UInt64), which was
-/// the largest single cost of replaying a map/unmap pair. Addresses are not chosen by an
-/// attacker who could exploit a weak hash here: the worst a crafted trace gets is slower
-/// probing, bounded by the load factor. Open addressing with linear probing, Fibonacci
-/// hashing and backward-shift deletion (no tombstone slots, so lookups never slow down as
-/// entries come and go). swift-collections has no such table.
+/// the largest single cost of replaying a map/unmap pair. Here a key is mixed with a
+/// per-process random seed by the splitmix64/murmur3 finalizer (a few cycles): addresses
+/// a trace chose to collide under a fixed hash would turn every probe into a scan, and
+/// without the seed they cannot be chosen. Open addressing with linear probing and
+/// backward-shift deletion (no tombstone slots, so lookups never slow down as entries come
+/// and go). swift-collections has no such table.
+/// Drawn once per process (generic types cannot have static stored properties).
+private let addressMapSeed = UInt64.random(in: .min ... .max)
+
 struct AddressMap<Value> {
     // Keys and occupancy apart from the values: a probe reads only trivial words and never
     // retains a value it passes over.
@@ -14,11 +18,13 @@ struct AddressMap<Value> {
     private var filled: [Bool]
     private var slots: [Value?]
     private var shift: UInt64
+    private let seed: UInt64
     private(set) var count = 0
 
     init() { self.init(capacityLog2: 4) }
 
-    private init(capacityLog2: UInt64) {
+    private init(capacityLog2: UInt64, seed: UInt64 = addressMapSeed) {
+        self.seed = seed
         let n = 1 << Int(capacityLog2)
         keys = Array(repeating: 0, count: n)
         filled = Array(repeating: false, count: n)
@@ -30,8 +36,10 @@ struct AddressMap<Value> {
 
     @inline(__always)
     private func home(_ key: UInt64) -> Int {
-        // Fibonacci hashing: the top bits of key * 2^64/phi spread page-aligned addresses.
-        Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> shift)
+        var z = key ^ seed
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return Int(truncatingIfNeeded: (z ^ (z >> 31)) >> shift)
     }
 
     /// The slot holding `key`, or the empty slot where it would go.
@@ -142,7 +150,7 @@ struct AddressMap<Value> {
     }
 
     private mutating func grow() {
-        var bigger = AddressMap(capacityLog2: 64 - shift + 1)
+        var bigger = AddressMap(capacityLog2: 64 - shift + 1, seed: seed)
         let mask = bigger.keys.count - 1
         for j in keys.indices where filled[j] {
             var i = bigger.home(keys[j])
