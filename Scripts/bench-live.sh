@@ -54,7 +54,7 @@ for c in range(cpus):
 PY
 T0=$(date +%s.%N)
 # BENCH_LIVE_PERF=FILE profiles the run (perf record -g of our own process, no kernel tracing).
-${BENCH_LIVE_PERF:+perf record -q -g -o "$BENCH_LIVE_PERF" --} sh -c "cp -rl '$W/template' '$W/tracefs/instances/dma-trace-'\$\$ && exec '$BIN' watch --format json --fail-on none --tracefs '$W/tracefs' -- true" > "$W/out.ndjson" 2> "$W/err.txt" || true
+${BENCH_LIVE_PERF:+perf record -q -g -o "$BENCH_LIVE_PERF" --} /usr/bin/time -f %M -o "$W/rss" sh -c "cp -rl '$W/template' '$W/tracefs/instances/dma-trace-'\$\$ && exec '$BIN' watch --format json --fail-on none --tracefs '$W/tracefs' -- true" > "$W/out.ndjson" 2> "$W/err.txt" || true
 T1=$(date +%s.%N)
 EV=$(tail -1 "$W/out.ndjson" | python3 -c 'import json,sys; print(json.load(sys.stdin)["summary"]["analysis"]["dmaEvents"])')
-echo "$IN: $EV events in $(echo "$T1 - $T0" | bc) s wall: $(echo "$EV / ($T1 - $T0)" | bc) events/s (watch --tracefs, whole process)"
+echo "$IN: $EV events in $(echo "$T1 - $T0" | bc) s wall: $(echo "$EV / ($T1 - $T0)" | bc) events/s (watch --tracefs, whole process); peak RSS $(( $(tail -1 "$W/rss") / 1024 )) MiB"

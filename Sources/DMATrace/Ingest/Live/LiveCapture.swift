@@ -35,6 +35,10 @@ public final class LiveCapture {
         public var pollInterval: Double = 0.02
         /// Read only sub-buffers the kernel filled (record), not partly filled ones (watch).
         public var fullPagesOnly = false
+        /// Sub-buffers read from one CPU before the next CPU's turn. Draining a busy CPU to the
+        /// end first let the other CPUs' rings fill (and lose events) meanwhile, and the merge
+        /// had to hold everything read until the others caught up.
+        public var pagesPerTurn = 64
         /// The command writes its standard output to our standard error (watch --format json:
         /// our standard output is NDJSON and nothing else).
         public var commandStdoutToStderr = false
@@ -195,35 +199,44 @@ public final class LiveCapture {
         var stop: StopReason?
         var pages: [Int: Int] = [:]
         var sinkFull = false
-        func drain(_ b: RawCPUBuffer, flush: Bool) throws -> Bool {
-            var any = false
+        /// One turn of a CPU: up to `pagesPerTurn` sub-buffers. Whether it read any, and whether
+        /// it stopped at the bound with more perhaps waiting.
+        func drain(_ b: RawCPUBuffer, flush: Bool) throws -> (any: Bool, more: Bool) {
+            var taken = 0
             while !sinkFull {
+                guard taken < max(1, options.pagesPerTurn) else { return (true, true) }
                 switch b.read(flush: flush, fullOnly: options.fullPagesOnly) {
                 case .page(let page):
-                    any = true
+                    taken += 1
                     pages[Int(b.cpu), default: 0] += 1
                     if !sink.take(page: page, cpu: Int(b.cpu)) { sinkFull = true }
                 case .empty:
-                    return any
+                    return (taken > 0, false)
                 case .failed(let err):
                     if !inst.exists { throw LiveError("the tracefs instance \(inst.directory) was removed from outside while tracing (by another tool?); the capture stopped") }
                     throw LiveError("reading CPU \(b.cpu)'s ring buffer failed: \(String(cString: strerror(err)))")
                 }
             }
-            return any
+            return (taken > 0, false)
         }
         do {
             while stop == nil {
                 var any = false
                 // The clock first: whatever was stamped before it is in the buffers we drain next.
                 let now = sink.wantsClock ? buffers.first.flatMap { inst.readFile($0.statsFile) }.flatMap { RingBufferStats(parsing: $0).now } : nil
-                for b in buffers { any = try drain(b, flush: false) || any }
+                // A CPU stopped at its turn's bound still holds events: the merge waits for it.
+                var unread = Set<Int>()
+                for b in buffers {
+                    let turn = try drain(b, flush: false)
+                    any = turn.any || any
+                    if turn.more { unread.insert(Int(b.cpu)) }
+                }
                 // A CPU's last events can stay unreadable after a drain (seen in the lab: an
                 // event of a CPU that then went quiet arrived a second later); its stats still
                 // count them as entries, so the merge waits for that CPU.
-                var unread = Set<Int>()
                 if sink.wantsClock && !sinkFull {
-                    for b in buffers where (inst.readFile(b.statsFile).map { RingBufferStats(parsing: $0).entries } ?? 0) > 0 {
+                    for b in buffers where !unread.contains(Int(b.cpu))
+                        && (inst.readFile(b.statsFile).map { RingBufferStats(parsing: $0).entries } ?? 0) > 0 {
                         unread.insert(Int(b.cpu))
                     }
                 }
@@ -248,7 +261,18 @@ public final class LiveCapture {
                 if !any { usleep(UInt32(options.pollInterval * 1e6)) }
             }
             try inst.tracing(false)
-            for b in buffers where !sinkFull { _ = try drain(b, flush: true) }
+            // What is left, CPU by CPU in turns as above, each turn's events merged before the
+            // next: the clock read after tracing stopped bounds everything still in the buffers.
+            let end = sink.wantsClock ? buffers.first.flatMap { inst.readFile($0.statsFile) }.flatMap { RingBufferStats(parsing: $0).now } : nil
+            var waiting = buffers
+            while !waiting.isEmpty && !sinkFull {
+                var next: [RawCPUBuffer] = []
+                for b in waiting where !sinkFull {
+                    if try drain(b, flush: true).more { next.append(b) }
+                }
+                waiting = next
+                if !sinkFull && !waiting.isEmpty && !sink.roundEnded(now: end, unread: Set(waiting.map { Int($0.cpu) })) { sinkFull = true }
+            }
         } catch {
             throw fail(error)
         }
