@@ -38,19 +38,14 @@ public enum Analyzer {
     public static func analyze(source: DMAEventSource, options: AnalysisOptions = .init(),
                                onFinding: ((Finding) -> Void)? = nil) throws -> AnalysisResult {
         let rules = RuleRegistry.instantiate { !options.disabledRules.contains($0) }
-        // Per fact kind, the rules that asked for it: most facts concern few rules.
-        var routes = [[DMARule]](repeating: [], count: ModelFact.Kind.allCases.count)
-        for rule in rules {
-            for kind in type(of: rule).interests { routes[kind.rawValue].append(rule) }
-        }
-        var context: RuleContext!
-        let model = DMAModel(kernelRelease: source.facts.kernelRelease) { fact in
-            for rule in routes[fact.kind.rawValue] { rule.observe(fact, context) }
-        }
-        context = RuleContext(model: model, traceFacts: source.facts, severityOverrides: options.severityOverrides)
-        // The model's sink holds the context and the context holds the model: without this,
-        // every analysis in a process (analyze A B C, the tests) kept its whole model alive.
-        defer { context = nil }
+        let router = FactRouter(rules)
+        let model = DMAModel(kernelRelease: source.facts.kernelRelease) { [router] fact in router.deliver(fact) }
+        // The context holds the model and the model's sink the router: the router must not hold
+        // the context strongly, or every analysis in a process (analyze A B C, the tests) keeps
+        // its whole model alive. This function holds it until the router is done.
+        let context = RuleContext(model: model, traceFacts: source.facts, severityOverrides: options.severityOverrides)
+        router.context = context
+        defer { router.context = nil }
         var timeline = options.timeline ? Timeline() : nil
         // Opened before the replay so a bad --debuginfo fails at once; only the findings'
         // stacks are resolved, after it: debug info costs nothing per event.
@@ -86,5 +81,27 @@ public enum Analyzer {
                                     iommuBalance: model.iommuBalance)
         result.debugInfoWarnings = warnings
         return result
+    }
+}
+
+/// Hands each fact to the rules that asked for its kind: most facts concern few rules, and
+/// every map and unmap makes one.
+final class FactRouter {
+    private let routes: [[DMARule]]
+    /// The analysis holds the context for as long as the replay runs; reading it here costs
+    /// no retain per fact and rule (with nine rules on every unmap, that showed in profiles).
+    unowned(unsafe) var context: RuleContext?
+
+    init(_ rules: [DMARule]) {
+        var routes = [[DMARule]](repeating: [], count: ModelFact.Kind.allCases.count)
+        for rule in rules {
+            for kind in type(of: rule).interests { routes[kind.rawValue].append(rule) }
+        }
+        self.routes = routes
+    }
+
+    func deliver(_ fact: ModelFact) {
+        guard let context else { return }
+        for rule in routes[fact.kind.rawValue] { rule.observe(fact, context) }
     }
 }
