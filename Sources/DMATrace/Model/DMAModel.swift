@@ -14,7 +14,7 @@ public final class DMAModel {
 
     final class DeviceState {
         var profile: DeviceProfile
-        var byDMA = IntervalIndex<StreamingMapping>()
+        let byDMA = IntervalIndex<StreamingMapping>()
         /// sg mappings by the physical address of their first entry (dma_unmap_sg traces physical addresses).
         var sgByFirstPhys: [UInt64: [StreamingMapping]] = [:]
         var live: [Int: StreamingMapping] = [:]
@@ -25,7 +25,7 @@ public final class DMAModel {
         /// (bounded) in case an unmap proves them live after all.
         var superseded: [UInt64: [StreamingMapping]] = [:]
         var supersededOrder = Deque<(UInt64, Int)>()
-        var tombstones = TombstoneMemory()
+        let tombstones = TombstoneMemory()
         var freedAllocations: [UInt64: DMAEvent] = [:]
         var freedOrder = Deque<UInt64>()
         var translation = AddressTranslation()
@@ -36,8 +36,8 @@ public final class DMAModel {
     }
 
     private(set) var devices: [String: DeviceState] = [:]
-    var physIndex = IntervalIndex<StreamingMapping>()
-    var coherentPhysIndex = IntervalIndex<CoherentAllocation>()
+    let physIndex = IntervalIndex<StreamingMapping>()
+    let coherentPhysIndex = IntervalIndex<CoherentAllocation>()
     /// iommu:map events carry no device and IOVAs repeat across domains: an entry
     /// is trusted for an event only when the same task on the same CPU made it just before.
     struct IOMMUEntry { let phys: UInt64; let size: UInt64; let cpu: Int32; let pid: Int32; let at: UInt64 }
