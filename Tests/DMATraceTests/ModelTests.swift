@@ -10,6 +10,20 @@ import Testing
         try Fixtures.analyze(text: RuleExample(triggers: true, lines).ftraceText).findings
     }
 
+    /// An event is stored behind one reference; printing it must still show what it says
+    /// (test failures and debugging print events).
+    @Test func anEventPrintsItsFields() {
+        var e = DMAEvent(timestamp: 1_234_567, cpu: 1, pid: 42, task: "kworker/1:0", device: "0000:00:03.0",
+                         kind: .unmap(SingleUnmapEvent(api: .page, dmaAddr: 0x1000, size: 4096, direction: .toDevice, attrs: [])))
+        let text = "\(e)"
+        #expect(text.contains("timestamp: 1234567") && text.contains("kworker/1:0") && text.contains("0000:00:03.0") && text.contains("4096"), "\(text)")
+        let copy = e
+        e.stack = KernelStack(frames: ["dma_unmap_page_attrs+0x10"])
+        #expect(copy.stack == nil && e.stack?.frames == ["dma_unmap_page_attrs+0x10"] && copy != e)
+        e.stack = nil
+        #expect(copy == e && copy.hashValue == e.hashValue)
+    }
+
     @Test func mergedSGSyncEntriesAreNotOutOfRange() throws {
         // iommu-dma merged two entries into one segment; the sync still lists nents
         // entries, the surplus as DMA_MAPPING_ERROR with length 0.

@@ -394,3 +394,12 @@ public struct DMAEvent: Sendable, Hashable {
         hasher.combine(s.stack)
     }
 }
+
+/// Printed, dumped and shown in test failures with its fields, as a plain struct would be:
+/// the storage reference alone says nothing.
+extension DMAEvent: CustomReflectable {
+    public var customMirror: Mirror {
+        Mirror(self, children: ["timestamp": timestamp, "cpu": cpu, "pid": pid, "task": task, "device": device as Any,
+                                "kind": kind, "stack": stack as Any], displayStyle: .struct)
+    }
+}
