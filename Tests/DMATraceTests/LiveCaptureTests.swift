@@ -266,6 +266,98 @@ import Testing
         #expect(watched.facts.format == .live)
     }
 
+    /// A driver loaded after tracing started (the usual case: the tests load it) is missing
+    /// from the kallsyms of the start. The recording's nvme and e1000e were loaded after
+    /// trace-cmd started and were still loaded when it saved kallsyms: the fake starts with a
+    /// kallsyms and a module list without them and empty ring buffers; the traced command
+    /// "loads" them (the full kallsyms, a module list naming them), then their events appear
+    /// (the pages are appended to trace_pipe_raw). The stacks must be the recording's, frame
+    /// for frame, and so the findings' call sites and fingerprints.
+    @Test(arguments: [true, false]) func driversLoadedDuringTheCaptureAreSymbolized(loads: Bool) throws {
+        let fake = try Self.fake("driversLoaded\(loads)")
+        let staged = fake.root.deletingLastPathComponent()
+        let v6 = staged.appendingPathComponent("original-v6.dat").path
+        let full = fake.sections.metadata.kallsyms
+        let lines = String(decoding: full, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+        let isDriver = { (line: Substring) in line.hasSuffix("[nvme]") || line.hasSuffix("[e1000e]") }
+        #expect(lines.filter(isDriver).count > 100)
+        try lines.filter { !isDriver($0) }.joined(separator: "\n").write(to: fake.root.appendingPathComponent("kallsyms"), atomically: true, encoding: .utf8)
+        try Data(full).write(to: staged.appendingPathComponent("kallsyms-loaded"))
+        try "ahci 49152 0 - Live 0xffffffffc02c0000\n".write(to: fake.root.appendingPathComponent("modules"), atomically: true, encoding: .utf8)
+        try "ahci 49152 0 - Live 0xffffffffc02c0000\nnvme 57344 0 - Live 0xffffffffc02e0000\ne1000e 360448 0 - Live 0xffffffffc04f0000\n"
+            .write(to: staged.appendingPathComponent("modules-loaded"), atomically: true, encoding: .utf8)
+        let dir = try fake.instance(named: "dma-trace-test11")
+        var appends: [String] = []
+        for cpu in 0..<2 {
+            let raw = dir.appendingPathComponent("per_cpu/cpu\(cpu)/trace_pipe_raw")
+            try FileManager.default.moveItem(at: raw, to: staged.appendingPathComponent("pages\(cpu)"))
+            try Data().write(to: raw)
+            // The ring buffer's clock at 0: a CPU that has not delivered yet holds the merge (with
+            // the fixture's 100 s the other CPU's events would all be handed on before these come).
+            try "entries: 0\noverrun: 0\ncommit overrun: 0\nbytes: 0\nnow ts: 0.000000\ndropped events: 0\nread events: 0\n"
+                .write(to: dir.appendingPathComponent("per_cpu/cpu\(cpu)/stats"), atomically: true, encoding: .utf8)
+            // Whole pages at a time: a reader never sees part of one.
+            appends.append("cat '\(staged.path)/pages\(cpu)' >> '\(raw.path)'")
+        }
+        let load = "cp '\(staged.path)/kallsyms-loaded' '\(fake.root.path)/kallsyms' && cp '\(staged.path)/modules-loaded' '\(fake.root.path)/modules'"
+        let script = (loads ? [load] : []) + appends + ["sleep 0.2"]
+        let (capture, _) = try Self.capture(fake, name: "dma-trace-test11", command: ["/bin/sh", "-c", script.joined(separator: " && ")])
+        let source = LiveEventSource(capture: capture)
+        var live: [DMAEvent] = []
+        var streamed: [Finding] = []
+        let watched = try Analyzer.analyze(source: Recording(source) { live.append($0) }) { streamed.append($0) }
+        let analyzed = try Analyzer.analyze(path: v6)
+        let recorded = try Fixtures.events(path: v6)
+        let withDriverFrames = recorded.filter { $0.stack?.frames.contains { $0.hasPrefix("nvme_") || $0.hasPrefix("e1000") } == true }.count
+        #expect(withDriverFrames > 200)
+        #expect(live.count == recorded.count)
+        let equal = zip(live, recorded).filter { "\($0)" == "\($1)" }.count
+        let frames = { (f: Finding) in "\(f.rule) \(f.device) \(f.timestamp) \(f.stack?.frames ?? []) \(f.callSite ?? "-") \(f.fingerprint)" }
+        if loads {
+            #expect(equal == recorded.count)
+            #expect(watched.findings.map(frames) == analyzed.findings.map(frames))
+            #expect(streamed.map(frames).sorted() == analyzed.findings.map(frames).sorted())
+            #expect(source.symbolTableLoads >= 2)
+        } else {
+            // Without the drivers' symbols their frames are addresses or another module's
+            // names: the comparison above can tell.
+            #expect(equal <= recorded.count - withDriverFrames)
+            #expect(watched.findings.map(frames) != analyzed.findings.map(frames))
+        }
+    }
+
+    /// Passes a source's events on and shows them to `seen` too.
+    final class Recording: DMAEventSource {
+        let inner: LiveEventSource
+        let seen: (DMAEvent) -> Void
+        init(_ inner: LiveEventSource, seen: @escaping (DMAEvent) -> Void) { self.inner = inner; self.seen = seen }
+        var facts: TraceFacts { inner.facts }
+        func read(_ handler: (DMAEvent) throws -> Void) throws -> IngestStats {
+            try inner.read { seen($0); try handler($0) }
+        }
+    }
+
+    /// The table is read again when the module list changes (not when a use count does), and
+    /// names an address of the new module as the trace.dat path would.
+    @Test func theSymbolTableFollowsTheModuleList() throws {
+        let kallsyms = "ffffffff81000000 T _stext\nffffffff81001000 T do_one\nffffffffc02c0000 t ahci_probe\t[ahci]\nffffffffc02c0400 t ahci_end\t[ahci]\n"
+        let loaded = kallsyms + "ffffffffc02e28b0 t nvme_alloc_queue\t[nvme]\nffffffffc02e2a00 t nvme_other\t[nvme]\n"
+        let before = "ahci 49152 0 - Live 0xffffffffc02c0000\n"
+        let symbols = LiveSymbols(kallsyms: Array(kallsyms.utf8), modules: before)
+        let stack = KernelStack(frames: ["0xffffffff81001010", "0xffffffffc02e2907"], symbolSpans: [0, 0])
+        #expect(symbols.symbolize(stack).frames == ["do_one+0x10", "0xffffffffc02e2907"])
+        #expect(symbols.isCurrent(modules: "ahci 49152 3 - Live 0xffffffffc02c0000\n"))
+        let after = before + "nvme 57344 0 - Live 0xffffffffc02e0000\n"
+        #expect(!symbols.isCurrent(modules: after))
+        symbols.load(kallsyms: Array(loaded.utf8), modules: after)
+        let named = symbols.symbolize(stack)
+        #expect(named.frames == ["do_one+0x10", "nvme_alloc_queue+0x57"])
+        #expect(named.symbolSpans?[1] == 0x150)
+        #expect(symbols.isCurrent(modules: after) && symbols.loads == 2)
+        // A frame the record decoder already named stays as it is.
+        #expect(symbols.symbolize(KernelStack(frames: ["x+0x1"])).frames == ["x+0x1"])
+    }
+
     /// Events the ring buffer counted as overwritten or dropped beyond what its pages said
     /// become a gap, as a recorded trace's lost events do.
     @Test func ringBufferCountersBecomeLostEvents() throws {

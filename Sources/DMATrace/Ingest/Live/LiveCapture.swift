@@ -147,10 +147,19 @@ public final class LiveCapture {
         return m
     }
 
-    /// Kallsyms read at the END of the capture: modules loaded meanwhile are in it.
+    /// The running kernel's symbols (/proc/kallsyms; a fixture keeps its own next to its
+    /// formats). Read when tracing starts and again at the END of the capture (`Outcome.metadata`):
+    /// a driver loaded meanwhile is only in the second, which record stores and watch names
+    /// the last stacks with.
     func kallsyms() -> [UInt8] {
-        let path = mount.isTracefs ? "/proc/kallsyms" : mount.path + "/kallsyms"
-        return Self.readWhole(path)
+        Self.readWhole(mount.isTracefs ? "/proc/kallsyms" : mount.path + "/kallsyms")
+    }
+
+    /// The loaded modules (/proc/modules), to tell when kallsyms must be read again; nil when
+    /// unreadable (a fixture without one).
+    func modules() -> String? {
+        let bytes = Self.readWhole(mount.isTracefs ? "/proc/modules" : mount.path + "/modules")
+        return bytes.isEmpty && !mount.isTracefs ? nil : String(decoding: bytes, as: UTF8.self)
     }
 
     /// Runs the capture; `sink` gets every page on the reader thread. Throws LiveError for a fault;
