@@ -492,6 +492,49 @@ import Testing
         #expect(try TraceDatV6Sections(path: out).pages == fake.sections.pages)
     }
 
+    /// A kernel whose instance has 8 KiB sub-buffers (`buffer_subbuf_size_kb`, Linux 6.8+; the
+    /// instance's own events/header_page says so too) on 4 KiB pages: record reads 8 KiB at a
+    /// time and writes a file of 8 KiB pages that trace-cmd and analyze read as the recording.
+    @Test func recordUsesTheRingBuffersSubBufferSize() throws {
+        let fake = try Self.fake()
+        let v6 = fake.root.deletingLastPathComponent().appendingPathComponent("original-v6.dat").path
+        #expect(fake.sections.metadata.pageSize == 4096)
+        let template = try fake.instance(named: "template")
+        // Each recorded page as an 8 KiB sub-buffer: the same header, commit word and data.
+        let big = fake.sections.pages.map { $0.map { $0 + [UInt8](repeating: 0, count: 8192 - $0.count) } }
+        for (cpu, pages) in big.enumerated() {
+            try Data(pages.joined()).write(to: template.appendingPathComponent("per_cpu/cpu\(cpu)/trace_pipe_raw"))
+        }
+        try "8\n".write(to: template.appendingPathComponent("buffer_subbuf_size_kb"), atomically: true, encoding: .utf8)
+        let topHeader = String(decoding: fake.sections.metadata.headerPage, as: UTF8.self)
+        #expect(LiveInstance.subBufferSize(headerPage: topHeader) == 4096)
+        let ownHeader = topHeader.replacingOccurrences(of: "data;\toffset:16;\tsize:4080;", with: "data;\toffset:16;\tsize:8176;")
+        #expect(LiveInstance.subBufferSize(headerPage: ownHeader) == 8192)
+        try FileManager.default.createDirectory(at: template.appendingPathComponent("events"), withIntermediateDirectories: true)
+        try ownHeader.write(to: template.appendingPathComponent("events/header_page"), atomically: true, encoding: .utf8)
+        let staged = fake.root.deletingLastPathComponent().appendingPathComponent("template")
+        try FileManager.default.moveItem(at: template, to: staged)
+        let out = fake.root.deletingLastPathComponent().appendingPathComponent("subbuf8k.dat").path
+        let r = try Fixtures.run(["-c", "cp -r '\(staged.path)' '\(fake.root.path)/instances/dma-trace-'$$ && exec '\(Fixtures.binary.path)' record --tracefs '\(fake.root.path)' -o '\(out)' -- true"],
+                                 executable: "/bin/sh")
+        #expect(r.status == 0, "\(r.stderr)")
+        let written = try TraceDatV6Sections(path: out)
+        #expect(written.metadata.pageSize == 8192)
+        #expect(written.pages == big)
+        #expect(written.metadata.headerPage == Array(ownHeader.utf8))
+        let events = try Fixtures.events(path: out), recorded = try Fixtures.events(path: v6)
+        #expect(events.count == recorded.count && events.count > 300)
+        #expect(zip(events, recorded).allSatisfy { "\($0)" == "\($1)" })
+        let report = { (path: String) throws -> [Substring] in
+            let run = try Fixtures.run(["report", "-i", path], executable: "/usr/bin/trace-cmd")
+            #expect(run.status == 0, "\(run.stderr)")
+            return run.stdout.split(separator: "\n").filter { $0.contains(": dma_") }
+        }
+        let ours = try report(out)
+        #expect(ours.count > 300)
+        #expect(ours == (try report(v6)))
+    }
+
     @Test func ringBufferStatsAreRead() {
         let s = RingBufferStats(parsing: "entries: 12\noverrun: 34\ncommit overrun: 0\nbytes: 1\noldest event ts:  5.000100\nnow ts:  6.500250\ndropped events: 7\nread events: 9\n")
         #expect(s.entries == 12 && s.overrun == 34 && s.droppedEvents == 7 && s.readEvents == 9)

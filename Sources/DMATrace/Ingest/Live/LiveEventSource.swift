@@ -109,6 +109,8 @@ private final class DecodingSink: LivePageSink {
         self.release = release
     }
 
+    func begin(subBufferSize: Int) throws { try tee?.begin(subBufferSize: subBufferSize) }
+
     func take(page: [UInt8], cpu: Int) -> Bool {
         if let tee, !tee.take(page: page, cpu: cpu) { return false }
         do { try decoder.decode(page: page, cpu: cpu, emit: add) } catch { failure = error; return false }

@@ -69,7 +69,8 @@ public struct TraceDatTruncation: Sendable, CustomStringConvertible {
 /// left is a valid trace.dat up to the last whole page.
 public final class TraceDatV6Writer {
     public let path: String
-    let pageSize: Int
+    /// The ring buffer's sub-buffer size: every page of the file is one.
+    public private(set) var pageSize: Int
     private var spools: [Int: (fd: Int32, pages: Int)] = [:]
     private var spoolFailure: String?
 
@@ -96,6 +97,16 @@ public final class TraceDatV6Writer {
     }
 
     func spoolPath(_ cpu: Int) -> String { path + ".cpu\(cpu)" }
+
+    /// The size the capture's sub-buffers really have, known once its instance exists
+    /// (a kernel can use sub-buffers larger than a page); before the first page only.
+    public func setPageSize(_ size: Int) throws {
+        guard size > 0 else { throw LiveError("a ring-buffer sub-buffer size of \(size) bytes cannot be recorded") }
+        guard spools.isEmpty || size == pageSize else {
+            throw LiveError("the sub-buffer size of \(path) cannot change once pages were spooled")
+        }
+        pageSize = size
+    }
 
     /// The first spooling error (disk full), after which pages are no longer taken.
     public var failure: String? { spoolFailure }
@@ -182,6 +193,9 @@ public final class TraceDatV6Writer {
     /// pages, and each CPU's pages are moved from the end of its spool backwards (the spool
     /// shrinks as the file grows), so the file needs no more room than the spools had.
     public func finish(metadata: TraceDatMetadata, cpus: Int) throws -> TraceDatTruncation? {
+        guard metadata.pageSize == pageSize else {
+            throw LiveError("the pages of \(path) are \(pageSize) bytes but its header would say \(metadata.pageSize)")
+        }
         let header = Self.header(metadata, cpus: cpus)
         let fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw LiveError("cannot write \(path): \(String(cString: strerror(errno)))") }
