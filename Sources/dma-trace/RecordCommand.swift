@@ -39,7 +39,7 @@ struct RecordCommand: ParsableCommand {
         do {
             outcome = try capture.run(sink: sink)
         } catch let error as LiveError {
-            unlink(output)
+            writer.discard()
             throw UsageProblem(message: error.message)
         }
         let cpus = (outcome.metadata.cpuStats.count)

@@ -236,6 +236,77 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: instance.path))
         let written = try TraceDatV6Sections(path: out)
         #expect(written.pages == fake.sections.pages)
+        #expect(Self.leftovers(fake.root.deletingLastPathComponent()).isEmpty)
+    }
+
+    /// Files record leaves next to its output: spools (`.NAME.cpuN-XXXXXX`) and the unfinished
+    /// file (`.NAME.tmp-XXXXXX`).
+    static func leftovers(_ dir: URL) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).filter { $0.contains(".cpu") || $0.contains(".tmp-") }
+    }
+
+    /// `record` started from a shell that first lays out the instance the kernel would make for
+    /// its pid (the shell's, kept by exec).
+    static func startRecord(_ fake: FakeTracefs, staged: URL, out: String, command: String, in dir: URL) throws -> Processes.Started {
+        try Processes.start(["-c", "cp -r '\(staged.path)' '\(fake.root.path)/instances/dma-trace-'$$ && exec '\(Fixtures.binary.path)' record --tracefs '\(fake.root.path)' -o '\(out)' -- \(command)"],
+                            executable: "/bin/sh", in: dir)
+    }
+
+    /// A second SIGTERM while the capture is ending (tracing is off, record waits for the
+    /// traced command, which ignores SIGTERM): the instance, the spools and the unfinished
+    /// file go, the old file stays, and the process ends by the signal.
+    @Test func aSecondSignalDuringTheCleanupLeavesNothingBehind() throws {
+        let fake = try Self.fake()
+        let dir = fake.root.deletingLastPathComponent()
+        let template = try fake.instance(named: "template")
+        let staged = dir.appendingPathComponent("template")
+        try FileManager.default.moveItem(at: template, to: staged)
+        let out = dir.appendingPathComponent("second-signal.dat")
+        try "OLD\n".write(to: out, atomically: false, encoding: .utf8)
+        let run = try Self.startRecord(fake, staged: staged, out: out.path, command: "sh -c 'trap \"\" TERM; sleep 8'", in: dir)
+        defer { kill(run.pid, SIGKILL); run.process.waitUntilExit() }
+        let instance = "dma-trace-\(run.pid)"
+        try Processes.waitFor("tracing on and the pages spooled") {
+            fake.read(instance, "events/dma/enable") == "1" && Self.leftovers(dir).contains { $0.contains(".cpu1-") }
+        }
+        kill(run.pid, SIGTERM)
+        try Processes.waitFor("tracing off") { fake.read(instance, "tracing_on") == "0" }
+        #expect(FileManager.default.fileExists(atPath: fake.instanceDir(instance).path))
+        kill(run.pid, SIGTERM)
+        run.process.waitUntilExit()
+        #expect(run.process.terminationReason == .uncaughtSignal && run.process.terminationStatus == SIGTERM, "\(run.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: fake.instanceDir(instance).path))
+        #expect(Self.leftovers(dir).isEmpty, "\(Self.leftovers(dir))")
+        #expect(try String(contentsOf: out, encoding: .utf8) == "OLD\n")
+    }
+
+    /// A signal while the trace.dat is being written (strace holds record's main thread in the
+    /// fsync of the finished file, up to 60 s): the cleanup thread removes the unfinished file,
+    /// and the old one is still there once the main thread is let go (the rename never came).
+    @Test func aSignalWhileWritingKeepsTheOldFile() throws {
+        let strace = try #require(Fixtures.which("strace"), "Scripts/setup.sh installs strace")
+        let fake = try Self.fake()
+        let dir = fake.root.deletingLastPathComponent()
+        let template = try fake.instance(named: "template")
+        let staged = dir.appendingPathComponent("template")
+        try FileManager.default.moveItem(at: template, to: staged)
+        let out = dir.appendingPathComponent("while-writing.dat")
+        try "OLD\n".write(to: out, atomically: false, encoding: .utf8)
+        let run = try Self.startRecord(fake, staged: staged, out: out.path, command: "sleep 1", in: dir)
+        defer { kill(run.pid, SIGKILL); run.process.waitUntilExit() }
+        try Processes.waitFor("tracing on") { fake.read("dma-trace-\(run.pid)", "events/dma/enable") == "1" }
+        // Only the main thread (the tid given): the cleanup thread runs free.
+        let tracer = try Processes.start(["-o", "/dev/null", "-p", "\(run.pid)", "-e", "trace=fsync",
+                                          "-e", "inject=fsync:delay_exit=60000000:when=1"], executable: strace, in: dir)
+        defer { kill(tracer.pid, SIGKILL); tracer.process.waitUntilExit() }
+        try Processes.waitFor("the main thread to be held in fsync") { OutputFaultTests.heldInFsync(run.pid) }
+        #expect(Self.leftovers(dir).contains { $0.contains(".tmp-") })
+        kill(run.pid, SIGTERM)
+        try Processes.waitFor("the cleanup to remove the unfinished file") { Self.leftovers(dir).isEmpty }
+        kill(tracer.pid, SIGKILL)
+        try Processes.waitFor("record to end") { !Processes.isAlive(run.pid) }
+        #expect(try String(contentsOf: out, encoding: .utf8) == "OLD\n")
+        #expect(Self.leftovers(dir).isEmpty, "\(Self.leftovers(dir))")
     }
 
     /// Raw pages saved from a guest, read through libtracefs, the page decoder, the merge and the

@@ -41,6 +41,7 @@ public final class LiveInstance {
             throw LiveError("cannot create the tracefs instance \(directory): \(String(cString: strerror(errno)))")
         }
         handle = h
+        _ = Self.removedOnTermination
         dmatrace_live_arm(directory, mount.isTracefs ? 0 : 1)
         do {
             try configure(settings)
@@ -53,6 +54,10 @@ public final class LiveInstance {
     }
 
     deinit { _ = teardown() }
+
+    /// A second signal during a capture ends the process through Termination (record's spools
+    /// and unfinished file go there): the instance goes first.
+    private static let removedOnTermination: Void = Termination.atTermination { dmatrace_live_emergency_cleanup() }
 
     private func write(_ file: String, _ value: String) throws {
         guard let handle else { return }
