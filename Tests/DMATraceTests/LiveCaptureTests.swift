@@ -504,11 +504,14 @@ import Testing
         #expect((summary["command"] as? [String])?.first == "sh")
     }
 
-    /// Not root: refused before tracefs is even looked at (setpriv drops to nobody).
+    /// Not root: refused before tracefs is even looked at (setpriv drops to nobody). Also
+    /// with `--tracefs` naming the mounted tracefs (only looked at: statfs), whose files
+    /// nobody cannot see (in the lab this said "no tracefs at ...").
     @Test func notRootIsRefused() throws {
         guard let setpriv = Fixtures.which("setpriv"), geteuid() == 0 else { return }
-        for command in ["watch", "record"] {
-            var args = ["--reuid=65534", "--regid=65534", "--clear-groups", Fixtures.binary.path, command]
+        let mounted = dmatrace_is_tracefs("/sys/kernel/tracing") == 1
+        for command in ["watch", "record"] + (mounted ? ["watch --tracefs /sys/kernel/tracing"] : []) {
+            var args = ["--reuid=65534", "--regid=65534", "--clear-groups", Fixtures.binary.path] + command.split(separator: " ").map(String.init)
             if command == "record" { args += ["-o", "/nonexistent/x.dat"] }
             let r = try Fixtures.run(args + ["--", "true"], executable: setpriv)
             #expect(r.status == 2, "\(r.stderr)")
