@@ -321,7 +321,7 @@ import Testing
         let stats = try source.read { live.append($0) }
         let recorded = try Fixtures.events(path: v6)
         #expect(live.count == recorded.count && live.count > 300)
-        #expect(zip(live, recorded).allSatisfy { "\($0)" == "\($1)" })
+        #expect(zip(live, recorded).allSatisfy { $0 == $1 })
         #expect(stats.stackRecords > 300)
         #expect(live.contains { $0.stack?.frames.first?.contains("+0x") == true })
         #expect(source.lateEvents == 0)
@@ -382,7 +382,7 @@ import Testing
         let withDriverFrames = recorded.filter { $0.stack?.frames.contains { $0.hasPrefix("nvme_") || $0.hasPrefix("e1000") } == true }.count
         #expect(withDriverFrames > 200)
         #expect(live.count == recorded.count)
-        let equal = zip(live, recorded).filter { "\($0)" == "\($1)" }.count
+        let equal = zip(live, recorded).filter { $0 == $1 }.count
         let frames = { (f: Finding) in "\(f.rule) \(f.device) \(f.timestamp) \(f.stack?.frames ?? []) \(f.callSite ?? "-") \(f.fingerprint)" }
         if loads {
             #expect(equal == recorded.count)
@@ -598,7 +598,7 @@ import Testing
         #expect(written.metadata.headerPage == Array(ownHeader.utf8))
         let events = try Fixtures.events(path: out), recorded = try Fixtures.events(path: v6)
         #expect(events.count == recorded.count && events.count > 300)
-        #expect(zip(events, recorded).allSatisfy { "\($0)" == "\($1)" })
+        #expect(zip(events, recorded).allSatisfy { $0 == $1 })
         let report = { (path: String) throws -> [Substring] in
             let run = try Fixtures.run(["report", "-i", path], executable: "/usr/bin/trace-cmd")
             #expect(run.status == 0, "\(run.stderr)")
