@@ -123,6 +123,35 @@ import Testing
         #expect(loaded.seconds > analysis["firstTimestamp"] as! Double)
     }
 
+    /// The same scenarios with dmafi unloaded at the end (`rmmod dmafi`, as the lab's
+    /// fault-injection runs do): trace-cmd reads kallsyms when it stops, dmafi is gone, and its
+    /// frames stay addresses in trace-cmd's file; watch read kallsyms again when the module
+    /// list changed, while dmafi was loaded, and names them. Every other frame is the same.
+    @Test func watchNamesAModuleUnloadedBeforeTheEnd() throws {
+        let run = "x86-6.12-fi-stack-unload"
+        let (streamed, _, analysis) = try Self.ndjson("\(run)-watch.ndjson")
+        let final = analysis["findings"] as! [[String: Any]]
+        let path = Self.dir.appendingPathComponent("\(run)-watch-trace-cmd.dat").path
+        let want = try Self.json(try Analyzer.analyze(path: path).findings)
+        let kallsyms = String(decoding: try TraceDatV6Sections(path: path).metadata.kallsyms, as: UTF8.self)
+        #expect(!kallsyms.contains("[dmafi]"))
+        for got in [streamed, final] {
+            let pairs = Self.matched(got, want)
+            #expect(pairs.count == want.count && got.count == want.count)
+            var named = 0
+            for (mine, theirs) in pairs {
+                let a = mine["stack"] as? [String] ?? [], b = theirs["stack"] as? [String] ?? []
+                #expect(a.count == b.count, "\(Self.key(mine))")
+                for (x, y) in zip(a, b) where x != y {
+                    // Only trace-cmd's unnamed frames differ, and watch has a name for them.
+                    #expect(y.hasPrefix("0xffffffffc") && !x.hasPrefix("0x"), "\(Self.key(mine)): \(x) vs \(y)")
+                    named += 1
+                }
+            }
+            #expect(named > 20, "\(run): \(named) frames named by watch only")
+        }
+    }
+
     /// The not-root cases in the guest (workload-live.sh nonroot_checks, uid 65534): each is
     /// refused with one message and exit 2, and tracefs is as it was (no instance, trace-cmd's
     /// top-level events and tracing_on untouched).

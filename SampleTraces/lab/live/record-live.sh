@@ -5,7 +5,8 @@
 #
 #   RUN  KERNEL-MODE-BODY, e.g. 6.12-watch-fi 7-record-fi 6.12-watch-io 6.12-faults-fi
 #        KERNEL 6.12 | 7 | 6.1 (fetch-kernel-6.1.sh); MODE watch | record | faults |
-#        watchstack (trace-cmd also records stacks, -T) | pre612 (workload-live.sh);
+#        watchstack (trace-cmd also records stacks, -T) | watchstackunload (the same, dmafi
+#        unloaded at the end) | pre612 (workload-live.sh);
 #        BODY fi (faultinject/workload-faultinject.sh: dmafi's scenarios on QEMU's edu device)
 #             io (workloads/short-io-net.sh: nvme, SATA and e1000e, real drivers)
 #             nvme (workloads/nvme-4k-loop.sh: a busy NVMe, LIVE_NVME_EVENTS events, default 300000)
@@ -56,6 +57,8 @@ for run in "$@"; do
   [ "$K" = 6.1 ] && FLAGS=(-e swiotlb -e iommu -b 20000)
   KEEP=
   [ "$MODE" = watchstack ] && { FLAGS+=(-T); KEEP="LIVE_KEEP_DMAFI=1"; }
+  # The same with dmafi unloaded at the end: only a kallsyms read while it was loaded has it.
+  [ "$MODE" = watchstackunload ] && FLAGS+=(-T)
   GENV=
   case "$BODY" in
     fi) B=workload-faultinject.sh; SRC=$LAB/faultinject/workload-faultinject.sh

@@ -7,6 +7,7 @@
 #   watchstack  dma-trace watch --stack --format json -- sh /lab/live-runner.sh > /out/watch.ndjson
 #           (the runner loads the drivers and dmafi after watch started; LIVE_KEEP_DMAFI=1 keeps
 #           dmafi loaded to the end), then the not-root cases into /out/nonroot.log
+#   watchstackunload  the same without LIVE_KEEP_DMAFI: the runner unloads dmafi at its end
 #   pre612  (a kernel before 6.12, no dma events) watch without --allow-partial into
 #           /out/pre612.log, then dma-trace watch --allow-partial --format json -- sh
 #           /lab/live-runner.sh > /out/watch.ndjson
@@ -33,7 +34,7 @@ nonroot_checks() {
   } > /out/nonroot.log 2>&1
 }
 case "$LIVE_MODE" in
-  watchstack)
+  watchstack|watchstackunload)
     dma-trace watch --stack --format json --fail-on none -- sh /lab/live-runner.sh > /out/watch.ndjson 2> /out/watch.log
     echo "watch rc=$?" >> /out/live-rc.txt
     nonroot_checks
