@@ -152,6 +152,29 @@ import Testing
         }
     }
 
+    /// record's fault cases in the 6.12 guest (workload-live.sh faults): a full disk leaves the
+    /// valid, truncated file and nothing else; a second SIGTERM while record ends (tracing off,
+    /// its command ignoring SIGTERM) leaves the old file, no spool and no instance.
+    @Test func recordFaultsInTheGuest() throws {
+        let log = try String(contentsOf: Self.dir.appendingPathComponent("faults-6.12.log"), encoding: .utf8)
+        let sections = log.components(separatedBy: "\n== ")
+        func section(_ title: String) throws -> [String] {
+            try #require(sections.first { $0.hasPrefix(title) }).split(separator: "\n").map(String.init)
+        }
+        let full = try section("disk full")
+        #expect(full.contains("rc=2"))
+        #expect(full.contains { $0.contains("is incomplete: the disk was full: CPU 0: ") && $0.hasSuffix("the file is a valid trace.dat with what it holds") })
+        // `ls -l /small`: the file alone, no spool, no unfinished file
+        let listed = full.drop { !$0.hasPrefix("total ") }.dropFirst()
+        #expect(listed.count == 1 && listed.first?.hasSuffix(" full.dat") == true, "\(listed)")
+        let second = try section("a second SIGTERM")
+        let spooling = try #require(second.first { $0.hasPrefix("spooling: ") })
+        #expect(Int(spooling.split(separator: " ")[1]).map { $0 >= 1 } == true, "\(spooling)")
+        #expect(second.contains("tracing_on after the first: 0"))
+        #expect(second.contains("rc=143"))
+        #expect(second.contains("second.dat: OLD; left next to it: []; instances: []"))
+    }
+
     /// The not-root cases in the guest (workload-live.sh nonroot_checks, uid 65534): each is
     /// refused with one message and exit 2, and tracefs is as it was (no instance, trace-cmd's
     /// top-level events and tracing_on untouched).

@@ -96,6 +96,21 @@ case "$LIVE_MODE" in
       dma-trace record -o /out/x.dat --duration 1; echo "rc=$?"
       dma-trace record -o /out/x.dat --duration 1 --clean-stale; echo "rc=$?"
       echo "== instances left: [$(ls $T/instances)]"
+      echo "== a second SIGTERM while record ends (tracing off, waiting for a command that ignores SIGTERM), over an old file"
+      echo OLD > /out/second.dat
+      # nvme reads fill sub-buffers (record spools only full ones); the command then idles.
+      dma-trace record -o /out/second.dat -- sh -c "trap '' TERM; dd if=$NVME_DEV of=/dev/null bs=4k count=3000 iflag=direct 2>/dev/null; sleep 8" & P=$!
+      i=0; while [ $i -lt 300 ]; do
+        d=$(ls -d $T/instances/dma-trace-* 2>/dev/null | head -1)
+        [ -n "$d" ] && [ "$(cat $d/tracing_on 2>/dev/null)" = 1 ] && ls /out/.second.dat.cpu* >/dev/null 2>&1 && break
+        usleep 20000; i=$((i+1))
+      done
+      echo "spooling: $(ls -a /out | grep -c '^\.second\.dat\.cpu') spool files"
+      kill -TERM $P
+      i=0; while [ $i -lt 300 ] && [ "$(cat $d/tracing_on 2>/dev/null)" != 0 ]; do usleep 20000; i=$((i+1)); done
+      echo "tracing_on after the first: $(cat $d/tracing_on 2>/dev/null)"
+      kill -TERM $P; wait $P; echo "rc=$?"
+      echo "second.dat: $([ "$(cat /out/second.dat)" = OLD ] && echo OLD || echo "replaced, $(wc -c < /out/second.dat) bytes"); left next to it: [$(ls -a /out | grep '^\.second' | tr '\n' ' ')]; instances: [$(ls $T/instances)]"
       echo "== events enabled at the top level: [$(cat $T/set_event | grep -v '^$' | wc -l) lines, trace-cmd's]"
     } > /out/faults.log 2>&1
     ;;
