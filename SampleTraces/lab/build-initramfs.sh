@@ -77,8 +77,9 @@ fi
 # (mods_for in lib-host.sh).
 # shellcheck source=lib-host.sh
 . "$HERE/lib-host.sh"
-# Early: the output disk only (virtio-pci is built into Debian's kernels).
-mods_for "$STAGE/lab/modules-early.list" virtio_blk
+# Early: the output disk only. virtio-pci is built into Debian's 6.12 and 7.x kernels (a
+# "builtin" line, nothing to load) but a module in bookworm's 6.1.
+mods_for "$STAGE/lab/modules-early.list" virtio_pci virtio_blk
 # The traced drivers, loaded by the workload after tracing started: its "# lab-modules:"
 # line, or the standard set. Order matters only for device naming: ahci before
 # usb-storage so the SATA disk probes first.

@@ -107,6 +107,21 @@ void dmatrace_live_emergency_cleanup(void)
         dmatrace_remove_tree(instance_dir);
 }
 
+/* The handler that was in place before ours, when it is a function (the command line's
+ * Termination: it only notes the signal, and its own thread removes the temporary files,
+ * record's spools and unfinished trace.dat among them, and ends the process by the signal). */
+static int forward_to_previous(int sig)
+{
+    int i = sig == SIGINT ? 0 : sig == SIGTERM ? 1 : sig == SIGHUP ? 2 : -1;
+    if (i < 0 || !previous_saved || (previous[i].sa_flags & SA_SIGINFO))
+        return 0;
+    void (*handler)(int) = previous[i].sa_handler;
+    if (handler == SIG_DFL || handler == SIG_IGN)
+        return 0;
+    handler(sig);
+    return 1;
+}
+
 static void on_signal(int sig)
 {
     int saved = errno;
@@ -116,8 +131,15 @@ static void on_signal(int sig)
         kill(child, sig == SIGINT ? SIGTERM : sig);
     if (signals_seen > 1) {
         if (armed) {
-            armed = 0;
             switch_off_and_remove();
+            /* A plain directory (--tracefs DIR) is not removed by rmdir: the emergency
+             * cleanup, outside signal context (atexit, Termination), still has it to do. */
+            if (!plain_dir)
+                armed = 0;
+        }
+        if (forward_to_previous(sig)) {
+            errno = saved;
+            return;
         }
         _exit(128 + sig);
     }

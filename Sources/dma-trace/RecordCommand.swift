@@ -29,6 +29,7 @@ struct RecordCommand: ParsableCommand {
         }
         let writer: TraceDatV6Writer
         do {
+            // The page size until the capture knows its instance's sub-buffer size (WriterSink.begin).
             writer = try TraceDatV6Writer(path: output, pageSize: Int(getpagesize()))
         } catch let error as LiveError {
             throw UsageProblem(message: error.message)
@@ -38,7 +39,7 @@ struct RecordCommand: ParsableCommand {
         do {
             outcome = try capture.run(sink: sink)
         } catch let error as LiveError {
-            unlink(output)
+            writer.discard()
             throw UsageProblem(message: error.message)
         }
         let cpus = (outcome.metadata.cpuStats.count)
@@ -84,5 +85,6 @@ struct RecordCommand: ParsableCommand {
 private final class WriterSink: LivePageSink {
     let writer: TraceDatV6Writer
     init(_ writer: TraceDatV6Writer) { self.writer = writer }
+    func begin(subBufferSize: Int) throws { try writer.setPageSize(subBufferSize) }
     func take(page: [UInt8], cpu: Int) -> Bool { writer.append(page: page, cpu: cpu) }
 }

@@ -46,6 +46,10 @@ struct FakeTracefs {
         try put("kallsyms", sections.metadata.kallsyms)
         try put("trace_clock", Array("[local] global counter uptime perf mono mono_raw boot tai x86-tsc\n".utf8))
         try put("kernel-release", Array((release + "\n").utf8))
+        // The top level's CPUs, as the capture counts them (a CPU that never delivered holds the merge).
+        for cpu in sections.pages.indices {
+            try fm.createDirectory(at: root.appendingPathComponent("per_cpu/cpu\(cpu)"), withIntermediateDirectories: true)
+        }
     }
 
     func instanceDir(_ name: String) -> URL { root.appendingPathComponent("instances/\(name)") }

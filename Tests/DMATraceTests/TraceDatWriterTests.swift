@@ -49,7 +49,7 @@ import Testing
 
         let ea = try Fixtures.events(path: original), eb = try Fixtures.events(path: copy)
         #expect(ea.count == eb.count && ea.count > 300)
-        #expect(zip(ea, eb).allSatisfy { "\($0)" == "\($1)" })
+        #expect(zip(ea, eb).allSatisfy { $0 == $1 })
         let fa = try Analyzer.analyze(path: original).findings, fb = try Analyzer.analyze(path: copy).findings
         #expect(fa.map { "\($0.rule) \($0.severity) \($0.device) \($0.timestamp) \($0.message)" }
             == fb.map { "\($0.rule) \($0.severity) \($0.device) \($0.timestamp) \($0.message)" })

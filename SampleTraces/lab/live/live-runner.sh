@@ -10,6 +10,12 @@ marker() {
   [ -n "$DMA_TRACE_MARKER" ] && echo "$*" > "$DMA_TRACE_MARKER"
   return 0
 }
+# LIVE_KEEP_DMAFI=1 (watchstack): the fault-injection body's closing `rmmod dmafi` is skipped,
+# so the module is still loaded when watch and trace-cmd read kallsyms at their ends and
+# both name its stack frames (unloaded, both would give raw addresses).
+if [ "${LIVE_KEEP_DMAFI:-0}" = 1 ]; then
+  rmmod() { info "LIVE_KEEP_DMAFI: $* stays loaded"; }
+fi
 . "/lab/$LIVE_BODY"
 # Let the devices finish (interrupts, NAPI, completions) before the command ends and watch stops.
 sleep 2

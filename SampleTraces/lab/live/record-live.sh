@@ -4,11 +4,15 @@
 # instance), then the comparisons.
 #
 #   RUN  KERNEL-MODE-BODY, e.g. 6.12-watch-fi 7-record-fi 6.12-watch-io 6.12-faults-fi
-#        KERNEL 6.12 | 7; MODE watch | record | faults (workload-live.sh);
+#        KERNEL 6.12 | 7 | 6.1 (fetch-kernel-6.1.sh); MODE watch | record | faults |
+#        watchstack (trace-cmd also records stacks, -T) | watchstackunload (the same, dmafi
+#        unloaded at the end) | pre612 (workload-live.sh);
 #        BODY fi (faultinject/workload-faultinject.sh: dmafi's scenarios on QEMU's edu device)
 #             io (workloads/short-io-net.sh: nvme, SATA and e1000e, real drivers)
 #             nvme (workloads/nvme-4k-loop.sh: a busy NVMe, LIVE_NVME_EVENTS events, default 300000)
+#        VARIANT (optional 4th part) plain (default) | iommu | swiotlb, as record.sh's
 #        default: 6.12-watch-fi 6.12-record-fi 7-watch-fi 7-record-fi 6.12-watch-io 6.12-faults-fi
+#        the gaps of the second session: 6.12-watchstack-fi 7-watchstack-fi 6.1-pre612-io-swiotlb
 #
 # Environment:
 #   LIVE_OUT     results and logs                        (default /work/lab-out/live)
@@ -33,17 +37,28 @@ fi
 
 # The binary and the shared objects ldd lists, at their own paths, as the lab does for trace-cmd.
 STAGE=$(mktemp -d)
+chmod 755 "$STAGE"   # its mode becomes that of the guest's / (tar x -C /): 0700 locks out the not-root cases
 trap 'rm -rf "$STAGE"' EXIT
 mkdir -p "$STAGE/usr/bin"
 cp "$BIN" "$STAGE/usr/bin/dma-trace"
-ldd "$BIN" | grep -o '/[^ ]*' | sort -u | while read -r lib; do
+# util-linux's setpriv for the not-root cases (busybox's cannot change the uid).
+cp /usr/bin/setpriv "$STAGE/usr/bin/setpriv"
+{ ldd "$BIN"; ldd /usr/bin/setpriv; } | grep -o '/[^ ]*' | sort -u | while read -r lib; do
   mkdir -p "$STAGE$(dirname "$lib")"; cp -L "$lib" "$STAGE$lib"
 done
 tar cf "$LIVE_OUT/dma-trace-guest.tar" -C "$STAGE" .
 kver() { basename "$(readlink -f "$LAB_CACHE/kernels/$1")"; }
 
 for run in "$@"; do
-  IFS=- read -r K MODE BODY <<< "$run"
+  IFS=- read -r K MODE BODY VARIANT <<< "$run"
+  VARIANT=${VARIANT:-plain}
+  # Before 6.12 there is no dma system: trace-cmd refuses `-e dma`.
+  FLAGS=(-e dma -e swiotlb -e iommu -b 20000)
+  [ "$K" = 6.1 ] && FLAGS=(-e swiotlb -e iommu -b 20000)
+  KEEP=
+  [ "$MODE" = watchstack ] && { FLAGS+=(-T); KEEP="LIVE_KEEP_DMAFI=1"; }
+  # The same with dmafi unloaded at the end: only a kallsyms read while it was loaded has it.
+  [ "$MODE" = watchstackunload ] && FLAGS+=(-T)
   GENV=
   case "$BODY" in
     fi) B=workload-faultinject.sh; SRC=$LAB/faultinject/workload-faultinject.sh
@@ -57,8 +72,8 @@ for run in "$@"; do
   GENV=${GENV:-}
   t0=$SECONDS
   LAB_MEM=2G LAB_TIMEOUT=400 LAB_QEMU_EXTRA="$QX" \
-  LAB_GUEST_ENV="LIVE_MODE=$MODE LIVE_BODY=$B $GENV" \
+  LAB_GUEST_ENV="LIVE_MODE=$MODE LIVE_BODY=$B $GENV $KEEP" \
   LAB_EXTRA_FILES="$EXTRA $SRC $HERE/live-runner.sh $LIVE_OUT/dma-trace-guest.tar" \
-    "$LAB/record.sh" "$K" plain "$HERE/workload-live.sh" "$LIVE_OUT/$run.dat" -e dma -e swiotlb -e iommu -b 20000
+    "$LAB/record.sh" "$K" "$VARIANT" "$HERE/workload-live.sh" "$LIVE_OUT/$run.dat" "${FLAGS[@]}"
   echo ">> $run: $((SECONDS - t0)) s"
 done

@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
-"""slim-v6.py IN.dat OUT.dat: a copy of an uncompressed trace.dat v6 with its kallsyms section
-emptied (most of a small recording's size: ~4 to 10 MB of the guest's /proc/kallsyms), every
-other section and every CPU's pages byte for byte, the CPU table moved by the bytes saved.
-For committing lab outputs within SampleTraces' size budget; recordings with kernel stacks
-lose their symbols, so use it only on recordings without -T/--stack.
+"""slim-v6.py IN.dat OUT.dat [NAMES]: a copy of an uncompressed trace.dat v6 with its kallsyms
+section emptied (most of a small recording's size: ~4 to 10 MB of the guest's /proc/kallsyms),
+every other section and every CPU's pages byte for byte, the CPU table moved by the bytes saved.
+For committing lab outputs within SampleTraces' size budget.
+With NAMES (a file of function names, one a line: the functions the recording's stack frames
+name), kallsyms keeps the lines of those names and, for each, the next line in address order:
+a frame's symbol and where that symbol ends are what name it ("func+0xoff") and give its span,
+so stacks read from the slim file are the full file's, frame for frame.
 Layout: trace-cmd.dat.v6(5)."""
 import struct, sys
 
 src, dst = sys.argv[1], sys.argv[2]
+names = set(open(sys.argv[3]).read().split()) if len(sys.argv) > 3 else None
 b = open(src, "rb").read()
 at = 0
 def take(n):
@@ -45,7 +49,24 @@ if label == b"options  ":
 if label != b"flyrecord": raise SystemExit(f"{label!r} instead of flyrecord")
 table_at = at
 table = [(u(8), u(8)) for _ in range(cpus)]
-head = b[:ks_at] + struct.pack("<I", 0) + b[rest_at:table_at]
+kept = b""
+if names:
+    lines = b[ks_at + 4:ks_at + 4 + ks].decode("utf-8", "replace").splitlines()
+    def addr(line):
+        try: return int(line.split(" ", 1)[0], 16)
+        except ValueError: return -1
+    order = sorted(range(len(lines)), key=lambda i: addr(lines[i]))
+    keep = set()
+    for pos, i in enumerate(order):
+        parts = lines[i].split()
+        if len(parts) >= 3 and parts[2] in names:
+            keep.add(i)
+            # the next symbol at a higher address (several can share one)
+            for j in order[pos + 1:]:
+                if addr(lines[j]) > addr(lines[i]):
+                    keep.add(j); break
+    kept = ("\n".join(lines[i] for i in sorted(keep)) + "\n").encode()
+head = b[:ks_at] + struct.pack("<I", len(kept)) + kept + b[rest_at:table_at]
 start = (len(head) + 16 * cpus + page - 1) // page * page
 out = bytearray(head)
 entries, data, pos = [], bytearray(), start
@@ -55,4 +76,4 @@ for off, size in entries: out += struct.pack("<QQ", off, size)
 out += b"\0" * (start - len(out))
 out += data
 open(dst, "wb").write(out)
-print(f"{dst}: {len(out)} bytes (kallsyms {ks} bytes dropped, {cpus} CPUs)")
+print(f"{dst}: {len(out)} bytes (kallsyms {ks} bytes, {len(kept)} kept, {cpus} CPUs)")

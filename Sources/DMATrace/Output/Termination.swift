@@ -15,6 +15,7 @@ public enum Termination {
     nonisolated(unsafe) private static var temporaryFiles = Set<String>()
     nonisolated(unsafe) private static var childGroups = Set<pid_t>()
     nonisolated(unsafe) private static var installed = false
+    nonisolated(unsafe) private static var cleanups: [@Sendable () -> Void] = []
 
     public static let handledSignals: [Int32] = [SIGINT, SIGTERM, SIGHUP]
 
@@ -111,6 +112,14 @@ public enum Termination {
         unlink(path)
     }
 
+    /// Work that must be undone when a signal ends the process, before its temporary files
+    /// go (a live capture's tracefs instance). Runs on the cleanup thread, not in signal context.
+    public static func atTermination(_ cleanup: @escaping @Sendable () -> Void) {
+        lock.lock()
+        defer { lock.unlock() }
+        cleanups.append(cleanup)
+    }
+
     /// Starts a child (the leader of its own process group) and remembers it, in one step.
     static func spawnChild(_ spawn: () -> pid_t?) -> pid_t? {
         lock.lock()
@@ -146,6 +155,7 @@ public enum Termination {
             var status: Int32 = 0
             while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         }
+        for cleanup in cleanups { cleanup() }
         for path in temporaryFiles { unlink(path) }
         signal(sig, SIG_DFL)
         var unblock = sigset_t()

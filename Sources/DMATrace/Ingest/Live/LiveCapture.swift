@@ -4,6 +4,9 @@ import Foundation
 
 /// Receives what the capture reads, on the capture's reader thread.
 public protocol LivePageSink: AnyObject {
+    /// Called once before the first page: the size of every sub-buffer the capture reads
+    /// (the kernel's, which need not be the page size). Throwing stops the capture.
+    func begin(subBufferSize: Int) throws
     /// One raw sub-buffer of `cpu`, as the kernel wrote it. Returning false stops the capture
     /// (the sink cannot take more: disk full).
     func take(page: [UInt8], cpu: Int) -> Bool
@@ -16,6 +19,7 @@ public protocol LivePageSink: AnyObject {
 }
 
 public extension LivePageSink {
+    func begin(subBufferSize: Int) throws {}
     var wantsClock: Bool { false }
     func roundEnded(now: UInt64?, unread: Set<Int>) -> Bool { true }
 }
@@ -129,11 +133,13 @@ public final class LiveCapture {
     /// Formats and tables as the kernel gives them (the same for every instance).
     func metadata(pageSize: Int, systems: [String]) -> TraceDatMetadata {
         func bytes(_ relative: String) -> [UInt8] { Self.readWhole(mount.path + "/" + relative) }
+        // The instance's own header_page describes its sub-buffers (the top level's, another size).
+        let own = instance.map { Self.readWhole($0.directory + "/events/header_page") } ?? []
         func formats(_ system: String) -> [[UInt8]] {
             let names = (inventory.events[system]) ?? ((try? FileManager.default.contentsOfDirectory(atPath: mount.path + "/events/" + system)) ?? []).sorted()
             return names.map { bytes("events/\(system)/\($0)/format") }.filter { !$0.isEmpty }
         }
-        var m = TraceDatMetadata(pageSize: pageSize, headerPage: bytes("events/header_page"),
+        var m = TraceDatMetadata(pageSize: pageSize, headerPage: own.isEmpty ? bytes("events/header_page") : own,
                                  headerEvent: bytes("events/header_event"), ftraceFormats: formats("ftrace"),
                                  systems: systems.map { ($0, formats($0)) })
         m.printkFormats = bytes("printk_formats")
@@ -147,10 +153,19 @@ public final class LiveCapture {
         return m
     }
 
-    /// Kallsyms read at the END of the capture: modules loaded meanwhile are in it.
+    /// The running kernel's symbols (/proc/kallsyms; a fixture keeps its own next to its
+    /// formats). Read when tracing starts and again at the END of the capture (`Outcome.metadata`):
+    /// a driver loaded meanwhile is only in the second, which record stores and watch names
+    /// the last stacks with.
     func kallsyms() -> [UInt8] {
-        let path = mount.isTracefs ? "/proc/kallsyms" : mount.path + "/kallsyms"
-        return Self.readWhole(path)
+        Self.readWhole(mount.isTracefs ? "/proc/kallsyms" : mount.path + "/kallsyms")
+    }
+
+    /// The loaded modules (/proc/modules), to tell when kallsyms must be read again; nil when
+    /// unreadable (a fixture without one).
+    func modules() -> String? {
+        let bytes = Self.readWhole(mount.isTracefs ? "/proc/modules" : mount.path + "/modules")
+        return bytes.isEmpty && !mount.isTracefs ? nil : String(decoding: bytes, as: UTF8.self)
     }
 
     /// Runs the capture; `sink` gets every page on the reader thread. Throws LiveError for a fault;
@@ -178,9 +193,8 @@ public final class LiveCapture {
         }
         let pageSize: Int
         do {
-            let tep = tracefs_local_events_system(mount.path, nil)
-            pageSize = tep.map { Int(tep_get_sub_buffer_size($0)) } ?? Int(getpagesize())
-            if let tep { tep_free(tep) }
+            pageSize = inst.subBufferSize ?? Int(getpagesize())
+            try sink.begin(subBufferSize: pageSize)
             for cpu in inst.cpus { buffers.append(try inst.openRawCPU(cpu, subBufferSize: pageSize)) }
             if buffers.isEmpty { throw LiveError("instance \(inst.directory) has no per_cpu buffers") }
             try inst.tracing(true)

@@ -12,6 +12,9 @@ public final class LiveEventSource: DMAEventSource {
     public private(set) var lateEvents: UInt64 = 0
     /// The first of them, in words.
     public private(set) var firstLate: String?
+    /// How many times kallsyms was read to name stack frames (at the start, after a module
+    /// was loaded or unloaded, at the end).
+    public private(set) var symbolTableLoads = 0
     /// Also gets every raw page (record --analyze keeps the file while watching).
     public var tee: LivePageSink?
 
@@ -27,19 +30,20 @@ public final class LiveEventSource: DMAEventSource {
     }
 
     public func read(_ handler: (DMAEvent) throws -> Void) throws -> IngestStats {
+        let capture = self.capture
         let mount = capture.mount!
         var systems = capture.inventory.present + ["ftrace"]
         let tep: OpaquePointer? = systems.withCStrings { tracefs_local_events_system(mount.path, $0) }
         guard let tep else { throw LiveError("libtracefs cannot read the event formats under \(mount.path)/events") }
         defer { tep_free(tep) }
         systems.removeAll()
-        let kallsyms = capture.kallsyms()
-        if !kallsyms.isEmpty {
-            var text = kallsyms
-            text.append(0)
-            _ = text.withUnsafeBufferPointer { tep_parse_kallsyms(tep, UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self)) }
-            facts.hasKallsyms = true
-        }
+        // libtracefs parsed the /proc/kallsyms of the start into the formats' handle (even for
+        // `--tracefs DIR`): a resolver that knows nothing hides it, so the record decoder gives
+        // frames as addresses and they are named when their event is handed on (LiveSymbols).
+        _ = tep_set_function_resolver(tep, { _, _, _ in nil }, nil)
+        let symbols = LiveSymbols(kallsyms: capture.kallsyms(), modules: capture.modules())
+        facts.hasKallsyms = !symbols.isEmpty
+        var stacksSeen: UInt64 = 0
         let header = { (name: String) in String(decoding: LiveCapture.readWhole(mount.path + "/events/" + name), as: UTF8.self) }
         let decoder = try LiveDecoder(tep: tep, headerPage: header("header_page"), headerEvent: header("header_event"))
         var merger = LiveMerger()
@@ -47,20 +51,38 @@ public final class LiveEventSource: DMAEventSource {
         var failure: Error?
         // The handler is only called from this thread: the capture runs here and the sink is its callback.
         try withoutActuallyEscaping(handler) { handler in
+            let named: (DMAEvent) throws -> Void = { event in
+                guard let stack = event.stack else { return try handler(event) }
+                var e = event
+                e.stack = symbols.symbolize(stack)
+                try handler(e)
+            }
             let sink = DecodingSink(decoder: decoder, tee: tee) { event in merger.add(event) } release: { now, unread in
-                do { try merger.release(upTo: now, unread: unread, handler) } catch { failure = error; return false }
+                // Drained stacks may be of a module loaded since the table was read.
+                if decoder.stats.stackRecords > stacksSeen {
+                    stacksSeen = decoder.stats.stackRecords
+                    let modules = capture.modules()
+                    if !symbols.isCurrent(modules: modules) { symbols.load(kallsyms: capture.kallsyms(), modules: modules) }
+                }
+                do { try merger.release(upTo: now, unread: unread, named) } catch { failure = error; return false }
                 return true
             }
             let result = try capture.run(sink: sink)
             outcome = result
             facts.clock = LiveInstance.selectedClock(result.metadata.traceClock) ?? facts.clock
             if let problem = sink.failure ?? failure { throw problem }
+            // What is left is named with the capture's final kallsyms, the one record stores.
+            if decoder.stats.stackRecords > 0 {
+                symbols.load(kallsyms: result.metadata.kallsyms, modules: capture.modules())
+                facts.hasKallsyms = !symbols.isEmpty
+            }
+            symbolTableLoads = symbols.loads
             decoder.flushAll { merger.add($0) }
             for (cpu, text) in result.stats {
                 let s = RingBufferStats(parsing: text)
                 decoder.noteCounterLoss(cpu: cpu, counted: s.overrun + s.droppedEvents) { merger.add($0) }
             }
-            try merger.release(upTo: nil, handler)
+            try merger.release(upTo: nil, named)
         }
         facts.cpus = outcome?.metadata.cpuStats.count
         lateEvents = merger.late
@@ -86,6 +108,8 @@ private final class DecodingSink: LivePageSink {
         self.add = add
         self.release = release
     }
+
+    func begin(subBufferSize: Int) throws { try tee?.begin(subBufferSize: subBufferSize) }
 
     func take(page: [UInt8], cpu: Int) -> Bool {
         if let tee, !tee.take(page: page, cpu: cpu) { return false }

@@ -41,6 +41,7 @@ public final class LiveInstance {
             throw LiveError("cannot create the tracefs instance \(directory): \(String(cString: strerror(errno)))")
         }
         handle = h
+        _ = Self.removedOnTermination
         dmatrace_live_arm(directory, mount.isTracefs ? 0 : 1)
         do {
             try configure(settings)
@@ -53,6 +54,10 @@ public final class LiveInstance {
     }
 
     deinit { _ = teardown() }
+
+    /// A second signal during a capture ends the process through Termination (record's spools
+    /// and unfinished file go there): the instance goes first.
+    private static let removedOnTermination: Void = Termination.atTermination { dmatrace_live_emergency_cleanup() }
 
     private func write(_ file: String, _ value: String) throws {
         guard let handle else { return }
@@ -97,6 +102,35 @@ public final class LiveInstance {
 
     static func clocks(_ text: String?) -> [String] {
         (text ?? "").split(whereSeparator: { $0 == " " || $0 == "\n" }).map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "[]")) }
+    }
+
+    /// The size of this instance's ring-buffer sub-buffers: the unit trace_pipe_raw gives and
+    /// a trace.dat's pages are. The page size by default, but a kernel since 6.8 lets each
+    /// buffer have its own (`buffer_subbuf_size_kb`), and its `events/header_page` describes
+    /// that size (the data field ends where the sub-buffer does). nil when neither says.
+    public var subBufferSize: Int? {
+        if let text = readFile("buffer_subbuf_size_kb"),
+           let kb = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)), kb > 0 {
+            return kb * 1024
+        }
+        return Self.subBufferSize(headerPage: readFile("events/header_page") ?? mount.read("events/header_page"))
+    }
+
+    /// "field: char data;\toffset:16;\tsize:4080;\tsigned:1;" -> 4096
+    static func subBufferSize(headerPage: String?) -> Int? {
+        guard let headerPage else { return nil }
+        for line in headerPage.split(separator: "\n") {
+            let parts = line.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.first.map({ $0.hasPrefix("field:") && $0.split(separator: " ").last == "data" }) == true else { continue }
+            func number(_ key: String) -> Int? {
+                parts.lazy.compactMap { p -> Int? in
+                    let kv = p.split(separator: ":")
+                    return kv.count == 2 && kv[0] == key ? Int(kv[1]) : nil
+                }.first
+            }
+            if let offset = number("offset"), let size = number("size"), offset >= 0, size > 0 { return offset + size }
+        }
+        return nil
     }
 
     /// The clock the instance records with.

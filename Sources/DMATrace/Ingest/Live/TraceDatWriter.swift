@@ -67,35 +67,89 @@ public struct TraceDatTruncation: Sendable, CustomStringConvertible {
 /// capture are in it. The header and the flyrecord table are written first: if the disk
 /// fills while joining, the table is rewritten to what really is in the file, so what is
 /// left is a valid trace.dat up to the last whole page.
+///
+/// The file is made as a temporary file next to the output and renamed over it when it is
+/// complete; it and the spools are Termination's temporary files. A signal, a fault or a
+/// kill leaves the old file (or none) and no spool, never half a trace.dat.
 public final class TraceDatV6Writer {
     public let path: String
-    let pageSize: Int
-    private var spools: [Int: (fd: Int32, pages: Int)] = [:]
+    /// The ring buffer's sub-buffer size: every page of the file is one.
+    public private(set) var pageSize: Int
+    private var spools: [Int: (fd: Int32, pages: Int, path: String)] = [:]
     private var spoolFailure: String?
 
     /// A disk of this many bytes for the spools and the file together (tests of a full disk);
     /// nil: the real disk's own limit.
     private let spaceLimit: Int?
     private var finalFD: Int32 = -1
+    /// Where the file is made, and what it replaces (a link's target, not the link).
+    private var temporary: String?
+    private let target: String
+    private let mode: mode_t
 
     public init(path: String, pageSize: Int, spaceLimit: Int? = nil) throws {
         self.path = path
         self.pageSize = pageSize
         self.spaceLimit = spaceLimit
-        // Fail now rather than after a whole capture when the output cannot be written.
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw LiveError("cannot write \(path): \(String(cString: strerror(errno)))") }
+        var resolved = path
+        var info = stat()
+        if lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFLNK, let real = realpath(path, nil) {
+            resolved = String(cString: real)
+            free(real)
+        }
+        target = resolved
+        if stat(resolved, &info) == 0 {
+            guard info.st_mode & S_IFMT == S_IFREG else { throw LiveError("cannot write \(path): not a regular file") }
+            mode = info.st_mode & 0o7777
+        } else {
+            let mask = umask(0o022)
+            umask(mask)
+            mode = 0o666 & ~mask
+        }
+        // Made now, so an output that cannot be written fails before a whole capture.
+        let (fd, made) = try Self.temporaryFile(beside: resolved, suffix: "tmp", for: path)
         close(fd)
+        temporary = made
     }
 
-    deinit {
-        for (cpu, spool) in spools {
-            close(spool.fd)
-            unlink(spoolPath(cpu))
+    deinit { discard() }
+
+    /// `.NAME.KIND-XXXXXX` in the output's folder (the same file system: the rename is atomic
+    /// and the disk-full accounting sees one disk), registered with Termination.
+    private static func temporaryFile(beside file: String, suffix: String, for destination: String) throws -> (Int32, String) {
+        let folder = (file as NSString).deletingLastPathComponent
+        let name = (file as NSString).lastPathComponent
+        do {
+            return try Termination.createTemporaryFile(template: (folder.isEmpty ? "." : folder) + "/." + name + "." + suffix + "-XXXXXX",
+                                                       destination: destination)
+        } catch let error as OutputError {
+            throw LiveError(error.description)
         }
     }
 
-    func spoolPath(_ cpu: Int) -> String { path + ".cpu\(cpu)" }
+    /// Removes the spools and the unfinished file (the old file, if any, stays).
+    public func discard() {
+        for (_, spool) in spools {
+            close(spool.fd)
+            Termination.discardTemporaryFile(spool.path)
+        }
+        spools.removeAll()
+        if let temporary { Termination.discardTemporaryFile(temporary) }
+        temporary = nil
+    }
+
+    /// The spool files now (for tests and messages).
+    public var spoolPaths: [String] { spools.keys.sorted().compactMap { spools[$0]?.path } }
+
+    /// The size the capture's sub-buffers really have, known once its instance exists
+    /// (a kernel can use sub-buffers larger than a page); before the first page only.
+    public func setPageSize(_ size: Int) throws {
+        guard size > 0 else { throw LiveError("a ring-buffer sub-buffer size of \(size) bytes cannot be recorded") }
+        guard spools.isEmpty || size == pageSize else {
+            throw LiveError("the sub-buffer size of \(path) cannot change once pages were spooled")
+        }
+        pageSize = size
+    }
 
     /// The first spooling error (disk full), after which pages are no longer taken.
     public var failure: String? { spoolFailure }
@@ -106,12 +160,13 @@ public final class TraceDatV6Writer {
     public func append(page: [UInt8], cpu: Int) -> Bool {
         guard spoolFailure == nil else { return false }
         if spools[cpu] == nil {
-            let fd = open(spoolPath(cpu), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-            guard fd >= 0 else {
-                spoolFailure = "cannot create \(spoolPath(cpu)): \(String(cString: strerror(errno)))"
+            do {
+                let (fd, spool) = try Self.temporaryFile(beside: target, suffix: "cpu\(cpu)", for: path)
+                spools[cpu] = (fd, 0, spool)
+            } catch {
+                spoolFailure = "cannot create a spool file for CPU \(cpu) next to \(path): \(error)"
                 return false
             }
-            spools[cpu] = (fd, 0)
         }
         var padded = page
         if padded.count < pageSize { padded += [UInt8](repeating: 0, count: pageSize - padded.count) }
@@ -119,7 +174,7 @@ public final class TraceDatV6Writer {
         if let problem = writeAll(spool.fd, padded) {
             // A partly written page is no page: cut the spool back to whole pages.
             _ = ftruncate(spool.fd, off_t(spool.pages * pageSize))
-            spoolFailure = "writing \(spoolPath(cpu)) failed after \(spool.pages) pages of CPU \(cpu): \(problem)"
+            spoolFailure = "writing \(spool.path) failed after \(spool.pages) pages of CPU \(cpu): \(problem)"
             return false
         }
         spools[cpu]!.pages += 1
@@ -182,9 +237,31 @@ public final class TraceDatV6Writer {
     /// pages, and each CPU's pages are moved from the end of its spool backwards (the spool
     /// shrinks as the file grows), so the file needs no more room than the spools had.
     public func finish(metadata: TraceDatMetadata, cpus: Int) throws -> TraceDatTruncation? {
+        guard metadata.pageSize == pageSize else {
+            throw LiveError("the pages of \(path) are \(pageSize) bytes but its header would say \(metadata.pageSize)")
+        }
+        guard let temporary else { throw LiveError("\(path) was already written or discarded") }
+        do {
+            let truncation = try writeFile(metadata: metadata, cpus: cpus, into: temporary)
+            if let failure = Termination.commitTemporaryFile(temporary, to: target) {
+                throw LiveError("cannot put \(path) in place: \(String(cString: strerror(failure)))")
+            }
+            self.temporary = nil
+            let folder = (target as NSString).deletingLastPathComponent
+            let dir = open(folder.isEmpty ? "." : folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if dir >= 0 { _ = fsync(dir); close(dir) }
+            return truncation
+        } catch {
+            discard()
+            throw error
+        }
+    }
+
+    private func writeFile(metadata: TraceDatMetadata, cpus: Int, into file: String) throws -> TraceDatTruncation? {
         let header = Self.header(metadata, cpus: cpus)
-        let fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        let fd = open(file, O_RDWR | O_TRUNC | O_CLOEXEC)
         guard fd >= 0 else { throw LiveError("cannot write \(path): \(String(cString: strerror(errno)))") }
+        _ = fchmod(fd, mode)
         finalFD = fd
         finalWritten = 0
         defer { close(fd); finalFD = -1 }
@@ -257,7 +334,7 @@ public final class TraceDatV6Writer {
                 if from.first >= kept[cpu] { kept[cpu] = 0; firstKept[cpu] = 0 }
             }
             close(spool.fd)
-            unlink(spoolPath(cpu))
+            Termination.discardTemporaryFile(spool.path)
             spools[cpu] = nil
         }
         guard let reason else {

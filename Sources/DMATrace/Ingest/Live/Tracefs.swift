@@ -30,15 +30,17 @@ public struct TracefsMount: Sendable {
             }
             path = String(cString: found)
         }
+        // Before looking inside: tracefs is root's alone (0700), so to anyone else its files
+        // do not seem to exist (seen in the lab: `--tracefs /sys/kernel/tracing` as nobody).
+        let isTracefs = dmatrace_is_tracefs(path) == 1
+        if isTracefs && euid != 0 {
+            throw LiveError("live capture needs root: it creates a tracefs instance under \(path) (run it with sudo)")
+        }
         guard FileManager.default.fileExists(atPath: path + "/events/header_page") else {
             throw LiveError("no tracefs at \(path): it has no events/header_page")
         }
         guard FileManager.default.fileExists(atPath: path + "/instances") else {
             throw LiveError("tracefs at \(path) has no instances/ directory (kernel too old for instances?)")
-        }
-        let isTracefs = dmatrace_is_tracefs(path) == 1
-        if isTracefs && euid != 0 {
-            throw LiveError("live capture needs root: it creates a tracefs instance under \(path) (run it with sudo)")
         }
         _ = path.withCString { tracefs_set_tracing_dir(UnsafeMutablePointer(mutating: $0)) }
         return TracefsMount(path: path, isTracefs: isTracefs)
