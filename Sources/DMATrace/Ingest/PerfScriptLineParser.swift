@@ -9,7 +9,8 @@
 /// token, and the event is the first `system:name:` token after it. Results are the same
 /// `TextLine` values the ftrace text parser gives, so one stream state serves both.
 enum PerfScriptLineParser {
-    static func parse(_ line: Substring) -> TextLine {
+    /// `bytes` are `line`'s UTF-8: the record's fields are views of them.
+    static func parse(_ line: Substring, bytes: TextBytes) -> TextLine {
         let trimmed = line.drop(while: { $0 == " " || $0 == "\t" })
         if trimmed.first == "#" { return headerLine(trimmed) }
         if trimmed.isEmpty { return .header(cpus: nil) }
@@ -48,18 +49,22 @@ enum PerfScriptLineParser {
             pid = ids
             head.removeLast()
         }
-        let task: Substring
+        func span(_ s: Substring) -> TextBytes {
+            let start = line.utf8.distance(from: line.startIndex, to: s.startIndex)
+            return bytes.slice(start, start + s.utf8.count)
+        }
+        let task: TextBytes
         if let first = head.first, let lastTok = head.last {
-            task = trimmed[first.startIndex..<lastTok.endIndex]
+            task = span(trimmed[first.startIndex..<lastTok.endIndex])
         } else {
-            task = ""
+            task = .empty
         }
         let payloadStart = tokens[e].endIndex
         var payload = Substring(trimmed[payloadStart...].utf8.drop(while: { $0 == 0x20 }))
         payload = withoutInlineIP(payload)
         var record = TextRecordLine(task: task, pid: pid, cpu: cpu, timestamp: timestamp,
-                                    event: name[name.index(after: colon)...], payload: payload)
-        record.system = name[..<colon]
+                                    event: span(name[name.index(after: colon)...]), payload: span(payload))
+        record.system = span(name[..<colon])
         record.framesFollow = true
         return .record(record)
     }
@@ -189,8 +194,17 @@ enum PerfScriptLineParser {
         // `perf script --header` starts with the file's header, longer than the sniffed head.
         if head.hasPrefix("# ========\n# captured on") || head.contains("\n# perf version : ") { return true }
         for line in head.split(separator: "\n").prefix(40) {
-            if case .record = parse(Substring(line)) { return true }
+            if isSampleLine(line) { return true }
         }
         return false
+    }
+
+    private static func isSampleLine(_ line: Substring) -> Bool {
+        var text = String(line)
+        let copy = Substring(text)
+        return text.withUTF8 { buffer in
+            if case .record = parse(copy, bytes: TextBytes(buffer)) { return true }
+            return false
+        }
     }
 }
