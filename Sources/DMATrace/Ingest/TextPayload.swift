@@ -1,14 +1,28 @@
+import Foundation
+
 /// The `key=value` body of a dma/swiotlb/iommu event in ftrace text, in the
 /// kernel's own rendering or libtraceevent's `[FAILED TO PARSE]` raw form.
 /// One value is reused line after line (`parse`), so a line costs no allocation; its
 /// fields are views of the line's bytes, valid until the next line.
 struct TextPayload {
-    /// Leading words before the first `key=` (the device name, "IOMMU:", ...).
-    private(set) var positional: [TextBytes] = []
-    private var keys: [TextBytes] = []
-    private var values: [TextBytes] = []
-    /// Words after the key=value part ("FORCE", "[TRUNCATED]").
-    private(set) var trailing: [TextBytes] = []
+    private enum Part: UInt8 {
+        /// Leading words before the first `key=` (the device name, "IOMMU:", ...).
+        case positional
+        case field
+        /// Words after the key=value part ("FORCE", "[TRUNCATED]").
+        case trailing
+    }
+
+    /// A word of the line: bytes `start..<end` of `text`, a field's `=` at `eq`.
+    private struct Token {
+        var start: Int
+        var eq: Int
+        var end: Int
+        var part: Part
+    }
+
+    private var text = TextBytes.empty
+    private var tokens: [Token] = []
     /// libtraceevent could not print the event and showed raw fields instead.
     private(set) var raw = false
 
@@ -16,17 +30,15 @@ struct TextPayload {
 
     init(_ text: TextBytes) { parse(text) }
 
-    mutating func parse(_ text: TextBytes) {
-        positional.removeAll(keepingCapacity: true)
-        keys.removeAll(keepingCapacity: true)
-        values.removeAll(keepingCapacity: true)
-        trailing.removeAll(keepingCapacity: true)
+    mutating func parse(_ line: TextBytes) {
+        tokens.removeAll(keepingCapacity: true)
         raw = false
-        var s = text
+        var s = line
         if s.hasPrefix("[FAILED TO PARSE]") {
             raw = true
             s = s.dropFirst(17)
         }
+        text = s
         var sawField = false
         var i = 0
         while true {
@@ -49,41 +61,50 @@ struct TextPayload {
                 }
                 i += 1
             }
+            let part: Part
             if eq > start {
-                keys.append(s.slice(start, eq))
-                values.append(s.slice(eq + 1, i))
+                part = .field
                 sawField = true
-            } else if sawField {
-                trailing.append(s.slice(start, i))
             } else {
-                positional.append(s.slice(start, i))
+                part = sawField ? .trailing : .positional
             }
+            tokens.append(Token(start: start, eq: eq, end: i, part: part))
         }
     }
 
+    private func bytes(_ t: Token) -> TextBytes { text.slice(t.start, t.end) }
+
+    /// Leading words before the first `key=`.
+    var positional: [TextBytes] { tokens.filter { $0.part == .positional }.map(bytes) }
+
     /// The value of `key`; the last one when a line repeats a key.
     func field(_ key: StaticString) -> TextBytes? {
-        var i = keys.count - 1
+        let n = key.utf8CodeUnitCount
+        var i = tokens.count - 1
         while i >= 0 {
-            if keys[i] == key { return values[i] }
+            let t = tokens[i]
+            if t.part == .field, t.eq - t.start == n, memcmp(text.base + t.start, key.utf8Start, n) == 0 {
+                return text.slice(t.eq + 1, t.end)
+            }
             i -= 1
         }
         return nil
     }
 
+    func hasTrailing(_ word: StaticString) -> Bool {
+        tokens.contains { $0.part == .trailing && bytes($0) == word }
+    }
+
     var device: String? {
-        if let d = field("device") { return d.string }
-        if let d = field("dev_name") { return d.string }
-        // "dev_name: 0000:00:03.0 ..." (swiotlb) or "0000:00:03.0 dir=..." (dma)
-        for p in positional where p.last != 0x3A { return p.string }
-        return nil
+        deviceBytes?.string
     }
 
     /// The device name's bytes, for a caller that interns names.
     var deviceBytes: TextBytes? {
         if let d = field("device") { return d }
         if let d = field("dev_name") { return d }
-        for p in positional where p.last != 0x3A { return p }
+        // "dev_name: 0000:00:03.0 ..." (swiotlb) or "0000:00:03.0 dir=..." (dma)
+        for t in tokens where t.part == .positional && text[t.end - 1] != 0x3A { return bytes(t) }
         return nil
     }
 
@@ -149,7 +170,6 @@ struct TextPayload {
         return x >> 32 == 0 ? .hashed(x) : .value(x)
     }
 
-    func hasTrailing(_ word: StaticString) -> Bool { trailing.contains { $0 == word } }
 
     static func parseArray(_ v: Substring, elementSize: Int) -> [UInt64]? {
         if v.hasPrefix("ARRAY[") && v.hasSuffix("]") {
