@@ -190,8 +190,7 @@ struct TextStreamState {
 
     /// Events not yet emitted, in input order, numbered from `queueBase`. An entry can still
     /// receive a stack while it is the newest event of its CPU.
-    private var queue = Deque<DMAEvent>()
-    private var queueOpen = Deque<Bool>()
+    private var queue = Deque<Queued>()
     private var queueBase = 0
     /// Per CPU, the number of its newest queued event (below `queueBase`: already emitted).
     private var newestOfCPU = CPUTable()
@@ -206,6 +205,14 @@ struct TextStreamState {
     private var devices = TextInterner(capacity: 64)
     /// Reused for every line: no allocation per line.
     private var payload = TextPayload()
+
+    private struct Queued {
+        var event: DMAEvent
+        /// Still the newest event of its CPU.
+        var open: Bool
+        /// Stack frames read for it so far: the stack is set once, when it leaves the queue.
+        var frames: [String]?
+    }
 
     private struct EventName {
         let system: [UInt8]?
@@ -269,9 +276,7 @@ struct TextStreamState {
         case .stackFrame(let frame):
             guard let target = stackTarget, target >= queueBase else { return }
             let idx = target - queueBase
-            var stack = queue[idx].stack ?? KernelStack(frames: [])
-            stack.frames.append(frame)
-            queue[idx].stack = stack
+            if queue[idx].frames == nil { queue[idx].frames = [frame] } else { queue[idx].frames!.append(frame) }
         case .unreadable(let reason):
             noteUnreadable(lineText(line, perfLine), lineNumber: lineNumber, reason: reason)
         case .kernelRelease(let release):
@@ -286,7 +291,8 @@ struct TextStreamState {
                 stats.stackRecords += 1
                 if let seq = newestOfCPU[r.cpu], seq >= queueBase {
                     let idx = seq - queueBase
-                    if queueOpen[idx], queue[idx].pid == r.pid, queue[idx].stack == nil { stackTarget = seq }
+                    if queue[idx].open, queue[idx].event.pid == r.pid, queue[idx].frames == nil,
+                       queue[idx].event.stack == nil { stackTarget = seq }
                 }
                 return
             }
@@ -347,9 +353,8 @@ struct TextStreamState {
     }
 
     private mutating func queueEvent(_ event: DMAEvent, framesFollow: Bool, emit: (DMAEvent) throws -> Void) throws {
-        if let prev = newestOfCPU[event.cpu], prev >= queueBase { queueOpen[prev - queueBase] = false }
-        queue.append(event)
-        queueOpen.append(true)
+        if let prev = newestOfCPU[event.cpu], prev >= queueBase { queue[prev - queueBase].open = false }
+        queue.append(Queued(event: event, open: true, frames: nil))
         let seq = queueBase + queue.count - 1
         newestOfCPU[event.cpu] = seq
         if framesFollow { stackTarget = seq }
@@ -387,11 +392,12 @@ struct TextStreamState {
     }
 
     private mutating func drain(force: Bool, emit: (DMAEvent) throws -> Void) throws {
-        while let open = queueOpen.first, force || !open || queue.count > Self.window {
-            try emit(queue.first!)
+        while let first = queue.first, force || !first.open || queue.count > Self.window {
             queue.removeFirst()
-            queueOpen.removeFirst()
             queueBase += 1
+            var event = first.event
+            if let frames = first.frames { event.stack = KernelStack(frames: frames) }
+            try emit(event)
         }
         if let t = stackTarget, t < queueBase { stackTarget = nil }
     }
