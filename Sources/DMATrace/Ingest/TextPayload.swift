@@ -50,6 +50,11 @@ struct TextPayload {
             var eq = -1
             while i < s.count {
                 let c = s[i]
+                // Letters, digits and most punctuation end nothing: one test for all of them.
+                if c > 0x3D && c != 0x5B && c != 0x5D && c != 0x7B && c != 0x7D {
+                    i += 1
+                    continue
+                }
                 if c == 0x5B || c == 0x7B {
                     depth += 1
                 } else if c == 0x5D || c == 0x7D {
@@ -83,12 +88,23 @@ struct TextPayload {
         var i = tokens.count - 1
         while i >= 0 {
             let t = tokens[i]
-            if t.part == .field, t.eq - t.start == n, memcmp(text.base + t.start, key.utf8Start, n) == 0 {
+            if t.part == .field, t.eq - t.start == n, Self.same(text.base + t.start, key.utf8Start, n) {
                 return text.slice(t.eq + 1, t.end)
             }
             i -= 1
         }
         return nil
+    }
+
+    /// Field names are a few bytes: compared here rather than through a call to memcmp.
+    @inline(__always)
+    private static func same(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ n: Int) -> Bool {
+        var i = 0
+        while i < n {
+            if a[i] != b[i] { return false }
+            i += 1
+        }
+        return true
     }
 
     func hasTrailing(_ word: StaticString) -> Bool {

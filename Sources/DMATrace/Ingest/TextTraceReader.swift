@@ -97,6 +97,7 @@ public final class TextTraceReader: DMAEventSource {
         /// Inside an over-long line: its bytes up to the next newline are dropped.
         var skipping = false
         let perf = isPerf
+        var perfTokens: [Range<Int>] = []
         func consume(_ bytes: UnsafeRawBufferPointer) throws {
             if skipping {
                 skipping = false
@@ -109,7 +110,13 @@ public final class TextTraceReader: DMAEventSource {
                 return
             }
             if perf {
-                // perf script lines are tokenized as Strings; the stream state reads their UTF-8.
+                var raw = TextBytes(bytes)
+                if raw.last == 0x0D { raw = raw.dropLast() }
+                if let record = PerfScriptLineParser.sampleRecord(raw, tokens: &perfTokens) {
+                    try state.feed(raw, perfLine: nil, parsed: .record(record), lineNumber: lineNumber, emit: ordered)
+                    return
+                }
+                // Other perf script lines are tokenized as Strings; the stream state reads their UTF-8.
                 var text = String(decoding: bytes, as: UTF8.self)
                 if text.hasSuffix("\r") { text.removeLast() }
                 let line = Substring(text)
@@ -256,9 +263,10 @@ struct TextStreamState {
         perfLine ?? line.substring
     }
 
-    mutating func feed(_ line: TextBytes, perfLine: Substring?, lineNumber: Int,
+    /// `parsed`: the line already read (perf script's sample lines).
+    mutating func feed(_ line: TextBytes, perfLine: Substring?, parsed: TextLine? = nil, lineNumber: Int,
                        emit: (DMAEvent) throws -> Void) throws {
-        switch perfLine.map({ PerfScriptLineParser.parse($0, bytes: line) }) ?? TextLineParser.parse(line) {
+        switch parsed ?? perfLine.map({ PerfScriptLineParser.parse($0, bytes: line) }) ?? TextLineParser.parse(line) {
         case .header(let n):
             if let n { cpus = n }
         case .bufferEntries(let inBuffer, let written, let n):
