@@ -9,7 +9,8 @@
 /// token, and the event is the first `system:name:` token after it. Results are the same
 /// `TextLine` values the ftrace text parser gives, so one stream state serves both.
 enum PerfScriptLineParser {
-    static func parse(_ line: Substring) -> TextLine {
+    /// `bytes` are `line`'s UTF-8: the record's fields are views of them.
+    static func parse(_ line: Substring, bytes: TextBytes) -> TextLine {
         let trimmed = line.drop(while: { $0 == " " || $0 == "\t" })
         if trimmed.first == "#" { return headerLine(trimmed) }
         if trimmed.isEmpty { return .header(cpus: nil) }
@@ -48,18 +49,22 @@ enum PerfScriptLineParser {
             pid = ids
             head.removeLast()
         }
-        let task: Substring
+        func span(_ s: Substring) -> TextBytes {
+            let start = line.utf8.distance(from: line.startIndex, to: s.startIndex)
+            return bytes.slice(start, start + s.utf8.count)
+        }
+        let task: TextBytes
         if let first = head.first, let lastTok = head.last {
-            task = trimmed[first.startIndex..<lastTok.endIndex]
+            task = span(trimmed[first.startIndex..<lastTok.endIndex])
         } else {
-            task = ""
+            task = .empty
         }
         let payloadStart = tokens[e].endIndex
         var payload = Substring(trimmed[payloadStart...].utf8.drop(while: { $0 == 0x20 }))
         payload = withoutInlineIP(payload)
         var record = TextRecordLine(task: task, pid: pid, cpu: cpu, timestamp: timestamp,
-                                    event: name[name.index(after: colon)...], payload: payload)
-        record.system = name[..<colon]
+                                    event: span(name[name.index(after: colon)...]), payload: span(payload))
+        record.system = span(name[..<colon])
         record.framesFollow = true
         return .record(record)
     }
@@ -189,8 +194,100 @@ enum PerfScriptLineParser {
         // `perf script --header` starts with the file's header, longer than the sniffed head.
         if head.hasPrefix("# ========\n# captured on") || head.contains("\n# perf version : ") { return true }
         for line in head.split(separator: "\n").prefix(40) {
-            if case .record = parse(Substring(line)) { return true }
+            if isSampleLine(line) { return true }
         }
         return false
+    }
+
+    private static func isSampleLine(_ line: Substring) -> Bool {
+        var text = String(line)
+        let copy = Substring(text)
+        return text.withUTF8 { buffer in
+            if case .record = parse(copy, bytes: TextBytes(buffer)) { return true }
+            return false
+        }
+    }
+
+    /// A sample line read straight from its bytes, as `parse` reads it, for the lines that make
+    /// up nearly all of a recording: ASCII, not a header, frame, lost or side-record line. Any
+    /// other line gives nil and goes through `parse`; so does one this path is unsure of.
+    static func sampleRecord(_ line: TextBytes, tokens: inout [Range<Int>]) -> TextRecordLine? {
+        guard let first = line.first, first != 0x09 else { return nil }
+        var start = 0
+        while start < line.count, line[start] == 0x20 || line[start] == 0x09 { start += 1 }
+        guard start < line.count, line[start] != 0x23 else { return nil }
+        // Tokens split at spaces only, as `parse` splits them; a tab stays inside its token.
+        tokens.removeAll(keepingCapacity: true)
+        var i = start
+        while i < line.count {
+            let b = line[i]
+            if b >= 0x80 { return nil }
+            if b == 0x20 { i += 1; continue }
+            let tokenStart = i
+            while i < line.count, line[i] != 0x20 {
+                if line[i] >= 0x80 { return nil }
+                i += 1
+            }
+            tokens.append(tokenStart..<i)
+        }
+        func token(_ k: Int) -> TextBytes { line.slice(tokens[k].lowerBound, tokens[k].upperBound) }
+        if line.slice(start, line.count).hasPrefix("LOST ") { return nil }
+        var t = -1
+        for k in tokens.indices {
+            let tok = token(k)
+            if tok.hasPrefix("PERF_RECORD_") { return nil }
+            if t < 0, tok.last == 0x3A, TextLineParser.parseTimestamp(tok.dropLast()) != nil { t = k }
+        }
+        guard t >= 0, let timestamp = TextLineParser.parseTimestamp(token(t).dropLast()) else { return nil }
+        var e = t + 1
+        if e < tokens.count, token(e).isDigits { e += 1 }
+        guard e < tokens.count, isTracepointName(token(e)) else { return nil }
+        let name = token(e).dropLast()
+        guard let colon = name.firstIndex(of: 0x3A) else { return nil }
+        var headEnd = t
+        var cpu: Int32 = 0
+        if headEnd > 0 {
+            let last = token(headEnd - 1)
+            if last.first == 0x5B, last.last == 0x5D, let n = last.dropFirst().dropLast().integer(Int32.self) {
+                cpu = n
+                headEnd -= 1
+            }
+        }
+        var pid: Int32 = -1
+        if headEnd > 0, let ids = threadIDs(token(headEnd - 1)) {
+            pid = ids
+            headEnd -= 1
+        }
+        let task = headEnd > 0 ? line.slice(tokens[0].lowerBound, tokens[headEnd - 1].upperBound) : .empty
+        var payload = line.slice(tokens[e].upperBound, line.count).droppingLeading(0x20)
+        if payload.last == 0x29 {
+            // ASCII: the kept prefix is as many bytes as characters.
+            payload = payload.prefix(withoutInlineIP(payload.substring).utf8.count)
+        }
+        var record = TextRecordLine(task: task, pid: pid, cpu: cpu, timestamp: timestamp,
+                                    event: name.slice(colon + 1, name.count), payload: payload)
+        record.system = name.slice(0, colon)
+        record.framesFollow = true
+        return record
+    }
+
+    private static func isTracepointName(_ token: TextBytes) -> Bool {
+        guard token.count >= 4, token.last == 0x3A else { return false }
+        let body = token.dropLast()
+        guard let colon = body.firstIndex(of: 0x3A), colon != 0, colon + 1 != body.count else { return false }
+        for k in 0..<body.count {
+            let b = body[k]
+            let letter = b | 0x20 >= 0x61 && b | 0x20 <= 0x7A
+            guard b == 0x3A || b == 0x5F || b == 0x2D || b == 0x2E || (b >= 0x30 && b <= 0x39) || letter else { return false }
+        }
+        return body.firstIndex(of: 0x3A, from: colon + 1) == nil
+    }
+
+    private static func threadIDs(_ token: TextBytes) -> Int32? {
+        if let slash = token.firstIndex(of: 0x2F) {
+            guard token.slice(0, slash).integer(Int32.self) != nil else { return nil }
+            return token.slice(slash + 1, token.count).integer(Int32.self)
+        }
+        return token.integer(Int32.self)
     }
 }

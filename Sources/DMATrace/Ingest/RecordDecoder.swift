@@ -42,6 +42,7 @@ struct RecordView {
     let size: Int
     let swap: Bool
 
+    @inline(__always)
     func unsigned(_ f: FieldLayout?) -> UInt64? {
         guard let f else { return nil }
         return unsigned(at: f.offset, width: f.size)
@@ -57,6 +58,7 @@ struct RecordView {
         }
     }
 
+    @inline(__always)
     func unsigned(at offset: Int, width: Int) -> UInt64? {
         guard offset >= 0, width > 0, offset + width <= size else { return nil }
         let p = base + offset
@@ -76,6 +78,7 @@ struct RecordView {
     }
 
     /// Byte range of a dynamic field's payload, checked against the record.
+    @inline(__always)
     func dynamicRange(_ f: FieldLayout?) -> Range<Int>? {
         guard let f, f.isDynamic, let word = unsigned(at: f.offset, width: 4) else { return nil }
         var start = Int(word & 0xffff)
@@ -107,6 +110,7 @@ struct RecordView {
     }
 
     /// The bytes of such a string, up to its NUL.
+    @inline(__always)
     func stringBytes(_ f: FieldLayout?) -> UnsafeRawBufferPointer? {
         guard let f else { return nil }
         let range: Range<Int>
@@ -167,6 +171,8 @@ struct RecordDecoder {
     /// Indexed by event type id (small integers in every trace.dat seen); nil = not looked up yet.
     private var layouts: [EventLayout?] = []
     private var looked: [Bool] = []
+    private var lastLayoutID: Int32 = -1
+    private var lastLayout: EventLayout?
     private var comms: [Int32: String] = [:]
     /// Device names by their bytes: a trace has a handful, seen millions of times.
     private var devices: [(bytes: [UInt8], name: String)] = []
@@ -216,16 +222,27 @@ struct RecordDecoder {
         return view(record).unsigned(at: f.offset, width: f.size).map { Int32(truncatingIfNeeded: $0) } ?? -1
     }
 
+    @inline(__always)
     func view(_ record: UnsafeMutablePointer<tep_record>) -> RecordView {
         RecordView(base: UnsafeRawPointer(record.pointee.data), size: Int(max(record.pointee.size, 0)), swap: swap)
     }
 
+    @inline(__always)
     func isKernelStack(_ record: UnsafeMutablePointer<tep_record>) -> Bool {
         guard let stackEventID, record.pointee.data != nil else { return false }
         return type(of: record) == stackEventID
     }
 
     private mutating func layout(for id: Int32) -> EventLayout? {
+        // Runs of one event type are the rule (a map, its unmap, the next map).
+        if id == lastLayoutID { return lastLayout }
+        let made = lookUpLayout(id)
+        lastLayoutID = id
+        lastLayout = made
+        return made
+    }
+
+    private mutating func lookUpLayout(_ id: Int32) -> EventLayout? {
         let i = Int(id)
         guard i >= 0, i < 1 << 16 else {
             return tep_find_event(tep, id).map { EventLayout(event: $0, longSize: longSize) }

@@ -1,15 +1,16 @@
 /// Tokenizes one ftrace text line: `comm-pid [cpu] (flags) ts: event: payload`,
 /// as printed by tracefs `trace`, `trace_pipe` and `trace-cmd report`.
 struct TextRecordLine {
-    var task: Substring
+    /// Bytes of the line: valid while the line is being fed.
+    var task: TextBytes
     var pid: Int32
     var cpu: Int32
     /// Nanoseconds (text carries microseconds).
     var timestamp: UInt64
-    var event: Substring
-    var payload: Substring
+    var event: TextBytes
+    var payload: TextBytes
     /// The event's system when the line names it (`perf script`: `dma:dma_map_page`).
-    var system: Substring? = nil
+    var system: TextBytes? = nil
     /// Callchain frames follow the line directly (`perf script -g`), with no stack header.
     var framesFollow = false
 }
@@ -32,9 +33,21 @@ enum TextLine {
 }
 
 enum TextLineParser {
-    static func parse(_ line: Substring) -> TextLine {
-        let trimmed = line.drop(while: { $0 == " " || $0 == "\t" })
-        if trimmed.isEmpty { return .header(cpus: nil) }
+    static func parse(_ line: TextBytes) -> TextLine {
+        var i = 0
+        while i < line.count, line[i] == 0x20 || line[i] == 0x09 { i += 1 }
+        let trimmed = line.slice(i, line.count)
+        guard let first = trimmed.first else { return .header(cpus: nil) }
+        // Event lines are nearly all of a trace: only the other kinds are read as Strings.
+        if first == 0x23 || first == 0x63 || first == 0x76 || first == 0x43,
+           let other = otherLine(trimmed.substring) { return other }
+        if trimmed.hasPrefix("=>") { return .stackFrame(stackFrameSymbol(trimmed.dropFirst(2))) }
+        if let record = recordLine(line) { return .record(record) }
+        return .unreadable("not an ftrace event line")
+    }
+
+    /// Headers, `cpus=N`, `version =` and `CPU:N [LOST ...]` lines; nil for anything else.
+    private static func otherLine(_ trimmed: Substring) -> TextLine? {
         if trimmed.first == "#" {
             // tracefs: "# entries-in-buffer/entries-written: 10/10   #P:2"
             let cpus = trimmed.range(of: "#P:").flatMap { Int(trimmed[$0.upperBound...].prefix(while: { $0.isNumber })) }
@@ -49,13 +62,9 @@ enum TextLineParser {
         }
         if trimmed.hasPrefix("cpus=") { return .header(cpus: Int(trimmed.dropFirst(5).prefix(while: { $0.isNumber }))) }
         if trimmed.hasPrefix("version =") || trimmed.hasPrefix("version=") { return .header(cpus: nil) }
-        if trimmed.hasPrefix("=>") {
-            return .stackFrame(stackFrameSymbol(trimmed.dropFirst(2)))
-        }
         if trimmed.hasPrefix("CPU:"), let lost = lostLine(trimmed) { return lost }
         if trimmed.hasPrefix("CPU ") && trimmed.contains("is empty") { return .header(cpus: nil) }
-        if let record = recordLine(line) { return .record(record) }
-        return .unreadable("not an ftrace event line")
+        return nil
     }
 
     private static func lostLine(_ s: Substring) -> TextLine? {
@@ -77,83 +86,88 @@ enum TextLineParser {
     }
 
     /// Keeps `name+0xoff` (dropping the `/0xsize` part and a trailing address).
-    private static func stackFrameSymbol(_ s: Substring) -> String {
-        var t = s.drop(while: { $0 == " " })
-        if let paren = t.firstIndex(of: "(") { t = t[..<paren] }
-        while t.last == " " { t = t.dropLast() }
-        if let slash = t.firstIndex(of: "/"), t[..<slash].contains("+0x") { t = t[..<slash] }
-        return String(t)
+    private static func stackFrameSymbol(_ s: TextBytes) -> String {
+        var t = s.droppingLeading(0x20)
+        if let paren = t.firstIndex(of: 0x28) { t = t.slice(0, paren) }
+        t = t.droppingTrailing(0x20)
+        if let slash = t.firstIndex(of: 0x2F), t.slice(0, slash).contains("+0x") { t = t.slice(0, slash) }
+        return t.string
     }
 
-    static func recordLine(_ line: Substring) -> TextRecordLine? {
+    static func recordLine(_ line: TextBytes) -> TextRecordLine? {
         // The CPU column "[NNN]" is the anchor: task names may contain spaces,
         // dashes and brackets, so search from the left for " [digits]".
-        // Byte-wise (the anchor is ASCII): much faster than Character scanning.
-        let bytes = line.utf8
-        var search = bytes.startIndex
-        while let open = bytes[search...].firstIndex(of: 0x5B) {
-            let afterOpen = bytes.index(after: open)
-            let digitBytes = bytes[afterOpen...].prefix(while: { $0 >= 0x30 && $0 <= 0x39 })
-            let digits = line[digitBytes.startIndex..<digitBytes.endIndex]
-            let close = digitBytes.endIndex
-            if !digitBytes.isEmpty, close < bytes.endIndex, bytes[close] == 0x5D,
-               open > bytes.startIndex, bytes[bytes.index(before: open)] == 0x20 {
-                if let parsed = parseAround(line, open: open, cpuDigits: digits, afterClose: bytes.index(after: close)) {
-                    return parsed
-                }
+        var search = 0
+        while let open = line.firstIndex(of: 0x5B, from: search) {
+            let afterOpen = open + 1
+            var close = afterOpen
+            while close < line.count, line[close] >= 0x30 && line[close] <= 0x39 { close += 1 }
+            if close > afterOpen, close < line.count, line[close] == 0x5D, open > 0, line[open - 1] == 0x20,
+               let parsed = parseAround(line, open: open, close: close) {
+                return parsed
             }
             search = afterOpen
         }
         return nil
     }
 
-    private static func parseAround(_ line: Substring, open: Substring.Index, cpuDigits: Substring,
-                                    afterClose: Substring.Index) -> TextRecordLine? {
-        guard let cpu = Int32(cpuDigits) else { return nil }
-        var left = line[..<open]
-        while left.last == " " { left = left.dropLast() }
+    private static var kernelStackName: TextBytes { TextBytes(static: "kernel_stack") }
+    private static var userStackName: TextBytes { TextBytes(static: "user_stack") }
+
+    private static func parseAround(_ line: TextBytes, open: Int, close: Int) -> TextRecordLine? {
+        guard let cpu = line.slice(open + 1, close).integer(Int32.self) else { return nil }
+        var left = line.slice(0, open).droppingTrailing(0x20)
         // Optional "(  tgid)" column.
-        if left.last == ")", let p = left.lastIndex(of: "(") {
-            left = left[..<p]
-            while left.last == " " { left = left.dropLast() }
+        if left.last == 0x29, let p = left.lastIndex(of: 0x28) {
+            left = left.slice(0, p).droppingTrailing(0x20)
         }
-        left = left.drop(while: { $0 == " " })
-        guard let dash = left.lastIndex(of: "-"), let pid = Int32(left[left.index(after: dash)...]) else { return nil }
-        let task = left[..<dash]
+        left = left.droppingLeading(0x20)
+        guard let dash = left.lastIndex(of: 0x2D), let pid = left.slice(dash + 1, left.count).integer(Int32.self) else {
+            return nil
+        }
+        let task = left.slice(0, dash)
         // After the CPU: optional irq-flags column, then "seconds.micros:".
-        var rest = line[afterClose...]
+        var pos = close + 1
         var timestamp: UInt64?
         for _ in 0..<3 {
-            rest = Substring(rest.utf8.drop(while: { $0 == 0x20 }))
-            let tokenBytes = rest.utf8.prefix(while: { $0 != 0x20 })
-            let token = rest[tokenBytes.startIndex..<tokenBytes.endIndex]
-            if tokenBytes.last == 0x3A, let ts = parseTimestamp(token.dropLast()) {
+            while pos < line.count, line[pos] == 0x20 { pos += 1 }
+            var end = pos
+            while end < line.count, line[end] != 0x20 { end += 1 }
+            let token = line.slice(pos, end)
+            pos = end
+            if token.last == 0x3A, let ts = parseTimestamp(token.dropLast()) {
                 timestamp = ts
-                rest = rest[tokenBytes.endIndex...]
                 break
             }
-            rest = rest[tokenBytes.endIndex...]
         }
         guard let timestamp else { return nil }
-        rest = Substring(rest.utf8.drop(while: { $0 == 0x20 }))
+        while pos < line.count, line[pos] == 0x20 { pos += 1 }
+        let rest = line.slice(pos, line.count)
         // tracefs prints stack records without an event name.
-        for (prefix, name) in [("<stack trace>", "kernel_stack"), ("<user stack trace>", "user_stack")]
-        where rest.hasPrefix(prefix) {
-            return TextRecordLine(task: task, pid: pid, cpu: cpu, timestamp: timestamp,
-                                  event: Substring(name), payload: rest)
+        if rest.hasPrefix("<stack trace>") {
+            return TextRecordLine(task: task, pid: pid, cpu: cpu, timestamp: timestamp, event: kernelStackName, payload: rest)
         }
-        guard let colon = rest.utf8.firstIndex(of: 0x3A) else { return nil }
-        let event = rest[..<colon]
-        guard !event.isEmpty, !event.utf8.contains(0x20) else { return nil }
-        let payload = Substring(rest[rest.utf8.index(after: colon)...].utf8.drop(while: { $0 == 0x20 }))
+        if rest.hasPrefix("<user stack trace>") {
+            return TextRecordLine(task: task, pid: pid, cpu: cpu, timestamp: timestamp, event: userStackName, payload: rest)
+        }
+        guard let colon = rest.firstIndex(of: 0x3A) else { return nil }
+        let event = rest.slice(0, colon)
+        guard !event.isEmpty, !event.contains(0x20) else { return nil }
+        let payload = rest.slice(colon + 1, rest.count).droppingLeading(0x20)
         return TextRecordLine(task: task, pid: pid, cpu: cpu, timestamp: timestamp, event: event, payload: payload)
     }
 
-    /// "12.345678" -> nanoseconds, exact (no floating point).
     static func parseTimestamp(_ s: Substring) -> UInt64? {
+        var copy = String(s)
+        return copy.withUTF8 { parseTimestamp(TextBytes($0)) }
+    }
+
+    /// "12.345678" -> nanoseconds, exact (no floating point).
+    static func parseTimestamp(_ s: TextBytes) -> UInt64? {
         var secs: UInt64 = 0, frac: UInt64 = 0, fracDigits = 0, intDigits = 0
         var seenDot = false
-        for b in s.utf8 {
+        for i in 0..<s.count {
+            let b = s[i]
             if b == 0x2E {
                 guard !seenDot else { return nil }
                 seenDot = true

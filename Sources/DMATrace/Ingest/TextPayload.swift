@@ -1,58 +1,126 @@
+import Foundation
+
 /// The `key=value` body of a dma/swiotlb/iommu event in ftrace text, in the
 /// kernel's own rendering or libtraceevent's `[FAILED TO PARSE]` raw form.
+/// One value is reused line after line (`parse`), so a line costs no allocation; its
+/// fields are views of the line's bytes, valid until the next line.
 struct TextPayload {
-    /// Leading words before the first `key=` (the device name, "IOMMU:", ...).
-    var positional: [Substring] = []
-    var fields: [Substring: Substring] = [:]
-    /// Words after the key=value part ("FORCE", "[TRUNCATED]").
-    var trailing: [Substring] = []
-    /// libtraceevent could not print the event and showed raw fields instead.
-    var raw = false
+    private enum Part: UInt8 {
+        /// Leading words before the first `key=` (the device name, "IOMMU:", ...).
+        case positional
+        case field
+        /// Words after the key=value part ("FORCE", "[TRUNCATED]").
+        case trailing
+    }
 
-    init(_ text: Substring) {
-        var s = text
+    /// A word of the line: bytes `start..<end` of `text`, a field's `=` at `eq`.
+    private struct Token {
+        var start: Int
+        var eq: Int
+        var end: Int
+        var part: Part
+    }
+
+    private var text = TextBytes.empty
+    private var tokens: [Token] = []
+    /// libtraceevent could not print the event and showed raw fields instead.
+    private(set) var raw = false
+
+    init() {}
+
+    init(_ text: TextBytes) { parse(text) }
+
+    mutating func parse(_ line: TextBytes) {
+        tokens.removeAll(keepingCapacity: true)
+        raw = false
+        var s = line
         if s.hasPrefix("[FAILED TO PARSE]") {
             raw = true
-            s = s.dropFirst("[FAILED TO PARSE]".count)
+            s = s.dropFirst(17)
         }
+        text = s
         var sawField = false
-        // Scanned as UTF-8 bytes: the syntax is ASCII, and byte indices are valid String
-        // indices at every ASCII delimiter. Character-wise scanning was most of the text path's time.
+        var i = 0
         while true {
-            s = Substring(s.utf8.drop(while: { $0 == 0x20 }))
-            guard !s.isEmpty else { break }
-            let token = Self.nextToken(&s)
-            if let eq = token.utf8.firstIndex(of: 0x3D), eq != token.startIndex {
-                fields[token[..<eq]] = token[token.utf8.index(after: eq)...]
-                sawField = true
-            } else if sawField {
-                trailing.append(token)
-            } else {
-                positional.append(token)
+            while i < s.count, s[i] == 0x20 { i += 1 }
+            guard i < s.count else { break }
+            // A token runs to the next space outside `[...]` / `{...}` (ARRAY[c0, 68] has spaces).
+            let start = i
+            var depth = 0
+            var eq = -1
+            while i < s.count {
+                let c = s[i]
+                // Letters, digits and most punctuation end nothing: one test for all of them.
+                if c > 0x3D && c != 0x5B && c != 0x5D && c != 0x7B && c != 0x7D {
+                    i += 1
+                    continue
+                }
+                if c == 0x5B || c == 0x7B {
+                    depth += 1
+                } else if c == 0x5D || c == 0x7D {
+                    depth = max(0, depth - 1)
+                } else if c == 0x20 && depth == 0 {
+                    break
+                } else if c == 0x3D && eq < 0 {
+                    eq = i
+                }
+                i += 1
             }
+            let part: Part
+            if eq > start {
+                part = .field
+                sawField = true
+            } else {
+                part = sawField ? .trailing : .positional
+            }
+            tokens.append(Token(start: start, eq: eq, end: i, part: part))
         }
     }
 
-    /// A token runs to the next space outside `[...]` / `{...}` (ARRAY[c0, 68] has spaces).
-    private static func nextToken(_ s: inout Substring) -> Substring {
-        var depth = 0
-        let bytes = s.utf8
-        var i = bytes.startIndex
-        while i < bytes.endIndex {
-            let c = bytes[i]
-            if c == 0x5B || c == 0x7B { depth += 1 } else if c == 0x5D || c == 0x7D { depth = max(0, depth - 1) } else if c == 0x20 && depth == 0 { break }
-            i = bytes.index(after: i)
+    private func bytes(_ t: Token) -> TextBytes { text.slice(t.start, t.end) }
+
+    /// Leading words before the first `key=`.
+    var positional: [TextBytes] { tokens.filter { $0.part == .positional }.map(bytes) }
+
+    /// The value of `key`; the last one when a line repeats a key.
+    func field(_ key: StaticString) -> TextBytes? {
+        let n = key.utf8CodeUnitCount
+        var i = tokens.count - 1
+        while i >= 0 {
+            let t = tokens[i]
+            if t.part == .field, t.eq - t.start == n, Self.same(text.base + t.start, key.utf8Start, n) {
+                return text.slice(t.eq + 1, t.end)
+            }
+            i -= 1
         }
-        let token = s[s.startIndex..<i]
-        s = s[i...]
-        return token
+        return nil
+    }
+
+    /// Field names are a few bytes: compared here rather than through a call to memcmp.
+    @inline(__always)
+    private static func same(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ n: Int) -> Bool {
+        var i = 0
+        while i < n {
+            if a[i] != b[i] { return false }
+            i += 1
+        }
+        return true
+    }
+
+    func hasTrailing(_ word: StaticString) -> Bool {
+        tokens.contains { $0.part == .trailing && bytes($0) == word }
     }
 
     var device: String? {
-        if let d = fields["device"] { return String(d) }
-        if let d = fields["dev_name"] { return String(d) }
+        deviceBytes?.string
+    }
+
+    /// The device name's bytes, for a caller that interns names.
+    var deviceBytes: TextBytes? {
+        if let d = field("device") { return d }
+        if let d = field("dev_name") { return d }
         // "dev_name: 0000:00:03.0 ..." (swiotlb) or "0000:00:03.0 dir=..." (dma)
-        for p in positional where !p.hasSuffix(":") { return String(p) }
+        for t in tokens where t.part == .positional && text[t.end - 1] != 0x3A { return bytes(t) }
         return nil
     }
 
@@ -60,48 +128,64 @@ struct TextPayload {
     /// libtraceevent prints a field by its type, not by the event's format string
     /// (tep_print_field_content): pointers and `long` types as 0x..., every other unsigned
     /// field (dma_addr_t, phys_addr_t, size_t, u64) as %llu, so a bare number there is decimal.
-    func hex(_ key: Substring) -> UInt64? {
-        guard let v = fields[key] else { return nil }
-        if raw && !v.hasPrefix("0x") { return UInt64(v) }
+    func hex(_ key: StaticString) -> UInt64? {
+        guard let v = field(key) else { return nil }
+        if raw && !v.hasPrefix("0x") { return v.integer(UInt64.self) }
         return Self.parseHex(v)
     }
 
     /// Decimal unless prefixed with 0x.
-    func number(_ key: Substring) -> UInt64? {
-        guard let v = fields[key] else { return nil }
-        if v.hasPrefix("0x") { return UInt64(v.dropFirst(2), radix: 16) }
-        return UInt64(v)
+    func number(_ key: StaticString) -> UInt64? {
+        guard let v = field(key) else { return nil }
+        if v.hasPrefix("0x") { return v.dropFirst(2).integer(UInt64.self, radix: 16) }
+        return v.integer(UInt64.self)
     }
 
-    func signedNumber(_ key: Substring) -> Int64? {
-        guard let v = fields[key] else { return nil }
-        if v.hasPrefix("0x") { return UInt64(v.dropFirst(2), radix: 16).map { Int64(bitPattern: $0) } }
-        return Int64(v)
+    func signedNumber(_ key: StaticString) -> Int64? {
+        guard let v = field(key) else { return nil }
+        if v.hasPrefix("0x") { return v.dropFirst(2).integer(UInt64.self, radix: 16).map { Int64(bitPattern: $0) } }
+        return v.integer(Int64.self)
     }
 
-    static func parseHex(_ v: Substring) -> UInt64? {
+    static func parseHex(_ v: TextBytes) -> UInt64? {
         let digits = v.hasPrefix("0x") || v.hasPrefix("0X") ? v.dropFirst(2) : v
-        return UInt64(digits, radix: 16)
+        return digits.integer(UInt64.self, radix: 16)
     }
 
     var direction: DMADirection? {
-        guard let v = fields["dir"] else { return nil }
-        if let n = UInt64(v) { return DMADirection(kernelValue: n) }
-        return DMADirection(name: String(v))
+        guard let v = field("dir") else { return nil }
+        if let n = v.integer(UInt64.self) { return DMADirection(kernelValue: n) }
+        if v == "TO_DEVICE" { return .toDevice }
+        if v == "FROM_DEVICE" { return .fromDevice }
+        if v == "BIDIRECTIONAL" { return .bidirectional }
+        return DMADirection(name: v.string)
     }
 
     var attrs: DMAAttributes? {
-        guard let v = fields["attrs"] else { return [] }
-        if let n = UInt64(v) { return DMAAttributes(rawValue: n) }
-        return DMAAttributes(text: v)
+        guard let v = field("attrs") else { return [] }
+        if v.isEmpty { return [] }
+        if let n = v.integer(UInt64.self) { return DMAAttributes(rawValue: n) }
+        return DMAAttributes(text: v.substring)
     }
 
     /// `{0x1,0x2}` (kernel __print_array), `[1, 2]`, or raw `ARRAY[c0, 68, ...]`
     /// little-endian bytes of `elementSize`-wide elements.
-    func array(_ key: Substring, elementSize: Int) -> [UInt64]? {
-        guard let v = fields[key] else { return nil }
-        return Self.parseArray(v, elementSize: elementSize)
+    func array(_ key: StaticString, elementSize: Int) -> [UInt64]? {
+        guard let v = field(key) else { return nil }
+        return Self.parseArray(v.substring, elementSize: elementSize)
     }
+
+    /// `%p` in text is hashed unless the hash-ptr option was off; a kernel
+    /// pointer always has its top bits set, a hash never does.
+    func pointer(_ key: StaticString) -> TracedPointer {
+        guard let v = field(key) else { return .absent }
+        if v == "(nil)" || v == "0" || v == "0x0" { return .value(0) }
+        if v.contains("ptrval") { return .hashed(nil) }
+        guard let x = Self.parseHex(v) else { return .hashed(nil) }
+        if x == 0 { return .value(0) }
+        return x >> 32 == 0 ? .hashed(x) : .value(x)
+    }
+
 
     static func parseArray(_ v: Substring, elementSize: Int) -> [UInt64]? {
         if v.hasPrefix("ARRAY[") && v.hasSuffix("]") {
@@ -141,17 +225,6 @@ struct TextPayload {
         }
         return out
     }
-
-    /// `%p` in text is hashed unless the hash-ptr option was off; a kernel
-    /// pointer always has its top bits set, a hash never does.
-    func pointer(_ key: Substring) -> TracedPointer {
-        guard let v = fields[key] else { return .absent }
-        if v == "(nil)" || v == "0" || v == "0x0" { return .value(0) }
-        if v.contains("ptrval") { return .hashed(nil) }
-        guard let x = Self.parseHex(v) else { return .hashed(nil) }
-        if x == 0 { return .value(0) }
-        return x >> 32 == 0 ? .hashed(x) : .value(x)
-    }
 }
 
 extension Substring {
@@ -183,7 +256,7 @@ enum TextEventDecoder {
                   let lengths = p.array("sizes", elementSize: 4) ?? p.array("lengths", elementSize: 4),
                   let phys = p.array("phys_addrs", elementSize: 8) else { return nil }
             let (nents, ents) = sgCounts(p, physCount: phys.count, dmaCount: dma.count)
-            let truncated = p.trailing.contains("[TRUNCATED]") || p.fields["ents"].map { $0.hasSuffix("[TRUNCATED]") } == true
+            let truncated = p.hasTrailing("[TRUNCATED]") || p.field("ents").map { $0.hasSuffix("[TRUNCATED]") } == true
                 || (p.number("truncated") ?? 0) != 0
             return .mapSG(SGMapEvent(inputEntries: nents, mappedEntries: ents, physAddrs: phys, dmaAddrs: dma,
                                      lengths: lengths, truncated: truncated, direction: direction, attrs: attrs))
@@ -218,7 +291,7 @@ enum TextEventDecoder {
                                    size: size, direction: direction, attrs: attrs, physAddrs: phys))
         case .bounce:
             guard let orig = p.hex("dev_addr"), let size = p.number("size") else { return nil }
-            let forced = p.trailing.contains("FORCE") || p.number("force") == 1
+            let forced = p.hasTrailing("FORCE") || p.number("force") == 1
             return .bounce(BounceEvent(origAddr: orig, size: size, dmaMask: p.hex("dma_mask") ?? 0, forced: forced))
         case .iommuMap:
             guard let iova = p.hex("iova"), let size = p.number("size") else { return nil }
@@ -228,8 +301,8 @@ enum TextEventDecoder {
             return .iommuUnmap(IOMMUUnmapEvent(iova: iova, size: size, unmappedSize: p.number("unmapped_size") ?? size))
         case .iommuFault:
             guard let iova = p.hex("iova") else { return nil }
-            let driver = p.positional.first.map { $0.hasPrefix("IOMMU:") ? $0.dropFirst(6) : $0 } ?? ""
-            return .iommuFault(IOMMUFaultEvent(driver: String(driver), iova: iova, flags: p.signedNumber("flags") ?? 0))
+            let driver = p.positional.first.map { $0.hasPrefix("IOMMU:") ? $0.dropFirst(6) : $0 }?.string ?? ""
+            return .iommuFault(IOMMUFaultEvent(driver: driver, iova: iova, flags: p.signedNumber("flags") ?? 0))
         case .iommuGroup(let change):
             return .iommuGroup(IOMMUGroupEvent(change: change, groupID: p.signedNumber("groupID") ?? p.signedNumber("gid")))
         case .print, .bprint, .kernelStack:
@@ -245,18 +318,22 @@ enum TextEventDecoder {
             if let slash = cleaned.firstIndex(of: "/") { return Int(cleaned[cleaned.index(after: slash)...]) }
             return Int(cleaned)
         }
-        let nents = full(p.fields["full_nents"]) ?? full(p.fields["nents"]) ?? physCount
-        let ents = full(p.fields["full_ents"]) ?? full(p.fields["ents"]) ?? dmaCount
+        let nents = full(p.field("full_nents")?.substring) ?? full(p.field("nents")?.substring) ?? physCount
+        let ents = full(p.field("full_ents")?.substring) ?? full(p.field("ents")?.substring) ?? dmaCount
         return (nents, ents)
     }
 
     /// Device for iommu fault text: "IOMMU:driver device iova=...".
     static func device(for known: KnownEvent, _ p: TextPayload) -> String? {
+        deviceBytes(for: known, p)?.string
+    }
+
+    static func deviceBytes(for known: KnownEvent, _ p: TextPayload) -> TextBytes? {
         switch known {
         case .iommuMap, .iommuUnmap: return nil
-        case .iommuFault: return p.positional.count >= 2 ? String(p.positional[1]) : nil
-        case .iommuGroup: return p.fields["device"].map(String.init)
-        default: return p.device
+        case .iommuFault: return p.positional.count >= 2 ? p.positional[1] : nil
+        case .iommuGroup: return p.field("device")
+        default: return p.deviceBytes
         }
     }
 }

@@ -1,3 +1,4 @@
+import DequeModule
 import Foundation
 
 /// Reads ftrace text: tracefs `trace` (with its header and irq-flags column),
@@ -90,12 +91,13 @@ public final class TextTraceReader: DMAEventSource {
         }
         var state = TextStreamState(options: options, perf: isPerf)
         var order = TimeOrderWindow(bound: options.reorder)
-        var seenEvents = Set<String>()
         var carry = Data()
         var lineNumber = 0
         func ordered(_ event: DMAEvent) throws { try order.push(event, line: lineNumber, emit: handler) }
         /// Inside an over-long line: its bytes up to the next newline are dropped.
         var skipping = false
+        let perf = isPerf
+        var perfTokens: [Range<Int>] = []
         func consume(_ bytes: UnsafeRawBufferPointer) throws {
             if skipping {
                 skipping = false
@@ -107,9 +109,23 @@ public final class TextTraceReader: DMAEventSource {
                                        limit: options.maxLineBytes)
                 return
             }
-            var text = String(decoding: bytes, as: UTF8.self)
-            if text.hasSuffix("\r") { text.removeLast() }
-            try state.feed(Substring(text), lineNumber: lineNumber, seenEvents: &seenEvents, emit: ordered)
+            if perf {
+                var raw = TextBytes(bytes)
+                if raw.last == 0x0D { raw = raw.dropLast() }
+                if let record = PerfScriptLineParser.sampleRecord(raw, tokens: &perfTokens) {
+                    try state.feed(raw, perfLine: nil, parsed: .record(record), lineNumber: lineNumber, emit: ordered)
+                    return
+                }
+                // Other perf script lines are tokenized as Strings; the stream state reads their UTF-8.
+                var text = String(decoding: bytes, as: UTF8.self)
+                if text.hasSuffix("\r") { text.removeLast() }
+                let line = Substring(text)
+                try text.withUTF8 { try state.feed(TextBytes($0), perfLine: line, lineNumber: lineNumber, emit: ordered) }
+                return
+            }
+            var line = TextBytes(bytes)
+            if line.last == 0x0D { line = line.dropLast() }
+            try state.feed(line, perfLine: nil, lineNumber: lineNumber, emit: ordered)
         }
         while true {
             let chunk: Data
@@ -158,7 +174,7 @@ public final class TextTraceReader: DMAEventSource {
         }
         if let cpus = state.cpus { facts.cpus = cpus }
         if let release = state.kernelRelease { facts.kernelRelease = release }
-        let names = seenEvents.union(state.formats)
+        let names = state.seenEvents.union(state.formats)
         facts.eventFormats = names.sorted()
         facts.generation = EventGeneration.detect(eventNames: names)
         return state.stats
@@ -176,25 +192,81 @@ struct TextStreamState {
     /// From `perf script --header`.
     var kernelRelease: String?
     var formats = Set<String>()
+    /// Names of the dma, swiotlb and iommu events that had records.
+    private(set) var seenEvents = Set<String>()
 
-    /// Events not yet emitted, in input order. An entry can still receive a
-    /// stack while it is the newest event of its CPU.
-    private var queue: [DMAEvent] = []
-    private var queueOpen: [Bool] = []
-    private var newestIndexOfCPU: [Int32: Int] = [:]
-    /// A `<stack trace>` header was seen: frames go to this queue index.
+    /// Events not yet emitted, in input order, numbered from `queueBase`. An entry can still
+    /// receive a stack while it is the newest event of its CPU.
+    private var queue = Deque<Queued>()
+    private var queueBase = 0
+    /// Per CPU, the number of its newest queued event (below `queueBase`: already emitted).
+    private var newestOfCPU = CPUTable()
+    /// A `<stack trace>` header was seen: frames go to the event with this number.
     private var stackTarget: Int?
     private var pendingLost: [Int32: [UInt64?]] = [:]
     private static let window = 256
+
+    /// What each event name means, found once per name rather than once per line.
+    private var names: [EventName] = []
+    private var tasks = TextInterner(capacity: 256)
+    private var devices = TextInterner(capacity: 64)
+    /// Reused for every line: no allocation per line.
+    private var payload = TextPayload()
+
+    private struct Queued {
+        var event: DMAEvent
+        /// Still the newest event of its CPU.
+        var open: Bool
+        /// Stack frames read for it so far: the stack is set once, when it leaves the queue.
+        var frames: [String]?
+    }
+
+    private struct EventName {
+        let system: [UInt8]?
+        let event: [UInt8]
+        let name: String
+        let known: KnownEvent?
+        /// An unmodelled event of the dma, swiotlb or iommu families.
+        let dmaFamily: Bool
+        let printkConsole: Bool
+        /// Already in `seenEvents`.
+        var seen: Bool
+    }
 
     init(options: TextTraceReader.Options, perf: Bool = false) {
         self.options = options
         self.perf = perf
     }
 
-    mutating func feed(_ line: Substring, lineNumber: Int, seenEvents: inout Set<String>,
+    /// The entry and its place in `names` (nil once the table is full).
+    private mutating func eventName(_ r: TextRecordLine) -> (EventName, Int?) {
+        for (i, entry) in names.enumerated() where r.event.equals(entry.event) {
+            switch (entry.system, r.system) {
+            case (nil, nil): return (entry, i)
+            case (let a?, let b?) where b.equals(a): return (entry, i)
+            default: continue
+            }
+        }
+        let name = r.event.string
+        let system = r.system?.string
+        let entry = EventName(system: r.system?.array, event: r.event.array, name: name,
+                              known: KnownEvent.classify(system: system, name: name),
+                              dmaFamily: name.hasPrefix("dma_") || name.hasPrefix("swiotlb") || name.hasPrefix("iommu"),
+                              printkConsole: system == "printk" && name == "console", seen: false)
+        // Bounded: a damaged text could name a new event on every line.
+        guard names.count < 64 else { return (entry, nil) }
+        names.append(entry)
+        return (entry, names.count - 1)
+    }
+
+    private func lineText(_ line: TextBytes, _ perfLine: Substring?) -> Substring {
+        perfLine ?? line.substring
+    }
+
+    /// `parsed`: the line already read (perf script's sample lines).
+    mutating func feed(_ line: TextBytes, perfLine: Substring?, parsed: TextLine? = nil, lineNumber: Int,
                        emit: (DMAEvent) throws -> Void) throws {
-        switch perf ? PerfScriptLineParser.parse(line) : TextLineParser.parse(line) {
+        switch parsed ?? perfLine.map({ PerfScriptLineParser.parse($0, bytes: line) }) ?? TextLineParser.parse(line) {
         case .header(let n):
             if let n { cpus = n }
         case .bufferEntries(let inBuffer, let written, let n):
@@ -210,12 +282,11 @@ struct TextStreamState {
             if let count { stats.lostEventsCounted += count } else { stats.uncountedGaps += 1 }
             pendingLost[cpu, default: []].append(count)
         case .stackFrame(let frame):
-            guard let target = stackTarget else { return }
-            var stack = queue[target].stack ?? KernelStack(frames: [])
-            stack.frames.append(frame)
-            queue[target].stack = stack
+            guard let target = stackTarget, target >= queueBase else { return }
+            let idx = target - queueBase
+            if queue[idx].frames == nil { queue[idx].frames = [frame] } else { queue[idx].frames!.append(frame) }
         case .unreadable(let reason):
-            noteUnreadable(line, lineNumber: lineNumber, reason: reason)
+            noteUnreadable(lineText(line, perfLine), lineNumber: lineNumber, reason: reason)
         case .kernelRelease(let release):
             kernelRelease = release
         case .eventFormat(let name):
@@ -226,23 +297,28 @@ struct TextStreamState {
             stackTarget = nil
             if r.payload.hasPrefix("<stack trace") || r.event == "kernel_stack" || r.event == "<stack trace>" {
                 stats.stackRecords += 1
-                if let idx = newestIndexOfCPU[r.cpu], queueOpen[idx], queue[idx].pid == r.pid, queue[idx].stack == nil {
-                    stackTarget = idx
+                if let seq = newestOfCPU[r.cpu], seq >= queueBase {
+                    let idx = seq - queueBase
+                    if queue[idx].open, queue[idx].event.pid == r.pid, queue[idx].frames == nil,
+                       queue[idx].event.stack == nil { stackTarget = seq }
                 }
                 return
             }
-            try flushLost(cpu: -1, at: r.timestamp, emit: emit)
-            try flushLost(cpu: r.cpu, at: r.timestamp, emit: emit)
-            let name = String(r.event)
+            if !pendingLost.isEmpty {
+                try flushLost(cpu: -1, at: r.timestamp, emit: emit)
+                try flushLost(cpu: r.cpu, at: r.timestamp, emit: emit)
+            }
+            let (entry, entryIndex) = eventName(r)
+            let name = entry.name
             // perf cannot record trace_marker writes; kernel log lines (`-e printk:console`,
             // `echo TEXT > /dev/kmsg`) stand in for them.
-            if r.system == "printk" && name == "console" {
-                try queueEvent(DMAEvent(timestamp: r.timestamp, cpu: r.cpu, pid: r.pid, task: String(r.task),
-                                        device: nil, kind: .marker(String(r.payload))), framesFollow: false, emit: emit)
+            if entry.printkConsole {
+                try queueEvent(DMAEvent(timestamp: r.timestamp, cpu: r.cpu, pid: r.pid, task: task(r),
+                                        device: nil, kind: .marker(r.payload.string)), framesFollow: false, emit: emit)
                 return
             }
-            guard var known = KnownEvent.classify(system: r.system.map(String.init), name: name) else {
-                if name.hasPrefix("dma_") || name.hasPrefix("swiotlb") || name.hasPrefix("iommu") {
+            guard let known = entry.known else {
+                if entry.dmaFamily {
                     stats.unknownEvents[name, default: 0] += 1
                 } else {
                     stats.otherRecords += 1
@@ -256,34 +332,40 @@ struct TextStreamState {
             var device: String?
             switch known {
             case .print, .bprint:
-                kind = .marker(name == "tracing_mark_write" ? String(r.payload) : Self.markerText(r.payload))
+                kind = .marker(name == "tracing_mark_write" ? r.payload.string : Self.markerText(r.payload.substring))
             case .kernelStack:
                 return
             default:
-                seenEvents.insert(name)
-                let payload = TextPayload(r.payload)
+                if !entry.seen {
+                    seenEvents.insert(name)
+                    if let entryIndex { names[entryIndex].seen = true }
+                }
+                payload.parse(r.payload)
                 kind = TextEventDecoder.kind(known, payload)
-                device = TextEventDecoder.device(for: known, payload)
-                if case .iommuMap = known { known = .iommuMap }
+                if let bytes = TextEventDecoder.deviceBytes(for: known, payload) { device = devices.string(bytes) }
             }
             guard let kind else {
                 stats.malformedRecords += 1
-                noteUnreadable(line, lineNumber: lineNumber, reason: "\(name): fields missing or unreadable")
+                noteUnreadable(lineText(line, perfLine), lineNumber: lineNumber, reason: "\(name): fields missing or unreadable")
                 return
             }
             stats.dmaEvents += 1
-            let event = DMAEvent(timestamp: r.timestamp, cpu: r.cpu, pid: r.pid, task: String(r.task),
+            let event = DMAEvent(timestamp: r.timestamp, cpu: r.cpu, pid: r.pid, task: task(r),
                                  device: device, kind: kind)
             try queueEvent(event, framesFollow: r.framesFollow, emit: emit)
         }
     }
 
+    private mutating func task(_ r: TextRecordLine) -> String {
+        tasks.string(r.task, key: Int(UInt32(bitPattern: r.pid)))
+    }
+
     private mutating func queueEvent(_ event: DMAEvent, framesFollow: Bool, emit: (DMAEvent) throws -> Void) throws {
-        if let prev = newestIndexOfCPU[event.cpu] { queueOpen[prev] = false }
-        queue.append(event)
-        queueOpen.append(true)
-        newestIndexOfCPU[event.cpu] = queue.count - 1
-        if framesFollow { stackTarget = queue.count - 1 }
+        if let prev = newestOfCPU[event.cpu], prev >= queueBase { queue[prev - queueBase].open = false }
+        queue.append(Queued(event: event, open: true, frames: nil))
+        let seq = queueBase + queue.count - 1
+        newestOfCPU[event.cpu] = seq
+        if framesFollow { stackTarget = seq }
         try drain(force: false, emit: emit)
     }
 
@@ -318,18 +400,14 @@ struct TextStreamState {
     }
 
     private mutating func drain(force: Bool, emit: (DMAEvent) throws -> Void) throws {
-        var n = 0
-        while n < queue.count, force || !queueOpen[n] || queue.count - n > Self.window {
-            try emit(queue[n])
-            n += 1
+        while let first = queue.first, force || !first.open || queue.count > Self.window {
+            queue.removeFirst()
+            queueBase += 1
+            var event = first.event
+            if let frames = first.frames { event.stack = KernelStack(frames: frames) }
+            try emit(event)
         }
-        guard n > 0 else { return }
-        queue.removeFirst(n)
-        queueOpen.removeFirst(n)
-        for (cpu, idx) in newestIndexOfCPU {
-            if idx < n { newestIndexOfCPU[cpu] = nil } else { newestIndexOfCPU[cpu] = idx - n }
-        }
-        if let t = stackTarget { stackTarget = t >= n ? t - n : nil }
+        if let t = stackTarget, t < queueBase { stackTarget = nil }
     }
 
     mutating func finish(emit: (DMAEvent) throws -> Void) throws {
@@ -341,5 +419,31 @@ struct TextStreamState {
             }
         }
         pendingLost = [:]
+    }
+}
+
+/// Per-CPU numbers: an array for the CPU numbers real machines have, a dictionary for the rest.
+struct CPUTable {
+    private var small: [Int] = []
+    private var large: [Int32: Int] = [:]
+    private static let smallLimit: Int32 = 4096
+
+    subscript(cpu: Int32) -> Int? {
+        get {
+            if cpu >= 0 && cpu < Self.smallLimit {
+                let i = Int(cpu)
+                return i < small.count && small[i] >= 0 ? small[i] : nil
+            }
+            return large[cpu]
+        }
+        set {
+            if cpu >= 0 && cpu < Self.smallLimit {
+                let i = Int(cpu)
+                if i >= small.count { small += [Int](repeating: -1, count: i + 1 - small.count) }
+                small[i] = newValue ?? -1
+            } else {
+                large[cpu] = newValue
+            }
+        }
     }
 }

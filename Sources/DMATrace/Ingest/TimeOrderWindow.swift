@@ -59,7 +59,8 @@ public struct TimeOrderWindow {
         // After every held event with the same or an earlier time: equal times keep input order.
         var i = held.count
         while i > head, held[i - 1].timestamp > event.timestamp { i -= 1 }
-        held.insert(event, at: i)
+        // Nearly every event is the newest: appending skips the general insertion path.
+        if i == held.count { held.append(event) } else { held.insert(event, at: i) }
         newest = max(newest, event.timestamp)
         while head < held.count, held.count - head > bound.events || newest - held[head].timestamp > bound.span {
             let e = held[head]

@@ -430,9 +430,10 @@ public final class TraceDatReader: DMAEventSource {
                                      device: nil, kind: .lostEvents(count: count)))
             }
             guard var event = decoder.decode(record, stats: &stats) else { continue }
-            if decoder.hasKernelStacks {
-                event.stack = takeStack(after: record, cpu: rec.cpu, pid: event.pid,
-                                        decoder: &decoder, stats: &stats, lastSeen: &lastSeen)
+            // Setting an event's stack copies the event: only when there is one.
+            if decoder.hasKernelStacks, let stack = takeStack(after: record, cpu: rec.cpu, pid: event.pid,
+                                                              decoder: &decoder, stats: &stats, lastSeen: &lastSeen) {
+                event.stack = stack
             }
             stats.dmaEvents += 1
             try handler(event)
