@@ -41,6 +41,16 @@ import Testing
         #expect(try Fixtures.run(["events", "--kind", "nonsense", Fixtures.sample("k6.12-iommu.dat")]).status == 2)
     }
 
+    /// `info --json` is the same bytes every run: lost events per CPU in CPU order.
+    @Test func infoJSONIsStableAcrossRuns() throws {
+        let runs = try (0..<4).map { _ in try Fixtures.run(["info", "--json", Fixtures.sample("k6.12-lossy.dat")]) }
+        #expect(runs.allSatisfy { $0.status == 0 && $0.stdout == runs[0].stdout })
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(runs[0].stdout.utf8)) as? [String: Any])
+        let lost = try #require(json["lostByCPU"] as? [[String: Any]])
+        let cpus = lost.compactMap { $0["cpu"] as? Int }
+        #expect(cpus.count > 1 && cpus == cpus.sorted() && lost.allSatisfy { ($0["lost"] as? Int ?? 0) > 0 })
+    }
+
     @Test func infoAndEventsOnRealTrace() throws {
         let info = try Fixtures.run(["info", Fixtures.sample("k6.12-iommu.dat")])
         #expect(info.status == 0)

@@ -4,7 +4,14 @@ public struct TraceInventory: Sendable, Codable {
     public var stats: IngestStats
     public var eventCounts: [String: UInt64] = [:]
     public var deviceEventCounts: [String: [String: UInt64]] = [:]
-    public var lostByCPU: [Int32: UInt64] = [:]
+    /// Lost events counted by the trace, per CPU in CPU order (a dictionary keyed by Int32
+    /// encoded as an array in hash order: `info --json` changed from run to run).
+    public var lostByCPU: [CPULoss] = []
+
+    public struct CPULoss: Sendable, Codable, Equatable {
+        public var cpu: Int32
+        public var lost: UInt64
+    }
 
     public init(facts: TraceFacts, stats: IngestStats) {
         self.facts = facts
@@ -25,7 +32,7 @@ public struct TraceInventory: Sendable, Codable {
         var inv = TraceInventory(facts: source.facts, stats: stats)
         inv.eventCounts = counts
         inv.deviceEventCounts = perDevice
-        inv.lostByCPU = lost
+        inv.lostByCPU = lost.sorted { $0.key < $1.key }.map { CPULoss(cpu: $0.key, lost: $0.value) }
         return inv
     }
 
@@ -49,7 +56,7 @@ public struct TraceInventory: Sendable, Codable {
         } else {
             var s = "\(stats.lostGaps) gaps, at least \(stats.lostEventsCounted) events lost"
             if stats.uncountedGaps > 0 { s += " (\(stats.uncountedGaps) gaps of unknown size)" }
-            s += "; per CPU: " + lostByCPU.sorted { $0.key < $1.key }.map { "cpu\($0.key)=\($0.value)" }.joined(separator: " ")
+            s += "; per CPU: " + lostByCPU.map { "cpu\($0.cpu)=\($0.lost)" }.joined(separator: " ")
             row("lost events:", s)
         }
         if stats.malformedRecords > 0 { row("malformed:", "\(stats.malformedRecords) records with unreadable fields (skipped)") }
