@@ -252,17 +252,23 @@ import Testing
                             executable: "/bin/sh", in: dir)
     }
 
+    /// A fake tracefs with an instance staged to be copied in under record's pid, and an old
+    /// file `name` (holding "OLD") for record to write over.
+    static func recordOverAnOldFile(_ name: String, test: String = #function) throws -> (FakeTracefs, URL, URL, URL) {
+        let fake = try Self.fake(test)
+        let dir = fake.root.deletingLastPathComponent()
+        let staged = dir.appendingPathComponent("template")
+        try FileManager.default.moveItem(at: try fake.instance(named: "template"), to: staged)
+        let out = dir.appendingPathComponent(name)
+        try "OLD\n".write(to: out, atomically: false, encoding: .utf8)
+        return (fake, dir, staged, out)
+    }
+
     /// A second SIGTERM while the capture is ending (tracing is off, record waits for the
     /// traced command, which ignores SIGTERM): the instance, the spools and the unfinished
     /// file go, the old file stays, and the process ends by the signal.
     @Test func aSecondSignalDuringTheCleanupLeavesNothingBehind() throws {
-        let fake = try Self.fake()
-        let dir = fake.root.deletingLastPathComponent()
-        let template = try fake.instance(named: "template")
-        let staged = dir.appendingPathComponent("template")
-        try FileManager.default.moveItem(at: template, to: staged)
-        let out = dir.appendingPathComponent("second-signal.dat")
-        try "OLD\n".write(to: out, atomically: false, encoding: .utf8)
+        let (fake, dir, staged, out) = try Self.recordOverAnOldFile("second-signal.dat")
         let run = try Self.startRecord(fake, staged: staged, out: out.path, command: "sh -c 'trap \"\" TERM; sleep 8'", in: dir)
         defer { kill(run.pid, SIGKILL); run.process.waitUntilExit() }
         let instance = "dma-trace-\(run.pid)"
@@ -285,13 +291,7 @@ import Testing
     /// and the old one is still there once the main thread is let go (the rename never came).
     @Test func aSignalWhileWritingKeepsTheOldFile() throws {
         let strace = try #require(Fixtures.which("strace"), "Scripts/setup.sh installs strace")
-        let fake = try Self.fake()
-        let dir = fake.root.deletingLastPathComponent()
-        let template = try fake.instance(named: "template")
-        let staged = dir.appendingPathComponent("template")
-        try FileManager.default.moveItem(at: template, to: staged)
-        let out = dir.appendingPathComponent("while-writing.dat")
-        try "OLD\n".write(to: out, atomically: false, encoding: .utf8)
+        let (fake, dir, staged, out) = try Self.recordOverAnOldFile("while-writing.dat")
         let run = try Self.startRecord(fake, staged: staged, out: out.path, command: "sleep 1", in: dir)
         defer { kill(run.pid, SIGKILL); run.process.waitUntilExit() }
         try Processes.waitFor("tracing on") { fake.read("dma-trace-\(run.pid)", "events/dma/enable") == "1" }
