@@ -54,6 +54,19 @@ struct FakeTracefs {
 
     func instanceDir(_ name: String) -> URL { root.appendingPathComponent("instances/\(name)") }
 
+    /// For a dma-trace process not started yet, whose instance name holds its pid: moves a
+    /// laid-out instance aside; `asOwnInstance` then gives the shell command that copies it in
+    /// under the shell's own pid and becomes `dma-trace SUBCOMMAND --tracefs ROOT REST` with it.
+    func stage(_ instance: URL) throws -> URL {
+        let staged = root.deletingLastPathComponent().appendingPathComponent("staged-" + instance.lastPathComponent)
+        try FileManager.default.moveItem(at: instance, to: staged)
+        return staged
+    }
+
+    func asOwnInstance(_ staged: URL, _ subcommand: String, _ rest: String) -> String {
+        "cp -r '\(staged.path)' '\(root.path)/instances/dma-trace-'$$ && exec '\(Fixtures.binary.path)' \(subcommand) --tracefs '\(root.path)' \(rest)"
+    }
+
     /// What the kernel makes on mkdir instances/NAME, with the recording's pages in its buffers.
     func instance(named name: String, cpus: Int? = nil) throws -> URL {
         let dir = instanceDir(name)

@@ -210,13 +210,11 @@ import Testing
         let fake = try Self.fake()
         // The shell lays out the instance the kernel would make for its own pid, then becomes
         // dma-trace with that pid.
-        let template = try fake.instance(named: "template")
-        let staged = fake.root.deletingLastPathComponent().appendingPathComponent("template")
-        try FileManager.default.moveItem(at: template, to: staged)
+        let staged = try fake.stage(fake.instance(named: "template"))
         let out = fake.root.deletingLastPathComponent().appendingPathComponent("sigterm.dat").path
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/bin/sh")
-        p.arguments = ["-c", "cp -r '\(staged.path)' '\(fake.root.path)/instances/dma-trace-'$$ && exec '\(Fixtures.binary.path)' record --tracefs '\(fake.root.path)' -o '\(out)' -- sleep 30"]
+        p.arguments = ["-c", fake.asOwnInstance(staged, "record", "-o '\(out)' -- sleep 30")]
         let err = Pipe()
         p.standardError = err
         try p.run()
@@ -248,7 +246,7 @@ import Testing
     /// `record` started from a shell that first lays out the instance the kernel would make for
     /// its pid (the shell's, kept by exec).
     static func startRecord(_ fake: FakeTracefs, staged: URL, out: String, command: String, in dir: URL) throws -> Processes.Started {
-        try Processes.start(["-c", "cp -r '\(staged.path)' '\(fake.root.path)/instances/dma-trace-'$$ && exec '\(Fixtures.binary.path)' record --tracefs '\(fake.root.path)' -o '\(out)' -- \(command)"],
+        try Processes.start(["-c", fake.asOwnInstance(staged, "record", "-o '\(out)' -- \(command)")],
                             executable: "/bin/sh", in: dir)
     }
 
@@ -257,8 +255,7 @@ import Testing
     static func recordOverAnOldFile(_ name: String, test: String = #function) throws -> (FakeTracefs, URL, URL, URL) {
         let fake = try Self.fake(test)
         let dir = fake.root.deletingLastPathComponent()
-        let staged = dir.appendingPathComponent("template")
-        try FileManager.default.moveItem(at: try fake.instance(named: "template"), to: staged)
+        let staged = try fake.stage(fake.instance(named: "template"))
         let out = dir.appendingPathComponent(name)
         try "OLD\n".write(to: out, atomically: false, encoding: .utf8)
         return (fake, dir, staged, out)
@@ -482,11 +479,9 @@ import Testing
     /// object holding analyze's document; the command's failure gives exit 1 and a message.
     @Test func watchWritesNDJSON() throws {
         let fake = try Self.fake()
-        let template = try fake.instance(named: "template")
-        let staged = fake.root.deletingLastPathComponent().appendingPathComponent("template")
-        try FileManager.default.moveItem(at: template, to: staged)
+        let staged = try fake.stage(fake.instance(named: "template"))
         let v6 = fake.root.deletingLastPathComponent().appendingPathComponent("original-v6.dat").path
-        let r = try Fixtures.run(["-c", "cp -r '\(staged.path)' '\(fake.root.path)/instances/dma-trace-'$$ && exec '\(Fixtures.binary.path)' watch --format json --fail-on none --tracefs '\(fake.root.path)' -- sh -c 'echo not-json; test -n \"$DMA_TRACE_MARKER\" && exit 3'"],
+        let r = try Fixtures.run(["-c", fake.asOwnInstance(staged, "watch", "--format json --fail-on none -- sh -c 'echo not-json; test -n \"$DMA_TRACE_MARKER\" && exit 3'")],
                                  executable: "/bin/sh")
         #expect(r.status == 1, "\(r.stderr)")
         #expect(r.stderr.contains("failed with exit status 3"), "\(r.stderr)")
@@ -553,11 +548,9 @@ import Testing
     /// `record --analyze`: the file, and the analyze report of it.
     @Test func recordAnalyze() throws {
         let fake = try Self.fake()
-        let template = try fake.instance(named: "template")
-        let staged = fake.root.deletingLastPathComponent().appendingPathComponent("template")
-        try FileManager.default.moveItem(at: template, to: staged)
+        let staged = try fake.stage(fake.instance(named: "template"))
         let out = fake.root.deletingLastPathComponent().appendingPathComponent("analyzed.dat").path
-        let r = try Fixtures.run(["-c", "cp -r '\(staged.path)' '\(fake.root.path)/instances/dma-trace-'$$ && exec '\(Fixtures.binary.path)' record --analyze --fail-on none --tracefs '\(fake.root.path)' -o '\(out)' -- true"],
+        let r = try Fixtures.run(["-c", fake.asOwnInstance(staged, "record", "--analyze --fail-on none -o '\(out)' -- true")],
                                  executable: "/bin/sh")
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.hasPrefix("\(out): kernel"), "\(r.stdout.prefix(200))")
@@ -586,10 +579,9 @@ import Testing
         #expect(LiveInstance.subBufferSize(headerPage: ownHeader) == 8192)
         try FileManager.default.createDirectory(at: template.appendingPathComponent("events"), withIntermediateDirectories: true)
         try ownHeader.write(to: template.appendingPathComponent("events/header_page"), atomically: true, encoding: .utf8)
-        let staged = fake.root.deletingLastPathComponent().appendingPathComponent("template")
-        try FileManager.default.moveItem(at: template, to: staged)
+        let staged = try fake.stage(template)
         let out = fake.root.deletingLastPathComponent().appendingPathComponent("subbuf8k.dat").path
-        let r = try Fixtures.run(["-c", "cp -r '\(staged.path)' '\(fake.root.path)/instances/dma-trace-'$$ && exec '\(Fixtures.binary.path)' record --tracefs '\(fake.root.path)' -o '\(out)' -- true"],
+        let r = try Fixtures.run(["-c", fake.asOwnInstance(staged, "record", "-o '\(out)' -- true")],
                                  executable: "/bin/sh")
         #expect(r.status == 0, "\(r.stderr)")
         let written = try TraceDatV6Sections(path: out)
