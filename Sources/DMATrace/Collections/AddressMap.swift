@@ -1,3 +1,6 @@
+/// Drawn once per process (generic types cannot have static stored properties).
+private let addressMapSeed = UInt64.random(in: .min ... .max)
+
 /// A hash table keyed by a 64-bit address, for the replay's hot tables (the interval
 /// index's buckets, tombstones, pending bounces).
 ///
@@ -8,9 +11,6 @@
 /// without the seed they cannot be chosen. Open addressing with linear probing and
 /// backward-shift deletion (no tombstone slots, so lookups never slow down as entries come
 /// and go). swift-collections has no such table.
-/// Drawn once per process (generic types cannot have static stored properties).
-private let addressMapSeed = UInt64.random(in: .min ... .max)
-
 struct AddressMap<Value> {
     // Keys and occupancy apart from the values: a probe reads only trivial words and never
     // retains a value it passes over.

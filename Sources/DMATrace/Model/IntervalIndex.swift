@@ -125,12 +125,7 @@ final class IntervalIndex<Value: AnyObject> {
 
     /// Calls `body` for each value whose range contains `address`, without building an array.
     func forEach(containing address: UInt64, _ body: (Value) -> Void) {
-        if large.isEmpty {
-            guard let list = buckets[address >> Self.bucketShift] else { return }
-            for e in list where e.start <= address && address < e.end { body(e.value) }
-            return
-        }
-        for hit in containing(address) { body(hit.value) }
+        _ = first(containing: address) { body($0); return false }
     }
 
     /// Values whose range contains `address`.

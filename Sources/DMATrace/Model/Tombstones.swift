@@ -41,14 +41,9 @@ final class TombstoneMemory {
               order.count > Self.limit || (now > oldest.at && now - oldest.at > Self.window) {
             order.removeFirst()
             // A key set again later has a newer sequence number: that entry stays.
-            if entries[oldest.key]?.seq == oldest.seq {
-                entries[oldest.key] = nil
-                forgotAny = true
-            }
+            if entries.removeValue(forKey: oldest.key, if: { $0.seq == oldest.seq }) { forgotAny = true }
         }
     }
-
-    func remove(_ key: UInt64) { entries[key] = nil }
 
     /// Forgets the tombstone of an unmapped address (a new map of it makes it live again);
     /// a failed map's is kept.
