@@ -270,7 +270,7 @@ public final class DMAModel {
         if let t = dev.tombstones.get(key) {
             switch t.reason {
             case .mapFailed: return .mappingError(failedMap: t.event)
-            case .unmapped: return .alreadyReleased(release: t.event, original: t.mapping?.mapEvent)
+            case .unmapped: return .alreadyReleased(release: t.event, original: t.original)
             }
         }
         let near = address.flatMap { dev.byDMA.containing($0).first?.value }

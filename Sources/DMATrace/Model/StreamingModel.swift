@@ -7,8 +7,7 @@ extension DMAModel {
     func mapSingle(_ m: SingleMapEvent, _ event: DMAEvent, _ dev: DeviceState) {
         if m.dmaAddr == Self.mappingError {
             dev.profile.failedMaps += 1
-            remember(dev, Tombstone(reason: .mapFailed, event: event, mapping: nil, start: m.dmaAddr, length: 1,
-                                   function: .single(m.api)), key: m.dmaAddr)
+            remember(dev, Tombstone(reason: .mapFailed, event: event, original: nil), key: m.dmaAddr)
             sink(.mapFailed(event))
             return
         }
@@ -290,8 +289,7 @@ extension DMAModel {
         if wasLive { removeLive(m, dev) }
         if !m.pendingOverlaps.isEmpty { confirmLive(m) }
         let key = m.isScatterGather ? m.physAddr ^ Self.sgKeyTag : m.dmaAddr
-        remember(dev, Tombstone(reason: .unmapped, event: event, mapping: m, start: m.dmaAddr,
-                               length: m.size, function: m.function), key: key)
+        remember(dev, Tombstone(reason: .unmapped, event: event, original: m.mapEvent), key: key)
         sink(.unmapped(m, unmap: event, size: size, direction: direction, function: function, entries: entries))
     }
 

@@ -5,12 +5,12 @@ import DequeModule
 struct Tombstone {
     enum Reason { case unmapped, mapFailed }
     let reason: Reason
+    /// The unmap, or the failed map.
     let event: DMAEvent
-    /// The released mapping (a reference: its map event is not copied again).
-    let mapping: StreamingMapping?
-    let start: UInt64
-    let length: UInt64
-    let function: StreamingMapping.Function?
+    /// The released mapping's map event. Only the events: holding the mapping kept every
+    /// released mapping (its segments, history and index entries) alive until its address was
+    /// mapped again, and freeing it then, cold, cost more than all the rules together.
+    let original: DMAEvent?
 }
 
 /// The recent past of one device, remembered exactly: every released address until it is
