@@ -11,14 +11,22 @@ final class IntervalIndex<Value: AnyObject> {
     private static var bucketShift: UInt64 { 16 }
     private static var largeThreshold: UInt64 { 64 << 20 }
 
+    /// Trivial, so scanning a bucket costs no reference counting (a strong `value` was
+    /// retained and released for every entry a lookup passed over). Each stored entry holds
+    /// one retain of its value, taken on insert and given back on remove or deinit.
     private struct Entry {
         let start: UInt64
         let end: UInt64 // exclusive, saturated at UInt64.max
-        let value: Value
+        let value: Unmanaged<Value>
+
+        var object: Value { value.takeUnretainedValue() }
+        func holds(_ v: Value, at s: UInt64) -> Bool {
+            start == s && value.toOpaque() == Unmanaged.passUnretained(v).toOpaque()
+        }
     }
 
     private struct SeenKey: Hashable {
-        let object: ObjectIdentifier
+        let object: UnsafeMutableRawPointer
         let start: UInt64
     }
 
@@ -28,6 +36,11 @@ final class IntervalIndex<Value: AnyObject> {
 
     init() {}
 
+    deinit {
+        for list in buckets.values { for e in list { e.value.release() } }
+        for e in large { e.value.release() }
+    }
+
     static func end(_ start: UInt64, _ length: UInt64) -> UInt64 {
         let (e, overflow) = start.addingReportingOverflow(length)
         return overflow ? UInt64.max : e
@@ -35,13 +48,14 @@ final class IntervalIndex<Value: AnyObject> {
 
     func insert(start: UInt64, length: UInt64, _ value: Value) {
         guard length > 0 else { return }
-        let e = Entry(start: start, end: Self.end(start, length), value: value)
+        let end = Self.end(start, length)
         count += 1
         if length > Self.largeThreshold {
-            large.append(e)
+            large.append(Entry(start: start, end: end, value: .passRetained(value)))
             return
         }
-        for b in (start >> Self.bucketShift)...((e.end - 1) >> Self.bucketShift) {
+        for b in (start >> Self.bucketShift)...((end - 1) >> Self.bucketShift) {
+            let e = Entry(start: start, end: end, value: .passRetained(value))
             buckets.modify(b, default: []) { $0.append(e) }
         }
     }
@@ -50,8 +64,8 @@ final class IntervalIndex<Value: AnyObject> {
         guard length > 0 else { return }
         let end = Self.end(start, length)
         if length > Self.largeThreshold {
-            if let i = large.firstIndex(where: { $0.value === value && $0.start == start }) {
-                large.remove(at: i)
+            if let i = large.firstIndex(where: { $0.holds(value, at: start) }) {
+                large.remove(at: i).value.release()
                 count -= 1
             }
             return
@@ -59,12 +73,14 @@ final class IntervalIndex<Value: AnyObject> {
         var removed = false
         for b in (start >> Self.bucketShift)...((end - 1) >> Self.bucketShift) {
             // Mutate the bucket in place: copying it out would copy its storage.
-            let hit = buckets.modifyIfPresent(b) { list -> Bool in
-                guard let i = list.firstIndex(where: { $0.value === value && $0.start == start }) else { return false }
-                list.remove(at: i)
-                return true
+            let hit = buckets.modifyIfPresent(b) { list -> Unmanaged<Value>? in
+                guard let i = list.firstIndex(where: { $0.holds(value, at: start) }) else { return nil }
+                return list.remove(at: i).value
             }
-            if hit == true { removed = true }
+            if let hit = hit ?? nil {
+                hit.release()
+                removed = true
+            }
             // An emptied bucket keeps its storage for the next mapping there: one per
             // 64 KiB of address space ever used, bounded by memory size, not trace length.
         }
@@ -79,35 +95,38 @@ final class IntervalIndex<Value: AnyObject> {
         let lastBucket = (end - 1) >> Self.bucketShift
         if firstBucket == lastBucket && large.isEmpty {
             // The common case: one bucket, where each registered range appears once.
-            guard let list = buckets[firstBucket], !list.isEmpty else { return [] }
-            return list.compactMap { e in e.start < end && start < e.end ? (start: e.start, end: e.end, value: e.value) : nil }
+            return buckets[borrowing: firstBucket]?.withUnsafeBufferPointer { list in
+                var out: [(start: UInt64, end: UInt64, value: Value)] = []
+                for e in list where e.start < end && start < e.end { out.append((e.start, e.end, e.object)) }
+                return out
+            } ?? []
         }
-        var out: [(UInt64, UInt64, Value)] = []
+        var out: [(start: UInt64, end: UInt64, value: Value)] = []
         // A range spanning several buckets is found once per bucket: keep it once.
         var seen = Set<SeenKey>()
         func consider(_ e: Entry) {
             guard e.start < end, start < e.end,
-                  seen.insert(SeenKey(object: ObjectIdentifier(e.value), start: e.start)).inserted else { return }
-            out.append((e.start, e.end, e.value))
+                  seen.insert(SeenKey(object: e.value.toOpaque(), start: e.start)).inserted else { return }
+            out.append((e.start, e.end, e.object))
         }
         if lastBucket - firstBucket > 4096 {
             // A huge query: walk the buckets that exist instead of the range.
             for (b, list) in buckets.entries where b >= firstBucket && b <= lastBucket { list.forEach(consider) }
         } else {
-            for b in firstBucket...lastBucket { buckets[b]?.forEach(consider) }
+            for b in firstBucket...lastBucket { buckets[borrowing: b]?.forEach(consider) }
         }
         large.forEach(consider)
-        return out.map { (start: $0.0, end: $0.1, value: $0.2) }
+        return out
     }
 
     /// Every registered value once, in no particular order.
     func allValues() -> [Value] {
-        var seen = Set<ObjectIdentifier>()
+        var seen = Set<UnsafeMutableRawPointer>()
         var out: [Value] = []
         for list in buckets.values {
-            for e in list where seen.insert(ObjectIdentifier(e.value)).inserted { out.append(e.value) }
+            for e in list where seen.insert(e.value.toOpaque()).inserted { out.append(e.object) }
         }
-        for e in large where seen.insert(ObjectIdentifier(e.value)).inserted { out.append(e.value) }
+        for e in large where seen.insert(e.value.toOpaque()).inserted { out.append(e.object) }
         return out
     }
 
@@ -116,9 +135,10 @@ final class IntervalIndex<Value: AnyObject> {
     /// per-event lookups.
     func first(containing address: UInt64, where match: (Value) -> Bool) -> Value? {
         if large.isEmpty {
-            guard let list = buckets[address >> Self.bucketShift] else { return nil }
-            for e in list where e.start <= address && address < e.end && match(e.value) { return e.value }
-            return nil
+            return buckets[borrowing: address >> Self.bucketShift]?.withUnsafeBufferPointer { list -> Value? in
+                for e in list where e.start <= address && address < e.end && match(e.object) { return e.object }
+                return nil
+            } ?? nil
         }
         return containing(address).first { match($0.value) }?.value
     }
