@@ -35,10 +35,10 @@ public final class StreamingMapping {
     public let function: Function
     public let direction: DMADirection?
     public let attrs: DMAAttributes
-    public let segments: [Segment]
+    public let segments: SegmentList
     /// Physical ranges the mapping covers, each entry with its real DMA length where the trace
     /// shows it (sg: the mapped segments, or iommu:map events behind a merged segment).
-    public internal(set) var physRanges: [Segment]
+    public internal(set) var physRanges: SegmentList
     /// The physical address of every input entry the trace kept (dma_unmap_sg is checked against
     /// them); empty for single mappings, whose one range says it (no array per mapping).
     public let entryPhys: [UInt64]
@@ -47,23 +47,52 @@ public final class StreamingMapping {
     public let mapEvent: DMAEvent
     /// swiotlb bounced (part of) the buffer: the device sees a copy.
     public internal(set) var bounced: Bool
-    /// Events after the map (syncs, bounces), bounded; `history` adds the map itself.
-    var laterEvents: [DMAEvent] = []
-    public var history: [DMAEvent] { [mapEvent] + laterEvents }
     public internal(set) var owner: Owner = .device
-    /// Byte ranges (dma address space) the CPU took with sync_for_cpu and has not given back.
-    var cpuOwnedRanges: [Range<UInt64>] = []
     public internal(set) var syncsForCPU = 0
     public internal(set) var syncsForDevice = 0
-    /// Overlaps seen while this mapping's liveness was in doubt; confirmed when it is unmapped.
-    var pendingOverlaps: [StreamingMapping] = []
-    /// Mapped with SKIP_CPU_SYNC over memory already mapped (for this or another device): the
-    /// dma-buf sharing pattern. The exporter's mappings (a few), whose syncs may cover this one.
-    public internal(set) var sharedWith: [StreamingMapping] = []
     /// Mapped with SKIP_CPU_SYNC over a live coherent allocation (a dma_get_sgtable export).
     public internal(set) var sharesCoherentMemory = false
     /// Set once the mapping was superseded on a device that may skip unmaps.
     var superseded = false
+
+    /// What only some mappings need (syncs, doubtful overlaps, sharing), kept apart: a mapping
+    /// that is only mapped and unmapped allocates and releases none of it.
+    private final class Extras {
+        var laterEvents: [DMAEvent] = []
+        var cpuOwnedRanges: [Range<UInt64>] = []
+        var pendingOverlaps: [StreamingMapping] = []
+        var sharedWith: [StreamingMapping] = []
+    }
+    private var extras: Extras?
+    private var madeExtras: Extras {
+        if let extras { return extras }
+        let e = Extras()
+        extras = e
+        return e
+    }
+
+    /// Events after the map (syncs, bounces), bounded; `history` adds the map itself.
+    var laterEvents: [DMAEvent] {
+        get { extras?.laterEvents ?? [] }
+        _modify { yield &madeExtras.laterEvents }
+    }
+    public var history: [DMAEvent] { [mapEvent] + laterEvents }
+    /// Byte ranges (dma address space) the CPU took with sync_for_cpu and has not given back.
+    var cpuOwnedRanges: [Range<UInt64>] {
+        get { extras?.cpuOwnedRanges ?? [] }
+        _modify { yield &madeExtras.cpuOwnedRanges }
+    }
+    /// Overlaps seen while this mapping's liveness was in doubt; confirmed when it is unmapped.
+    var pendingOverlaps: [StreamingMapping] {
+        get { extras?.pendingOverlaps ?? [] }
+        _modify { yield &madeExtras.pendingOverlaps }
+    }
+    /// Mapped with SKIP_CPU_SYNC over memory already mapped (for this or another device): the
+    /// dma-buf sharing pattern. The exporter's mappings (a few), whose syncs may cover this one.
+    public internal(set) var sharedWith: [StreamingMapping] {
+        get { extras?.sharedWith ?? [] }
+        _modify { yield &madeExtras.sharedWith }
+    }
     /// The device's state, for rules that judge by what the device shows (unowned:
     /// the model holds both, and a device outlives its mappings).
     unowned var deviceState: DMAModel.DeviceState!
@@ -71,7 +100,7 @@ public final class StreamingMapping {
     static let historyLimit = 24
 
     init(id: Int, device: String, function: Function, direction: DMADirection?, attrs: DMAAttributes,
-         segments: [Segment], physRanges: [Segment], entryPhys: [UInt64], inputEntries: Int, truncated: Bool,
+         segments: SegmentList, physRanges: SegmentList, entryPhys: [UInt64], inputEntries: Int, truncated: Bool,
          mapEvent: DMAEvent, bounced: Bool) {
         self.id = id
         self.device = device
@@ -149,3 +178,36 @@ public final class CoherentAllocation {
     }
 }
 
+
+/// A mapping's segments: the first inline, the rest (sg lists) in an array, so a single
+/// mapping, by far the most common, allocates nothing for them.
+public struct SegmentList: RandomAccessCollection, ExpressibleByArrayLiteral, Sendable {
+    public typealias Segment = StreamingMapping.Segment
+    private let head: Segment
+    private let tail: [Segment]
+    public let count: Int
+
+    public init(_ segments: [Segment]) {
+        count = segments.count
+        head = segments.first ?? Segment(dmaAddr: 0, physAddr: 0, length: 0)
+        tail = segments.count > 1 ? Array(segments.dropFirst()) : []
+    }
+
+    public init(single segment: Segment) {
+        count = 1
+        head = segment
+        tail = []
+    }
+
+    public init(arrayLiteral segments: Segment...) { self.init(segments) }
+
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { count }
+
+    public subscript(i: Int) -> Segment {
+        precondition(i >= 0 && i < count, "segment index out of range")
+        return i == 0 ? head : tail[i - 1]
+    }
+
+    public var first: Segment? { count > 0 ? head : nil }
+}

@@ -41,11 +41,11 @@ extension DMAModel {
         var bounced = false
         for p in m.physAddrs where takeBounce(dev, phys: p) { bounced = true }
         let mapping = StreamingMapping(id: newID(), device: dev.profile.name, function: .scatterGather,
-                                       direction: m.direction, attrs: m.attrs, segments: segments, physRanges: physRanges,
+                                       direction: m.direction, attrs: m.attrs, segments: SegmentList(segments), physRanges: SegmentList(physRanges),
                                        entryPhys: m.physAddrs, inputEntries: m.inputEntries, truncated: m.truncated,
                                        mapEvent: event, bounced: bounced)
         dev.profile.sgMaps += 1
-        classifyPath(dev, segments: pairPhys ? segments : [], bounced: bounced, mmio: false,
+        classifyPath(dev, segments: pairPhys ? SegmentList(segments) : [], bounced: bounced, mmio: false,
                      translatedHint: !pairPhys || segments.contains { $0.dmaAddr != $0.physAddr }, serving: event)
         insert(mapping, dev)
     }

@@ -22,7 +22,7 @@ extension DMAModel {
         }
         let bounced = takeBounce(dev, phys: m.physAddr)
         // One array for both: a live mapping's footprint is what bounds memory (10 M live mappings).
-        let segs = [StreamingMapping.Segment(dmaAddr: m.dmaAddr, physAddr: m.physAddr, length: m.size)]
+        let segs = SegmentList(single: StreamingMapping.Segment(dmaAddr: m.dmaAddr, physAddr: m.physAddr, length: m.size))
         let mapping = StreamingMapping(id: newID(), device: dev.profile.name, function: .single(m.api),
                                        direction: m.direction, attrs: m.attrs, segments: segs, physRanges: segs,
                                        entryPhys: [], inputEntries: 1, truncated: false, mapEvent: event,
@@ -31,7 +31,7 @@ extension DMAModel {
         insert(mapping, dev)
     }
 
-    func classifyPath(_ dev: DeviceState, segments: [StreamingMapping.Segment], bounced: Bool, mmio: Bool,
+    func classifyPath(_ dev: DeviceState, segments: SegmentList, bounced: Bool, mmio: Bool,
                       translatedHint: Bool = false, serving event: DMAEvent? = nil) {
         if mmio { return }
         if bounced {
