@@ -24,6 +24,27 @@ import Testing
         #expect(copy == e && copy.hashValue == e.hashValue)
     }
 
+    /// Live mappings hold their device's state strongly, and the device's indexes hold them:
+    /// the model must break that cycle when it goes, or every analysis in a process (audit's
+    /// workers, `analyze A B C`, the tests) keeps each trace's outstanding mappings for good.
+    @Test func aModelWithLiveMappingsIsFreed() {
+        weak var weakModel: DMAModel?
+        weak var weakMapping: StreamingMapping?
+        do {
+            let model = DMAModel { _ in }
+            for (i, addr) in [UInt64(0x10_0000), 0x20_0000].enumerated() {
+                model.apply(DMAEvent(timestamp: UInt64(i + 1) * 1000, cpu: 0, pid: 1, task: "t", device: dev,
+                                     kind: .map(SingleMapEvent(api: .page, physAddr: addr, dmaAddr: addr, size: 4096,
+                                                               direction: .fromDevice, attrs: []))))
+            }
+            #expect(model.outstandingMappings().count == 2)
+            weakMapping = model.outstandingMappings().first
+            weakModel = model
+        }
+        #expect(weakModel == nil)
+        #expect(weakMapping == nil, "a live mapping outlived its model")
+    }
+
     @Test func mergedSGSyncEntriesAreNotOutOfRange() throws {
         // iommu-dma merged two entries into one segment; the sync still lists nents
         // entries, the surplus as DMA_MAPPING_ERROR with length 0.

@@ -38,17 +38,18 @@ import Testing
     /// A device's remembered releases cost what they hold: 100,000 devices once took 70 GiB
     /// when each had a fixed table of 4,096 slots.
     @Test func tombstonesCostWhatTheyHold() throws {
-        var memory = TombstoneMemory()
-        let event = DMAEvent(timestamp: 1, cpu: 0, pid: 1, task: "t", device: "d", kind: .marker(""))
+        let memory = TombstoneMemory()
+        // Each release stamped with its own address, to tell which one a lookup found.
         func tombstone(_ at: UInt64) -> Tombstone {
-            Tombstone(reason: .unmapped, event: event, mapping: nil, start: at, length: 4096, function: nil)
+            Tombstone(reason: .unmapped, event: DMAEvent(timestamp: at, cpu: 0, pid: 1, task: "t", device: "d", kind: .marker("")),
+                      original: nil)
         }
         memory.set(0x1000, tombstone(0x1000))
         #expect(memory.count == 1)
-        #expect(memory.get(0x1000)?.start == 0x1000 && memory.get(0x2000) == nil)
+        #expect(memory.get(0x1000)?.event.timestamp == 0x1000 && memory.get(0x2000) == nil)
         for i in 0..<UInt64(20000) { memory.set(i << 12, tombstone(i << 12)) }
         #expect(memory.count == TombstoneMemory.limit)
-        #expect(memory.get(19999 << 12)?.start == 19999 << 12)
+        #expect(memory.get(19999 << 12)?.event.timestamp == 19999 << 12)
     }
 
     @Test func overlongLineIsReportedWithItsNumberAndSkipped() throws {

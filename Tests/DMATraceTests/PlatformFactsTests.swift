@@ -43,10 +43,10 @@ import Testing
     }
 
     @Test func tombstonesAreExactAndBounded() {
-        var memory = TombstoneMemory()
+        let memory = TombstoneMemory()
         func stone(_ at: UInt64) -> Tombstone {
             Tombstone(reason: .unmapped, event: DMAEvent(timestamp: at, cpu: 0, pid: 1, task: "t", device: "d", kind: .marker("")),
-                      mapping: nil, start: 0, length: 1, function: nil)
+                      original: nil)
         }
         memory.set(0x1000, stone(1))
         for i in 0..<5000 { memory.set(0x10_0000 + UInt64(i) * 64, stone(2)) }

@@ -17,7 +17,6 @@ public final class DMAModel {
         let byDMA = IntervalIndex<StreamingMapping>()
         /// sg mappings by the physical address of their first entry (dma_unmap_sg traces physical addresses).
         var sgByFirstPhys: [UInt64: [StreamingMapping]] = [:]
-        var live: [Int: StreamingMapping] = [:]
         var allocations: [UInt64: [CoherentAllocation]] = [:]
         var liveAllocations: [Int: CoherentAllocation] = [:]
         var pendingBounces = AddressMap<UInt64>()
@@ -33,6 +32,19 @@ public final class DMAModel {
         var assumedOwned: [StreamingMapping] = []
 
         init(name: String, at ts: UInt64) { profile = DeviceProfile(name: name, at: ts) }
+
+        /// Lets go of every mapping the device still holds: they hold the device back.
+        func releaseMappings() {
+            byDMA.removeAll()
+            sgByFirstPhys = [:]
+            superseded = [:]
+            supersededOrder = []
+            assumedOwned = []
+        }
+    }
+
+    deinit {
+        for d in devices.values { d.releaseMappings() }
     }
 
     private(set) var devices: [String: DeviceState] = [:]

@@ -36,9 +36,14 @@ final class IntervalIndex<Value: AnyObject> {
 
     init() {}
 
-    deinit {
+    deinit { removeAll() }
+
+    func removeAll() {
         for list in buckets.values { for e in list { e.value.release() } }
         for e in large { e.value.release() }
+        buckets = AddressMap()
+        large = []
+        count = 0
     }
 
     static func end(_ start: UInt64, _ length: UInt64) -> UInt64 {

@@ -93,9 +93,10 @@ public final class StreamingMapping {
         get { extras?.sharedWith ?? [] }
         _modify { yield &madeExtras.sharedWith }
     }
-    /// The device's state, for rules that judge by what the device shows (unowned:
-    /// the model holds both, and a device outlives its mappings).
-    unowned var deviceState: DMAModel.DeviceState!
+    /// The device's state, for rules that judge by what the device shows. Strong: reading
+    /// an unowned reference took and dropped a strong one (two atomic operations) on every
+    /// unmap; the model breaks the cycle through the device's indexes when it goes.
+    var deviceState: DMAModel.DeviceState!
 
     static let historyLimit = 24
 

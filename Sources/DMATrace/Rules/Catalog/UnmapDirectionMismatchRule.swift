@@ -18,7 +18,9 @@ final class UnmapDirectionMismatchRule: DMARule {
         ])
 
     func observe(_ fact: ModelFact, _ context: RuleContext) {
-        guard case .unmapped(let m, let unmap, _, let direction, _, _) = fact, direction != m.direction else { return }
+        // The common case, a matching release, binds nothing it would have to retain.
+        guard case .unmapped(let m, _, _, let direction, _, _) = fact, direction != m.direction,
+              case .unmapped(_, let unmap, _, _, _, _) = fact else { return }
         // Alloc and free events of some 6.13-6.17 kernels carry a garbage dir (fixed in 6.18).
         if m.isAllocation && (m.direction == nil || direction == nil) { return }
         context.report(Self.description, event: unmap,

@@ -17,11 +17,27 @@ final class UnmapWrongFunctionRule: DMARule {
             ]),
         ])
 
-    static func family(_ f: StreamingMapping.Function) -> String {
-        switch f {
-        case .scatterGather: "scatter-gather"
-        case .single(let api): api.isMMIO ? "MMIO resource" : "single page"
-        case .allocation(let api): "dma_alloc_\(api.rawValue)"
+    /// The kind of release a mapping needs: dma_unmap_single/page, _sg, _resource or the
+    /// matching dma_free_*.
+    enum Family: Equatable, CustomStringConvertible {
+        case scatterGather, mmio, single
+        case allocation(AllocAPI)
+
+        init(_ f: StreamingMapping.Function) {
+            switch f {
+            case .scatterGather: self = .scatterGather
+            case .single(let api): self = api.isMMIO ? .mmio : .single
+            case .allocation(let api): self = .allocation(api)
+            }
+        }
+
+        var description: String {
+            switch self {
+            case .scatterGather: "scatter-gather"
+            case .mmio: "MMIO resource"
+            case .single: "single page"
+            case .allocation(let api): "dma_alloc_\(api.rawValue)"
+            }
         }
     }
 
@@ -32,10 +48,11 @@ final class UnmapWrongFunctionRule: DMARule {
                            history: a.history, shape: "free|\(a.api.rawValue)|\(f.api.rawValue)|\(a.size)")
             return
         }
-        guard case .unmapped(let m, let unmap, _, _, let function, _) = fact,
-              Self.family(function) != Self.family(m.function) else { return }
+        // The common case, a matching release, binds nothing it would have to retain.
+        guard case .unmapped(let m, _, _, _, let function, _) = fact, Family(function) != Family(m.function),
+              case .unmapped(_, let unmap, _, _, _, _) = fact else { return }
         context.report(Self.description, event: unmap,
-                       message: "releases a \(Self.family(m.function)) mapping with a \(Self.family(function)) unmap [mapped with \(m.function)] [unmapped with \(unmap.kind.name)] for the \(Describe.mapping(m))",
+                       message: "releases a \(Family(m.function)) mapping with a \(Family(function)) unmap [mapped with \(m.function)] [unmapped with \(unmap.kind.name)] for the \(Describe.mapping(m))",
                        history: m.history + [unmap], shape: Describe.shape(m))
     }
 }
