@@ -60,7 +60,12 @@ let package = Package(
             dependencies: [
                 "DMATrace",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            // jemalloc (Debian libjemalloc-dev) for the whole process: the reader thread
+            // allocates every event and the replay thread frees it, a pattern that makes glibc
+            // lock the reader's arena on most frees (18% of the replay's instructions were
+            // glibc malloc and free; Scripts/bench.sh).
+            linkerSettings: [.linkedLibrary("jemalloc")]
         ),
         .testTarget(
             name: "DMATraceTests",

@@ -6,9 +6,10 @@
 # which reads perf.data for dma-trace and for the perf recording tests; elfutils
 # (eu-addr2line, the independent check of the debug-info test) and xz-utils (Debian's
 # .ko.xz modules in a test); libzstd and zlib for the compressed CPU data of trace.dat v7,
-# which dma-trace decompresses itself.
+# which dma-trace decompresses itself; jemalloc, the allocator the dma-trace executable links
+# (its reader thread allocates every event, the replay thread frees it).
 set -euo pipefail
-packages=(libtraceevent-dev libtracefs-dev libtracecmd-dev libdw-dev elfutils xz-utils trace-cmd pkg-config strace linux-perf libzstd-dev zlib1g-dev)
+packages=(libtraceevent-dev libtracefs-dev libtracecmd-dev libdw-dev elfutils xz-utils trace-cmd pkg-config strace linux-perf libzstd-dev zlib1g-dev libjemalloc-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

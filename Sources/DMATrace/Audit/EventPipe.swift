@@ -6,7 +6,7 @@ import Foundation
 /// the queue's capacity, and events keep their order.
 final class EventPipe: @unchecked Sendable {
     private let condition = NSCondition()
-    private var batches = Deque<[DMAEvent]>()
+    private var batches = Deque<EventBatch>()
     private var finished = false
     private var failure: Error?
     private var stats: IngestStats?
@@ -20,14 +20,13 @@ final class EventPipe: @unchecked Sendable {
         let pipe = EventPipe()
         let box = SourceBox(source)
         let reader = Thread {
-            var batch: [DMAEvent] = []
-            batch.reserveCapacity(batchSize)
+            var batch = EventBatch(capacity: batchSize)
             do {
                 let stats = try box.source.read { event in
                     batch.append(event)
-                    if batch.count == batchSize {
+                    if batch.isFull {
                         pipe.put(batch)
-                        batch.removeAll(keepingCapacity: true)
+                        batch = EventBatch(capacity: batchSize)
                     }
                 }
                 if !batch.isEmpty { pipe.put(batch) }
@@ -39,12 +38,12 @@ final class EventPipe: @unchecked Sendable {
         reader.stackSize = 8 << 20
         reader.start()
         while let batch = pipe.take() {
-            for event in batch { consume(event) }
+            while let event = batch.next() { consume(event) }
         }
         return try pipe.result()
     }
 
-    private func put(_ batch: [DMAEvent]) {
+    private func put(_ batch: EventBatch) {
         condition.lock()
         while batches.count >= capacity { condition.wait() }
         batches.append(batch)
@@ -52,7 +51,7 @@ final class EventPipe: @unchecked Sendable {
         condition.unlock()
     }
 
-    private func take() -> [DMAEvent]? {
+    private func take() -> EventBatch? {
         condition.lock()
         defer { condition.unlock() }
         while batches.isEmpty && !finished { condition.wait() }
@@ -83,4 +82,40 @@ final class EventPipe: @unchecked Sendable {
 private final class SourceBox: @unchecked Sendable {
     let source: DMAEventSource
     init(_ source: DMAEventSource) { self.source = source }
+}
+
+/// Events on their way from the reader thread to the replay. The replay moves each one out
+/// instead of copying it: iterating an array of events retained and released every event's
+/// storage once more, on a cache line the other core had just written.
+private final class EventBatch: @unchecked Sendable {
+    private let base: UnsafeMutablePointer<DMAEvent>
+    private let capacity: Int
+    private var count = 0
+    private var taken = 0
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        base = .allocate(capacity: capacity)
+    }
+
+    deinit {
+        (base + taken).deinitialize(count: count - taken)
+        base.deallocate()
+    }
+
+    var isEmpty: Bool { count == 0 }
+    var isFull: Bool { count == capacity }
+
+    func append(_ event: DMAEvent) {
+        precondition(count < capacity, "event batch overfilled")
+        (base + count).initialize(to: event)
+        count += 1
+    }
+
+    /// The next event, moved out of the batch; nil after the last.
+    func next() -> DMAEvent? {
+        guard taken < count else { return nil }
+        defer { taken += 1 }
+        return (base + taken).move()
+    }
 }
