@@ -121,7 +121,7 @@ import Testing
 
     @Test func intervalIndexFindsOverlapsAcrossBucketsOnce() {
         final class Box { let n: Int; init(_ n: Int) { self.n = n } }
-        var index = IntervalIndex<Box>()
+        let index = IntervalIndex<Box>()
         let a = Box(1), b = Box(2), big = Box(3)
         index.insert(start: 0x1_0000 - 16, length: 32, a)        // straddles a bucket edge
         index.insert(start: 0x5_0000, length: 0x3_0000, b)        // spans four buckets
@@ -132,5 +132,45 @@ import Testing
         #expect(index.overlapping(start: 0x6_0000, length: 1).map(\.value.n) == [3])
         #expect(index.count == 2)
         #expect(index.overlapping(start: UInt64.max - 10, length: 100).isEmpty)
+    }
+
+    /// The index against a plain list, operation by operation: buckets are chains through one
+    /// pool of reused nodes, so removing from a chain's head, middle or tail and reusing the
+    /// freed node must leave every lookup (and its registration order) as the list has it.
+    @Test(arguments: [UInt64(1), 2, 3])
+    func intervalIndexAgreesWithAList(seed: UInt64) {
+        final class Box { let n: Int; init(_ n: Int) { self.n = n } }
+        var rng = SplitMix(seed: seed)
+        let index = IntervalIndex<Box>()
+        var list: [(start: UInt64, length: UInt64, box: Box)] = []
+        // A few 64 KiB buckets, so chains grow long; some ranges span buckets, a few are large.
+        func range() -> (UInt64, UInt64) {
+            let start = rng.next() % 0x4_0000
+            let r = rng.next() % 100
+            return (start, r < 2 ? (64 << 20) + 1 : r < 10 ? rng.next() % 0x3_0000 + 1 : rng.next() % 8192 + 1)
+        }
+        for step in 0..<4000 {
+            if list.isEmpty || rng.next() % 3 != 0 {
+                let (start, length) = range()
+                let box = Box(step)
+                index.insert(start: start, length: length, box)
+                list.append((start, length, box))
+            } else {
+                let victim = list.remove(at: Int(rng.next() % UInt64(list.count)))
+                index.remove(start: victim.start, length: victim.length, victim.box)
+            }
+            #expect(index.count == list.count)
+            let (qs, ql) = range()
+            let qe = IntervalIndex<Box>.end(qs, ql)
+            let expected = list.filter { $0.start < qe && qs < IntervalIndex<Box>.end($0.start, $0.length) }.map(\.box.n)
+            #expect(index.overlapping(start: qs, length: ql).map(\.value.n).sorted() == expected.sorted())
+            // first(containing:) meets ranges in registration order (bucket ranges before large ones).
+            let containing = list.filter { $0.start <= qs && qs < IntervalIndex<Box>.end($0.start, $0.length) }
+            let firstSmall = containing.first { $0.length <= 64 << 20 }?.box.n
+            let firstAny = index.first(containing: qs) { _ in true }?.n
+            #expect(firstAny == (containing.contains { $0.length > 64 << 20 } ? firstAny : firstSmall))
+            #expect(Set(index.containing(qs).map(\.value.n)) == Set(containing.map(\.box.n)))
+        }
+        #expect(Set(index.allValues().map(\.n)) == Set(list.map(\.box.n)))
     }
 }

@@ -5,24 +5,33 @@
 /// `largeThreshold` live in a short side list instead of thousands of buckets.
 /// Memory is proportional to what is registered: live mappings only.
 ///
+/// Each bucket is a chain through one pool of nodes, in registration order, and freed nodes
+/// are reused: registering and removing a range costs no allocation and no copy-on-write
+/// check (a bucket per Swift array cost both, and an indirection, on every map and unmap).
+///
 /// A class: the model holds its indexes in class properties, and calling a method on a
 /// struct held there copied it (four array retains) on every lookup.
 final class IntervalIndex<Value: AnyObject> {
     private static var bucketShift: UInt64 { 16 }
     private static var largeThreshold: UInt64 { 64 << 20 }
+    private static var none: Int32 { -1 }
 
-    /// Trivial, so scanning a bucket costs no reference counting (a strong `value` was
-    /// retained and released for every entry a lookup passed over). Each stored entry holds
-    /// one retain of its value, taken on insert and given back on remove or deinit.
-    private struct Entry {
-        let start: UInt64
-        let end: UInt64 // exclusive, saturated at UInt64.max
-        let value: Unmanaged<Value>
+    /// Trivial, so walking a bucket costs no reference counting. A node in use holds one
+    /// retain of its value, taken on insert and given back on remove or deinit.
+    private struct Node {
+        var start: UInt64
+        var end: UInt64 // exclusive, saturated at UInt64.max
+        var value: Unmanaged<Value>?
+        var next: Int32
 
-        var object: Value { value.takeUnretainedValue() }
         func holds(_ v: Value, at s: UInt64) -> Bool {
-            start == s && value.toOpaque() == Unmanaged.passUnretained(v).toOpaque()
+            start == s && value?.toOpaque() == Unmanaged.passUnretained(v).toOpaque()
         }
+    }
+
+    private struct Chain {
+        var head: Int32
+        var tail: Int32
     }
 
     private struct SeenKey: Hashable {
@@ -30,8 +39,10 @@ final class IntervalIndex<Value: AnyObject> {
         let start: UInt64
     }
 
-    private var buckets = AddressMap<[Entry]>()
-    private var large: [Entry] = []
+    private var nodes: [Node] = []
+    private var freeNodes = IntervalIndex.none
+    private var buckets = AddressMap<Chain>()
+    private var large: [Node] = []
     private(set) var count = 0
 
     init() {}
@@ -39,8 +50,10 @@ final class IntervalIndex<Value: AnyObject> {
     deinit { removeAll() }
 
     func removeAll() {
-        for list in buckets.values { for e in list { e.value.release() } }
-        for e in large { e.value.release() }
+        for n in nodes { n.value?.release() }
+        for n in large { n.value?.release() }
+        nodes = []
+        freeNodes = Self.none
         buckets = AddressMap()
         large = []
         count = 0
@@ -51,17 +64,36 @@ final class IntervalIndex<Value: AnyObject> {
         return overflow ? UInt64.max : e
     }
 
+    private func newNode(start: UInt64, end: UInt64, _ value: Value) -> Int32 {
+        let node = Node(start: start, end: end, value: .passRetained(value), next: Self.none)
+        if freeNodes != Self.none {
+            let i = freeNodes
+            freeNodes = nodes[Int(i)].next
+            nodes[Int(i)] = node
+            return i
+        }
+        precondition(nodes.count < Int(Int32.max), "interval index full")
+        nodes.append(node)
+        return Int32(nodes.count - 1)
+    }
+
     func insert(start: UInt64, length: UInt64, _ value: Value) {
         guard length > 0 else { return }
         let end = Self.end(start, length)
         count += 1
         if length > Self.largeThreshold {
-            large.append(Entry(start: start, end: end, value: .passRetained(value)))
+            large.append(Node(start: start, end: end, value: .passRetained(value), next: Self.none))
             return
         }
         for b in (start >> Self.bucketShift)...((end - 1) >> Self.bucketShift) {
-            let e = Entry(start: start, end: end, value: .passRetained(value))
-            buckets.modify(b, default: []) { $0.append(e) }
+            let n = newNode(start: start, end: end, value)
+            let tail = buckets.modify(b, default: Chain(head: Self.none, tail: Self.none)) { chain -> Int32 in
+                let old = chain.tail
+                if old == Self.none { chain.head = n }
+                chain.tail = n
+                return old
+            }
+            if tail != Self.none { nodes[Int(tail)].next = n }
         }
     }
 
@@ -70,26 +102,48 @@ final class IntervalIndex<Value: AnyObject> {
         let end = Self.end(start, length)
         if length > Self.largeThreshold {
             if let i = large.firstIndex(where: { $0.holds(value, at: start) }) {
-                large.remove(at: i).value.release()
+                large.remove(at: i).value?.release()
                 count -= 1
             }
             return
         }
         var removed = false
         for b in (start >> Self.bucketShift)...((end - 1) >> Self.bucketShift) {
-            // Mutate the bucket in place: copying it out would copy its storage.
-            let hit = buckets.modifyIfPresent(b) { list -> Unmanaged<Value>? in
-                guard let i = list.firstIndex(where: { $0.holds(value, at: start) }) else { return nil }
-                return list.remove(at: i).value
-            }
-            if let hit = hit ?? nil {
-                hit.release()
-                removed = true
-            }
-            // An emptied bucket keeps its storage for the next mapping there: one per
-            // 64 KiB of address space ever used, bounded by memory size, not trace length.
+            // An emptied bucket keeps its slot for the next range there: one per 64 KiB of
+            // address space ever used, bounded by memory size, not trace length.
+            let freed = buckets.modifyIfPresent(b) { chain -> Int32 in
+                var prev = Self.none
+                var i = chain.head
+                while i != Self.none && !nodes[Int(i)].holds(value, at: start) {
+                    prev = i
+                    i = nodes[Int(i)].next
+                }
+                guard i != Self.none else { return Self.none }
+                let next = nodes[Int(i)].next
+                if prev == Self.none { chain.head = next } else { nodes[Int(prev)].next = next }
+                if chain.tail == i { chain.tail = prev }
+                return i
+            } ?? Self.none
+            guard freed != Self.none else { continue }
+            nodes[Int(freed)].value?.release()
+            nodes[Int(freed)].value = nil
+            nodes[Int(freed)].next = freeNodes
+            freeNodes = freed
+            removed = true
         }
         if removed { count -= 1 }
+    }
+
+    /// Calls `body` with each node of bucket `b`, in registration order, until it returns false.
+    @inline(__always)
+    private func walk(_ b: UInt64, _ body: (Node) -> Bool) {
+        guard let head = buckets[b]?.head else { return }
+        var i = head
+        while i != Self.none {
+            let n = nodes[Int(i)]
+            if !body(n) { return }
+            i = n.next
+        }
     }
 
     /// Values overlapping [start, start+length), each once, with their registered range.
@@ -98,29 +152,31 @@ final class IntervalIndex<Value: AnyObject> {
         let end = Self.end(start, length)
         let firstBucket = start >> Self.bucketShift
         let lastBucket = (end - 1) >> Self.bucketShift
+        var out: [(start: UInt64, end: UInt64, value: Value)] = []
         if firstBucket == lastBucket && large.isEmpty {
             // The common case: one bucket, where each registered range appears once.
-            return buckets[borrowing: firstBucket]?.withUnsafeBufferPointer { list in
-                var out: [(start: UInt64, end: UInt64, value: Value)] = []
-                for e in list where e.start < end && start < e.end { out.append((e.start, e.end, e.object)) }
-                return out
-            } ?? []
+            walk(firstBucket) { n in
+                if n.start < end && start < n.end { out.append((n.start, n.end, n.value!.takeUnretainedValue())) }
+                return true
+            }
+            return out
         }
-        var out: [(start: UInt64, end: UInt64, value: Value)] = []
         // A range spanning several buckets is found once per bucket: keep it once.
         var seen = Set<SeenKey>()
-        func consider(_ e: Entry) {
-            guard e.start < end, start < e.end,
-                  seen.insert(SeenKey(object: e.value.toOpaque(), start: e.start)).inserted else { return }
-            out.append((e.start, e.end, e.object))
+        func consider(_ n: Node) -> Bool {
+            if n.start < end, start < n.end, let v = n.value,
+               seen.insert(SeenKey(object: v.toOpaque(), start: n.start)).inserted {
+                out.append((n.start, n.end, v.takeUnretainedValue()))
+            }
+            return true
         }
         if lastBucket - firstBucket > 4096 {
             // A huge query: walk the buckets that exist instead of the range.
-            for (b, list) in buckets.entries where b >= firstBucket && b <= lastBucket { list.forEach(consider) }
+            for (b, _) in buckets.entries where b >= firstBucket && b <= lastBucket { walk(b, consider) }
         } else {
-            for b in firstBucket...lastBucket { buckets[borrowing: b]?.forEach(consider) }
+            for b in firstBucket...lastBucket { walk(b, consider) }
         }
-        large.forEach(consider)
+        for n in large { _ = consider(n) }
         return out
     }
 
@@ -128,10 +184,9 @@ final class IntervalIndex<Value: AnyObject> {
     func allValues() -> [Value] {
         var seen = Set<UnsafeMutableRawPointer>()
         var out: [Value] = []
-        for list in buckets.values {
-            for e in list where seen.insert(e.value.toOpaque()).inserted { out.append(e.object) }
+        for n in nodes + large {
+            if let v = n.value, seen.insert(v.toOpaque()).inserted { out.append(v.takeUnretainedValue()) }
         }
-        for e in large where seen.insert(e.value.toOpaque()).inserted { out.append(e.object) }
         return out
     }
 
@@ -140,10 +195,14 @@ final class IntervalIndex<Value: AnyObject> {
     /// per-event lookups.
     func first(containing address: UInt64, where match: (Value) -> Bool) -> Value? {
         if large.isEmpty {
-            return buckets[borrowing: address >> Self.bucketShift]?.withUnsafeBufferPointer { list -> Value? in
-                for e in list where e.start <= address && address < e.end && match(e.object) { return e.object }
-                return nil
-            } ?? nil
+            var found: Value?
+            walk(address >> Self.bucketShift) { n in
+                guard n.start <= address && address < n.end else { return true }
+                let v = n.value!.takeUnretainedValue()
+                if match(v) { found = v; return false }
+                return true
+            }
+            return found
         }
         return containing(address).first { match($0.value) }?.value
     }
