@@ -85,7 +85,8 @@ struct AddressMap<Value> {
         return i
     }
 
-    mutating func updateValue(_ value: Value, forKey key: UInt64) {
+    /// Takes `value` over: storing a caller's last copy moves it instead of retaining it again.
+    mutating func updateValue(_ value: consuming Value, forKey key: UInt64) {
         var (i, found) = find(key)
         if !found { i = claim(key, at: i) }
         slots[i] = value

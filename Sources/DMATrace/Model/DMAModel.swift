@@ -155,6 +155,7 @@ public final class DMAModel {
 
     private var lastDevice: DeviceState?
 
+    @inline(__always)
     private func device(_ name: String, at ts: UInt64, kind: DMAEventKind) -> DeviceState {
         // Events come in runs of one device: skip the hash for a repeat.
         if let d = lastDevice, d.profile.name == name {
@@ -266,7 +267,7 @@ public final class DMAModel {
     /// Keys of sg tombstones are tagged so they never collide with dma addresses.
     static let sgKeyTag: UInt64 = 0x5347_0000_0000_0000
 
-    func remember(_ dev: DeviceState, _ t: Tombstone, key: UInt64) {
+    func remember(_ dev: DeviceState, _ t: consuming Tombstone, key: UInt64) {
         dev.tombstones.set(key, t)
     }
 

@@ -32,11 +32,11 @@ final class TombstoneMemory {
 
     func get(_ key: UInt64) -> Tombstone? { entries[key]?.t }
 
-    func set(_ key: UInt64, _ t: Tombstone) {
+    func set(_ key: UInt64, _ t: consuming Tombstone) {
         nextSeq &+= 1
-        entries[key] = (t, nextSeq)
-        order.append((key, nextSeq, t.event.timestamp))
         let now = t.event.timestamp
+        order.append((key, nextSeq, now))
+        entries.updateValue((t, nextSeq), forKey: key)
         while let oldest = order.first,
               order.count > Self.limit || (now > oldest.at && now - oldest.at > Self.window) {
             order.removeFirst()
