@@ -12,10 +12,15 @@ private let addressMapSeed = UInt64.random(in: .min ... .max)
 /// backward-shift deletion (no tombstone slots, so lookups never slow down as entries come
 /// and go). swift-collections has no such table.
 struct AddressMap<Value> {
-    // Keys and occupancy apart from the values: a probe reads only trivial words and never
-    // retains a value it passes over.
-    private var keys: [UInt64]
-    private var filled: [Bool]
+    /// A key with its occupancy, together: a probe reads one cache line per slot it passes
+    /// (keys and occupancy in two arrays cost two), and, apart from the values, never
+    /// retains a value it passes over.
+    private struct Key {
+        var key: UInt64
+        var filled: Bool
+    }
+
+    private var keys: [Key]
     private var slots: [Value?]
     private var shift: UInt64
     private let seed: UInt64
@@ -26,8 +31,7 @@ struct AddressMap<Value> {
     private init(capacityLog2: UInt64, seed: UInt64 = addressMapSeed) {
         self.seed = seed
         let n = 1 << Int(capacityLog2)
-        keys = Array(repeating: 0, count: n)
-        filled = Array(repeating: false, count: n)
+        keys = Array(repeating: Key(key: 0, filled: false), count: n)
         slots = Array(repeating: nil, count: n)
         shift = 64 - capacityLog2
     }
@@ -48,8 +52,9 @@ struct AddressMap<Value> {
         let mask = keys.count - 1
         var i = home(key)
         while true {
-            if !filled[i] { return (i, false) }
-            if keys[i] == key { return (i, true) }
+            let k = keys[i]
+            if !k.filled { return (i, false) }
+            if k.key == key { return (i, true) }
             i = (i + 1) & mask
         }
     }
@@ -80,8 +85,7 @@ struct AddressMap<Value> {
             i = find(key).index
         }
         count += 1
-        keys[i] = key
-        filled[i] = true
+        keys[i] = Key(key: key, filled: true)
         return i
     }
 
@@ -131,20 +135,19 @@ struct AddressMap<Value> {
     private mutating func vacate(_ index: Int) -> Value? {
         var old: Value? = nil
         swap(&old, &slots[index])
-        filled[index] = false
+        keys[index].filled = false
         count -= 1
         // Backward-shift: pull later entries of the probe run into the hole (moved, not copied).
         let mask = keys.count - 1
         var hole = index
         var i = (index + 1) & mask
-        while filled[i] {
-            let h = home(keys[i])
+        while keys[i].filled {
+            let h = home(keys[i].key)
             // Move the entry unless its home lies cyclically within (hole, i].
             if (i - h) & mask >= (i - hole) & mask {
                 keys[hole] = keys[i]
-                filled[hole] = true
                 slots.swapAt(hole, i)
-                filled[i] = false
+                keys[i].filled = false
                 hole = i
             }
             i = (i + 1) & mask
@@ -159,11 +162,10 @@ struct AddressMap<Value> {
     private mutating func grow() {
         var bigger = AddressMap(capacityLog2: 64 - shift + 1, seed: seed)
         let mask = bigger.keys.count - 1
-        for j in keys.indices where filled[j] {
-            var i = bigger.home(keys[j])
-            while bigger.filled[i] { i = (i + 1) & mask }
+        for j in keys.indices where keys[j].filled {
+            var i = bigger.home(keys[j].key)
+            while bigger.keys[i].filled { i = (i + 1) & mask }
             bigger.keys[i] = keys[j]
-            bigger.filled[i] = true
             swap(&bigger.slots[i], &slots[j])
         }
         bigger.count = count
@@ -172,7 +174,7 @@ struct AddressMap<Value> {
 
     /// Every entry, in no particular order.
     var entries: [(key: UInt64, value: Value)] {
-        keys.indices.compactMap { filled[$0] ? (keys[$0], slots[$0]!) : nil }
+        keys.indices.compactMap { keys[$0].filled ? (keys[$0].key, slots[$0]!) : nil }
     }
 
     var values: [Value] { slots.compactMap { $0 } }
