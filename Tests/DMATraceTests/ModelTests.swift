@@ -119,6 +119,20 @@ import Testing
         #expect(!f.contains { $0.rule == "streaming-over-coherent" })
     }
 
+    /// A mapping's segments keep the first inline: the list must still read as the array it
+    /// was made from, empty, single or long.
+    @Test func segmentListReadsAsItsArray() {
+        let segs = (0..<5).map { StreamingMapping.Segment(dmaAddr: UInt64($0) << 12, physAddr: UInt64($0) << 20, length: 4096 + UInt64($0)) }
+        for n in [0, 1, 2, 5] {
+            let list = SegmentList(Array(segs.prefix(n)))
+            #expect(Array(list) == Array(segs.prefix(n)) && list.count == n && list.first == segs.prefix(n).first)
+        }
+        let one = SegmentList(single: segs[3])
+        #expect(Array(one) == [segs[3]] && one[0] == segs[3])
+        let empty: SegmentList = []
+        #expect(empty.isEmpty && empty.first == nil)
+    }
+
     @Test func intervalIndexFindsOverlapsAcrossBucketsOnce() {
         final class Box { let n: Int; init(_ n: Int) { self.n = n } }
         let index = IntervalIndex<Box>()

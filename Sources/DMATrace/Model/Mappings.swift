@@ -179,7 +179,6 @@ public final class CoherentAllocation {
     }
 }
 
-
 /// A mapping's segments: the first inline, the rest (sg lists) in an array, so a single
 /// mapping, by far the most common, allocates nothing for them.
 public struct SegmentList: RandomAccessCollection, ExpressibleByArrayLiteral, Sendable {
