@@ -64,8 +64,11 @@ let package = Package(
             // jemalloc (Debian libjemalloc-dev) for the whole process: the reader thread
             // allocates every event and the replay thread frees it, a pattern that makes glibc
             // lock the reader's arena on most frees (18% of the replay's instructions were
-            // glibc malloc and free; Scripts/bench.sh).
-            linkerSettings: [.linkedLibrary("jemalloc")]
+            // glibc malloc and free; Scripts/bench.sh). Not under a sanitizer
+            // (DMA_TRACE_SYSTEM_MALLOC=1, Scripts/sanitize.sh): the sanitizer's allocator takes
+            // malloc and free but not jemalloc's C++ operator new, and the runtime's strings
+            // then free memory the sanitizer never handed out.
+            linkerSettings: Context.environment["DMA_TRACE_SYSTEM_MALLOC"] == nil ? [.linkedLibrary("jemalloc")] : []
         ),
         .testTarget(
             name: "DMATraceTests",

@@ -15,6 +15,10 @@ export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1:log_path=$r
 export LSAN_OPTIONS="suppressions=$root/Scripts/sanitizers/lsan.supp:print_suppressions=0"
 export TSAN_OPTIONS="halt_on_error=0:second_deadlock_stack=1:log_path=$root/.build-tsan/reports/tsan:suppressions=$root/Scripts/sanitizers/tsan.supp"
 
+# The executable's jemalloc would serve C++ operator new behind the sanitizer's malloc
+# (Package.swift): the sanitized builds use the system allocator.
+export DMA_TRACE_SYSTEM_MALLOC=1
+
 status=0
 for kind in "${kinds[@]}"; do
     case "$kind" in
