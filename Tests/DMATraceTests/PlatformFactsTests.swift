@@ -53,7 +53,7 @@ import Testing
         #expect(memory.get(0x1000) != nil, "no other address can push a record out before the count bound")
         for i in 0..<TombstoneMemory.limit { memory.set(0x100_0000 + UInt64(i) * 64, stone(3)) }
         #expect(memory.get(0x1000) == nil && memory.forgotAny)
-        var timed = TombstoneMemory()
+        let timed = TombstoneMemory()
         timed.set(0x2000, stone(1))
         timed.set(0x3000, stone(1 + TombstoneMemory.window + 1))
         #expect(timed.get(0x2000) == nil && timed.get(0x3000) != nil)
