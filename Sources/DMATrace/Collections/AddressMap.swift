@@ -71,12 +71,6 @@ struct AddressMap<Value> {
 
     func contains(_ key: UInt64) -> Bool { find(key).found }
 
-    /// The value for `key` lent in place (nil when absent: `find` names the empty slot where
-    /// the key would go), so reading a stored array does not retain it.
-    subscript(borrowing key: UInt64) -> Value? {
-        _read { yield slots[find(key).index] }
-    }
-
     /// The slot for a new key, growing the table first when it is three quarters full.
     private mutating func claim(_ key: UInt64, at index: Int) -> Int {
         var i = index

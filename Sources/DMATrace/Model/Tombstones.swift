@@ -9,7 +9,8 @@ struct Tombstone {
     let event: DMAEvent
     /// The released mapping's map event. Only the events: holding the mapping kept every
     /// released mapping (its segments, history and index entries) alive until its address was
-    /// mapped again, and freeing it then, cold, cost more than all the rules together.
+    /// mapped again, and freed it then, from cold memory (switching tombstones off altogether
+    /// once saved a quarter of analyze's time, which pointed here).
     let original: DMAEvent?
 }
 
