@@ -23,7 +23,7 @@ import Testing
         var reference: [UInt64: String] = [:]
         for step in 0..<60_000 {
             let k = Self.key(&rng)
-            switch rng.next() % 6 {
+            switch rng.next() % 7 {
             case 0, 1:
                 map[k] = "v\(step)"
                 reference[k] = "v\(step)"
@@ -31,11 +31,15 @@ import Testing
                 #expect(map.removeValue(forKey: k) == reference.removeValue(forKey: k))
             case 3:
                 let removed = map.removeValue(forKey: k) { $0.hasSuffix("7") }
-                #expect(removed == (reference[k]?.hasSuffix("7") ?? false))
-                if removed { reference[k] = nil }
+                let expected = reference[k]?.hasSuffix("7") == true ? reference[k] : nil
+                #expect(removed == expected)
+                if removed != nil { reference[k] = nil }
             case 4:
                 map.modify(k, default: "new") { $0 += "+" }
                 reference[k, default: "new"] += "+"
+            case 5:
+                // updateValue hands back what it replaced.
+                #expect(map.updateValue("u\(step)", forKey: k) == reference.updateValue("u\(step)", forKey: k))
             default:
                 #expect(map[k] == reference[k])
                 #expect(map.contains(k) == (reference[k] != nil))

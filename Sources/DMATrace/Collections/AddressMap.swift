@@ -1,6 +1,16 @@
 /// Drawn once per process (generic types cannot have static stored properties).
 private let addressMapSeed = UInt64.random(in: .min ... .max)
 
+/// An address mixed with the process's seed by the splitmix64/murmur3 finalizer: the hash
+/// of every address-keyed table in the replay (see AddressMap for why seeded).
+@inline(__always)
+func seededAddressHash(_ key: UInt64, seed: UInt64 = addressMapSeed) -> UInt64 {
+    var z = key ^ seed
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+}
+
 /// A hash table keyed by a 64-bit address, for the replay's hot tables (the interval
 /// index's buckets, tombstones, pending bounces).
 ///
@@ -40,10 +50,7 @@ struct AddressMap<Value> {
 
     @inline(__always)
     private func home(_ key: UInt64) -> Int {
-        var z = key ^ seed
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return Int(truncatingIfNeeded: (z ^ (z >> 31)) >> shift)
+        Int(truncatingIfNeeded: seededAddressHash(key, seed: seed) >> shift)
     }
 
     /// The slot holding `key`, or the empty slot where it would go.
@@ -84,10 +91,14 @@ struct AddressMap<Value> {
     }
 
     /// Takes `value` over: storing a caller's last copy moves it instead of retaining it again.
-    mutating func updateValue(_ value: consuming Value, forKey key: UInt64) {
+    /// Returns the value it replaced.
+    @discardableResult
+    mutating func updateValue(_ value: consuming Value, forKey key: UInt64) -> Value? {
         var (i, found) = find(key)
         if !found { i = claim(key, at: i) }
-        slots[i] = value
+        var old: Value? = value
+        swap(&old, &slots[i])
+        return old
     }
 
     /// Runs `body` on the value for `key` in place (inserting `defaultValue()` first when
@@ -116,13 +127,12 @@ struct AddressMap<Value> {
         return vacate(i)
     }
 
-    /// Removes `key`'s entry when `condition` holds for its value, without copying the value out.
+    /// Removes `key`'s entry when `condition` holds for its value, and returns that value.
     @discardableResult
-    mutating func removeValue(forKey key: UInt64, if condition: (Value) -> Bool) -> Bool {
+    mutating func removeValue(forKey key: UInt64, if condition: (Value) -> Bool) -> Value? {
         let (i, found) = find(key)
-        guard found, condition(slots[i]!) else { return false }
-        vacate(i)
-        return true
+        guard found, condition(slots[i]!) else { return nil }
+        return vacate(i)
     }
 
     @discardableResult

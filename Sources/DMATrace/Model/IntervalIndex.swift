@@ -15,6 +15,8 @@ final class IntervalIndex<Value: AnyObject> {
     private static var bucketShift: UInt64 { 16 }
     private static var largeThreshold: UInt64 { 64 << 20 }
     private static var none: Int32 { -1 }
+    /// A bucket-table slot no bucket has used yet.
+    private static var vacant: Int32 { .min }
 
     /// Trivial, so walking a bucket costs no reference counting. A node in use holds one
     /// retain of its value, taken on insert and given back on remove or deinit.
@@ -29,8 +31,13 @@ final class IntervalIndex<Value: AnyObject> {
         }
     }
 
-    private struct Chain {
-        var head: Int32
+    /// One 64 KiB bucket's chain, in an open-addressing table keyed by the bucket number.
+    /// An emptied bucket keeps its slot for the next range there (one per 64 KiB of address
+    /// space ever used, bounded by memory size, not trace length), so slots are never
+    /// deleted and probing needs no tombstones.
+    private struct Bucket {
+        var key: UInt64
+        var head: Int32 // `vacant` for an unused slot
         var tail: Int32
     }
 
@@ -39,22 +46,51 @@ final class IntervalIndex<Value: AnyObject> {
         let start: UInt64
     }
 
-    private var nodes: [Node] = []
+    // Raw storage: both tables are touched on every map and unmap, and Swift arrays cost a
+    // uniqueness check and a bounds check on each access (a fifth of an insert's instructions).
+    private var nodes: UnsafeMutablePointer<Node>
+    private var nodeCapacity = 16
+    /// Nodes ever handed out; those below it are in a chain or on the free list.
+    private var nodesUsed = 0
     private var freeNodes = IntervalIndex.none
-    private var buckets = AddressMap<Chain>()
+    private var table: UnsafeMutablePointer<Bucket>
+    private var tableShift: UInt64 = 64 - 4
+    private var tableMask = 15
+    private var bucketsUsed = 0
     private var large: [Node] = []
     private(set) var count = 0
 
-    init() {}
+    init() {
+        nodes = .allocate(capacity: nodeCapacity)
+        table = Self.makeTable(tableMask + 1)
+    }
 
-    deinit { removeAll() }
+    deinit {
+        releaseValues()
+        nodes.deallocate()
+        table.deallocate()
+    }
+
+    private static func makeTable(_ n: Int) -> UnsafeMutablePointer<Bucket> {
+        let t = UnsafeMutablePointer<Bucket>.allocate(capacity: n)
+        t.initialize(repeating: Bucket(key: 0, head: vacant, tail: vacant), count: n)
+        return t
+    }
+
+    private func releaseValues() {
+        for i in 0..<nodesUsed { nodes[i].value?.release() }
+        for n in large { n.value?.release() }
+    }
 
     func removeAll() {
-        for n in nodes { n.value?.release() }
-        for n in large { n.value?.release() }
-        nodes = []
+        releaseValues()
+        nodesUsed = 0
         freeNodes = Self.none
-        buckets = AddressMap()
+        table.deallocate()
+        tableShift = 64 - 4
+        tableMask = 15
+        bucketsUsed = 0
+        table = Self.makeTable(tableMask + 1)
         large = []
         count = 0
     }
@@ -62,6 +98,42 @@ final class IntervalIndex<Value: AnyObject> {
     static func end(_ start: UInt64, _ length: UInt64) -> UInt64 {
         let (e, overflow) = start.addingReportingOverflow(length)
         return overflow ? UInt64.max : e
+    }
+
+    /// The table slot of bucket `b`, or nil if no range was ever registered there.
+    @inline(__always)
+    private func slot(of b: UInt64) -> Int? {
+        var i = Int(truncatingIfNeeded: seededAddressHash(b) >> tableShift)
+        while true {
+            let e = table[i]
+            if e.head == Self.vacant { return nil }
+            if e.key == b { return i }
+            i = (i + 1) & tableMask
+        }
+    }
+
+    /// The table slot of bucket `b`, claimed (with an empty chain) if new.
+    private func claimSlot(of b: UInt64) -> Int {
+        if let i = slot(of: b) { return i }
+        if (bucketsUsed + 1) * 4 > (tableMask + 1) * 3 { growTable() }
+        var i = Int(truncatingIfNeeded: seededAddressHash(b) >> tableShift)
+        while table[i].head != Self.vacant { i = (i + 1) & tableMask }
+        table[i] = Bucket(key: b, head: Self.none, tail: Self.none)
+        bucketsUsed += 1
+        return i
+    }
+
+    private func growTable() {
+        let old = table, oldSize = tableMask + 1
+        tableMask = oldSize * 2 - 1
+        tableShift -= 1
+        table = Self.makeTable(oldSize * 2)
+        for j in 0..<oldSize where old[j].head != Self.vacant {
+            var i = Int(truncatingIfNeeded: seededAddressHash(old[j].key) >> tableShift)
+            while table[i].head != Self.vacant { i = (i + 1) & tableMask }
+            table[i] = old[j]
+        }
+        old.deallocate()
     }
 
     private func newNode(start: UInt64, end: UInt64, _ value: Value) -> Int32 {
@@ -72,9 +144,17 @@ final class IntervalIndex<Value: AnyObject> {
             nodes[Int(i)] = node
             return i
         }
-        precondition(nodes.count < Int(Int32.max), "interval index full")
-        nodes.append(node)
-        return Int32(nodes.count - 1)
+        if nodesUsed == nodeCapacity {
+            precondition(nodeCapacity < Int(Int32.max) / 2, "interval index full")
+            let bigger = UnsafeMutablePointer<Node>.allocate(capacity: nodeCapacity * 2)
+            bigger.moveInitialize(from: nodes, count: nodesUsed)
+            nodes.deallocate()
+            nodes = bigger
+            nodeCapacity *= 2
+        }
+        (nodes + nodesUsed).initialize(to: node)
+        nodesUsed += 1
+        return Int32(nodesUsed - 1)
     }
 
     func insert(start: UInt64, length: UInt64, _ value: Value) {
@@ -85,15 +165,16 @@ final class IntervalIndex<Value: AnyObject> {
             large.append(Node(start: start, end: end, value: .passRetained(value), next: Self.none))
             return
         }
-        for b in (start >> Self.bucketShift)...((end - 1) >> Self.bucketShift) {
+        var b = start >> Self.bucketShift
+        let last = (end - 1) >> Self.bucketShift
+        while true {
             let n = newNode(start: start, end: end, value)
-            let tail = buckets.modify(b, default: Chain(head: Self.none, tail: Self.none)) { chain -> Int32 in
-                let old = chain.tail
-                if old == Self.none { chain.head = n }
-                chain.tail = n
-                return old
-            }
-            if tail != Self.none { nodes[Int(tail)].next = n }
+            let s = claimSlot(of: b)
+            let tail = table[s].tail
+            if tail == Self.none { table[s].head = n } else { nodes[Int(tail)].next = n }
+            table[s].tail = n
+            if b == last { break }
+            b += 1
         }
     }
 
@@ -108,28 +189,29 @@ final class IntervalIndex<Value: AnyObject> {
             return
         }
         var removed = false
-        for b in (start >> Self.bucketShift)...((end - 1) >> Self.bucketShift) {
-            // An emptied bucket keeps its slot for the next range there: one per 64 KiB of
-            // address space ever used, bounded by memory size, not trace length.
-            let freed = buckets.modifyIfPresent(b) { chain -> Int32 in
+        var b = start >> Self.bucketShift
+        let last = (end - 1) >> Self.bucketShift
+        while true {
+            if let s = slot(of: b) {
                 var prev = Self.none
-                var i = chain.head
+                var i = table[s].head
                 while i != Self.none && !nodes[Int(i)].holds(value, at: start) {
                     prev = i
                     i = nodes[Int(i)].next
                 }
-                guard i != Self.none else { return Self.none }
-                let next = nodes[Int(i)].next
-                if prev == Self.none { chain.head = next } else { nodes[Int(prev)].next = next }
-                if chain.tail == i { chain.tail = prev }
-                return i
-            } ?? Self.none
-            guard freed != Self.none else { continue }
-            nodes[Int(freed)].value?.release()
-            nodes[Int(freed)].value = nil
-            nodes[Int(freed)].next = freeNodes
-            freeNodes = freed
-            removed = true
+                if i != Self.none {
+                    let next = nodes[Int(i)].next
+                    if prev == Self.none { table[s].head = next } else { nodes[Int(prev)].next = next }
+                    if table[s].tail == i { table[s].tail = prev }
+                    nodes[Int(i)].value?.release()
+                    nodes[Int(i)].value = nil
+                    nodes[Int(i)].next = freeNodes
+                    freeNodes = i
+                    removed = true
+                }
+            }
+            if b == last { break }
+            b += 1
         }
         if removed { count -= 1 }
     }
@@ -137,8 +219,8 @@ final class IntervalIndex<Value: AnyObject> {
     /// Calls `body` with each node of bucket `b`, in registration order, until it returns false.
     @inline(__always)
     private func walk(_ b: UInt64, _ body: (Node) -> Bool) {
-        guard let head = buckets[b]?.head else { return }
-        var i = head
+        guard let s = slot(of: b) else { return }
+        var i = table[s].head
         while i != Self.none {
             let n = nodes[Int(i)]
             if !body(n) { return }
@@ -148,7 +230,7 @@ final class IntervalIndex<Value: AnyObject> {
 
     /// Values overlapping [start, start+length), each once, with their registered range.
     func overlapping(start: UInt64, length: UInt64) -> [(start: UInt64, end: UInt64, value: Value)] {
-        guard length > 0 else { return [] }
+        guard length > 0, count > 0 else { return [] }
         let end = Self.end(start, length)
         let firstBucket = start >> Self.bucketShift
         let lastBucket = (end - 1) >> Self.bucketShift
@@ -172,7 +254,9 @@ final class IntervalIndex<Value: AnyObject> {
         }
         if lastBucket - firstBucket > 4096 {
             // A huge query: walk the buckets that exist instead of the range.
-            for (b, _) in buckets.entries where b >= firstBucket && b <= lastBucket { walk(b, consider) }
+            for j in 0...tableMask where table[j].head != Self.vacant && table[j].key >= firstBucket && table[j].key <= lastBucket {
+                walk(table[j].key, consider)
+            }
         } else {
             for b in firstBucket...lastBucket { walk(b, consider) }
         }
@@ -184,7 +268,7 @@ final class IntervalIndex<Value: AnyObject> {
     func allValues() -> [Value] {
         var seen = Set<UnsafeMutableRawPointer>()
         var out: [Value] = []
-        for n in nodes + large {
+        for n in UnsafeBufferPointer(start: nodes, count: nodesUsed) + large {
             if let v = n.value, seen.insert(v.toOpaque()).inserted { out.append(v.takeUnretainedValue()) }
         }
         return out
