@@ -59,6 +59,59 @@ import Testing
         #expect(timed.get(0x2000) == nil && timed.get(0x3000) != nil)
     }
 
+    /// The ring behind the tombstones against the plainest reading of their contract: the
+    /// newest `limit` releases within `window` of the newest, an address's latest only, a failed
+    /// map kept when the address is mapped again.
+    @Test(arguments: [1, 2, 3] as [UInt64])
+    func tombstonesAgreeWithAList(seed: UInt64) {
+        var rng = SplitMix(seed: seed)
+        let memory = TombstoneMemory()
+        // Every release in order (the oldest kept at `oldest`), and each address's latest live one.
+        var releases: [(key: UInt64, at: UInt64, reason: Tombstone.Reason, live: Bool)] = []
+        var oldest = 0
+        var latest: [UInt64: Int] = [:]
+        var forgot = false
+        var fullAt = 0
+        var now: UInt64 = 1
+        for _ in 0..<60_000 {
+            // Few addresses, so they are released again and mapped again; the count bound is reached
+            // between rare long pauses.
+            let key = (rng.next() % 24_000) << 12
+            now += rng.next() % 20_000 == 0 ? TombstoneMemory.window / 2 : rng.next() % 1000
+            switch rng.next() % 4 {
+            case 0, 1:
+                let reason: Tombstone.Reason = rng.next() % 10 == 0 ? .mapFailed : .unmapped
+                memory.set(key, Tombstone(reason: reason, event: DMAEvent(timestamp: now, cpu: 0, pid: 1, task: "t",
+                                                                        device: "d", kind: .marker("")), original: nil))
+                if let i = latest[key] { releases[i].live = false }
+                releases.append((key, now, reason, true))
+                latest[key] = releases.count - 1
+                while releases.count - oldest > TombstoneMemory.limit
+                        || (now > releases[oldest].at && now - releases[oldest].at > TombstoneMemory.window) {
+                    if releases[oldest].live {
+                        forgot = true
+                        latest[releases[oldest].key] = nil
+                    }
+                    oldest += 1
+                }
+                if releases.count - oldest == TombstoneMemory.limit { fullAt += 1 }
+            case 2:
+                memory.removeUnmapped(key)
+                if let i = latest[key], releases[i].reason == .unmapped {
+                    releases[i].live = false
+                    latest[key] = nil
+                }
+            default:
+                let expected = latest[key].map { releases[$0] }
+                let got = memory.get(key)
+                #expect(got?.event.timestamp == expected?.at && got?.reason == expected?.reason)
+            }
+            #expect(memory.count == latest.count)
+            #expect(memory.forgotAny == forgot)
+        }
+        #expect(fullAt > 1000, "the count bound, not only the window, was exercised")
+    }
+
     /// A 32-bit device on x86: its bounces clear dma_skip_sync, so its syncs are traced, but the
     /// architecture is coherent; on arm64 syncs of unbounced mappings before any bounce mean non-coherent.
     @Test func coherenceIsEvidence() throws {

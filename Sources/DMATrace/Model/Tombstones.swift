@@ -1,5 +1,3 @@
-import DequeModule
-
 /// What happened to an address after its mapping ended: kept, bounded, so a
 /// later unmap or sync of it can be told apart from one never mapped.
 struct Tombstone {
@@ -18,37 +16,86 @@ struct Tombstone {
 /// older than `window` nanoseconds of trace time or more than `limit` newer ones were
 /// released. Never forgotten because another address happened to hash alike, which turned a
 /// double unmap into "matches no mapping".
+///
+/// The tombstones live in the order they were set, in one ring; the table maps an address to
+/// its sequence number there (a trivial value: probing the table and shifting its entries
+/// moves no reference). An address mapped again, or released again, clears its old place,
+/// which then waits, empty, to fall off the ring's old end. A table of tombstones beside a
+/// queue of keys cost twice the table operations; a Deque as the ring, a copy of the entry
+/// (two retains) on every look at its oldest one.
 final class TombstoneMemory {
+    /// A power of two: the ring grows to it.
     static let limit = 16_384
     static let window: UInt64 = 600_000_000_000
-    private var entries = AddressMap<(t: Tombstone, seq: UInt64)>()
-    private var order = Deque<(key: UInt64, seq: UInt64, at: UInt64)>()
-    private var nextSeq: UInt64 = 0
+
+    private struct Entry {
+        let key: UInt64
+        let at: UInt64
+        /// nil once the address was mapped or released again.
+        var tombstone: Tombstone?
+    }
+
+    /// Sequence number s lives at `ring[s & mask]`; `firstSeq ..< endSeq` are in use.
+    private var ring: UnsafeMutablePointer<Entry>
+    private var mask = 15
+    private var firstSeq: UInt64 = 0
+    private var endSeq: UInt64 = 0
+    /// The sequence number of each address's tombstone: exactly the entries still holding one.
+    private var places = AddressMap<UInt64>()
     /// Some tombstone was dropped by the bounds: "never seen" is then less certain.
     private(set) var forgotAny = false
 
-    init() {}
+    init() { ring = .allocate(capacity: mask + 1) }
 
-    var count: Int { entries.count }
+    deinit {
+        for seq in firstSeq..<endSeq { (ring + Int(seq & UInt64(mask))).deinitialize(count: 1) }
+        ring.deallocate()
+    }
 
-    func get(_ key: UInt64) -> Tombstone? { entries[key]?.t }
+    var count: Int { places.count }
+
+    @inline(__always)
+    private func entry(_ seq: UInt64) -> UnsafeMutablePointer<Entry> { ring + Int(seq & UInt64(mask)) }
+
+    func get(_ key: UInt64) -> Tombstone? {
+        guard let seq = places[key] else { return nil }
+        return entry(seq).pointee.tombstone
+    }
 
     func set(_ key: UInt64, _ t: consuming Tombstone) {
-        nextSeq &+= 1
         let now = t.event.timestamp
-        order.append((key, nextSeq, now))
-        entries.updateValue((t, nextSeq), forKey: key)
-        while let oldest = order.first,
-              order.count > Self.limit || (now > oldest.at && now - oldest.at > Self.window) {
-            order.removeFirst()
-            // A key set again later has a newer sequence number: that entry stays.
-            if entries.removeValue(forKey: oldest.key, if: { $0.seq == oldest.seq }) { forgotAny = true }
+        if let replaced = places.updateValue(endSeq, forKey: key) { entry(replaced).pointee.tombstone = nil }
+        if endSeq - firstSeq == UInt64(Self.limit) { dropOldest() }
+        if endSeq - firstSeq == UInt64(mask + 1) { grow() }
+        entry(endSeq).initialize(to: Entry(key: key, at: now, tombstone: t))
+        endSeq += 1
+        while now > entry(firstSeq).pointee.at && now - entry(firstSeq).pointee.at > Self.window { dropOldest() }
+    }
+
+    private func dropOldest() {
+        let oldest = entry(firstSeq)
+        if oldest.pointee.tombstone != nil {
+            places.removeValue(forKey: oldest.pointee.key)
+            forgotAny = true
         }
+        oldest.deinitialize(count: 1)
+        firstSeq += 1
+    }
+
+    /// Twice the room, up to `limit` (a power of two); entries keep their sequence numbers.
+    private func grow() {
+        let old = ring, oldMask = UInt64(mask)
+        mask = mask * 2 + 1
+        ring = .allocate(capacity: mask + 1)
+        for seq in firstSeq..<endSeq { entry(seq).moveInitialize(from: old + Int(seq & oldMask), count: 1) }
+        old.deallocate()
     }
 
     /// Forgets the tombstone of an unmapped address (a new map of it makes it live again);
     /// a failed map's is kept.
     func removeUnmapped(_ key: UInt64) {
-        entries.removeValue(forKey: key) { $0.t.reason == .unmapped }
+        guard let seq = places.removeValue(forKey: key, if: { entry($0).pointee.tombstone?.reason == .unmapped })
+        else { return }
+        entry(seq).pointee.tombstone = nil
     }
 }
