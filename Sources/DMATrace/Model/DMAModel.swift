@@ -66,7 +66,7 @@ public final class DMAModel {
     public private(set) var iommuUnmaps: UInt64 = 0
     public private(set) var iommuUnmapsUnknown: UInt64 = 0
     private var nextID = 0
-    private var lastTimestampOfCPU = AddressMap<UInt64>()
+    private var lastTimestampOfCPU = LastTimestampOfCPU()
     public private(set) var gaps: [LostGap] = []
     public private(set) var lostBeforeStart = false
     public private(set) var traceStart: UInt64?
@@ -193,10 +193,11 @@ public final class DMAModel {
     public func apply(_ event: DMAEvent) {
         if traceStart == nil { traceStart = event.timestamp }
         traceEnd = max(traceEnd, event.timestamp)
-        defer { lastTimestampOfCPU[UInt64(UInt32(bitPattern: event.cpu))] = event.timestamp }
-        switch event.kind {
+        defer { lastTimestampOfCPU[event.cpu] = event.timestamp }
+        let kind = event.kind
+        switch kind {
         case .lostEvents(let count):
-            let gap = LostGap(cpu: event.cpu, from: lastTimestampOfCPU[UInt64(UInt32(bitPattern: event.cpu))], to: event.timestamp, count: count)
+            let gap = LostGap(cpu: event.cpu, from: lastTimestampOfCPU[event.cpu], to: event.timestamp, count: count)
             gaps.append(gap)
             // Lost before the first record of a CPU (overwrite mode drops the oldest data):
             // no device's history can be assumed to start inside the trace.
@@ -230,12 +231,12 @@ public final class DMAModel {
             break
         }
         guard let name = event.device else { return }
-        let dev = device(name, at: event.timestamp, kind: event.kind)
-        switch event.kind {
+        let dev = device(name, at: event.timestamp, kind: kind)
+        switch kind {
         case .bounce, .iommuFault, .iommuGroup: break
         default: sawDMAEvents = true
         }
-        switch event.kind {
+        switch kind {
         case .map(let m): mapSingle(m, event, dev)
         case .mapSG(let m): mapSG(m, event, dev)
         case .mapSGError(let e): mapSGFailed(e, event, dev)
@@ -300,5 +301,28 @@ extension StreamingMapping.Function {
     var isMMIOMapping: Bool {
         if case .single(let api) = self { return api.isMMIO }
         return false
+    }
+}
+
+/// Each CPU's latest event time, set on every event: an array for the CPU numbers machines
+/// have (a hash table here cost 60 instructions an event), a table for what a corrupted
+/// record may claim.
+struct LastTimestampOfCPU {
+    private static let direct = 1024
+    private var recent: [UInt64?] = []
+    private var other = AddressMap<UInt64>()
+
+    subscript(cpu: Int32) -> UInt64? {
+        get {
+            let i = Int(UInt32(bitPattern: cpu))
+            if i < Self.direct { return i < recent.count ? recent[i] : nil }
+            return other[UInt64(i)]
+        }
+        set {
+            let i = Int(UInt32(bitPattern: cpu))
+            guard i < Self.direct else { other[UInt64(i)] = newValue; return }
+            if i >= recent.count { recent += [UInt64?](repeating: nil, count: i + 1 - recent.count) }
+            recent[i] = newValue
+        }
     }
 }

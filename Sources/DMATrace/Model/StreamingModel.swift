@@ -173,10 +173,7 @@ extension DMAModel {
         let line = Self.cacheLine
         let start = r.physAddr
         let end = IntervalIndex<StreamingMapping>.end(start, r.length)
-        var probes: [(UInt64, UInt64)] = []
-        if start % line != 0 { probes.append((start - start % line, start % line)) }
-        if end % line != 0, end < UInt64.max - line { probes.append((end, line - end % line)) }
-        for (probeStart, probeLength) in probes {
+        func probe(_ probeStart: UInt64, _ probeLength: UInt64) {
             for hit in physIndex.overlapping(start: probeStart, length: probeLength) where hit.value !== mapping {
                 // Byte overlaps are double mappings, not line sharing.
                 if hit.start < end && start < hit.end { continue }
@@ -184,6 +181,10 @@ extension DMAModel {
                 sink(.sharedCacheLine(new: mapping, neighbor: hit.value, line: probeStart - probeStart % line))
             }
         }
+        // The partial lines at either end, if any; no array of them: most maps are line-aligned,
+        // and the others would allocate one each.
+        if start % line != 0 { probe(start - start % line, start % line) }
+        if end % line != 0, end < UInt64.max - line { probe(end, line - end % line) }
     }
 
     func supersede(_ mapping: StreamingMapping, _ dev: DeviceState) {
