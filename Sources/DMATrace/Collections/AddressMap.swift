@@ -1,10 +1,10 @@
 /// Drawn once per process (generic types cannot have static stored properties).
-private let addressMapSeed = UInt64.random(in: .min ... .max)
+let addressMapSeed = UInt64.random(in: .min ... .max)
 
 /// An address mixed with the process's seed by the splitmix64/murmur3 finalizer: the hash
 /// of every address-keyed table in the replay (see AddressMap for why seeded).
 @inline(__always)
-func seededAddressHash(_ key: UInt64, seed: UInt64 = addressMapSeed) -> UInt64 {
+func seededAddressHash(_ key: UInt64, seed: UInt64) -> UInt64 {
     var z = key ^ seed
     z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
     z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB

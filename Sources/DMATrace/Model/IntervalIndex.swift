@@ -59,6 +59,8 @@ final class IntervalIndex<Value: AnyObject> {
     private var bucketsUsed = 0
     private var large: [Node] = []
     private(set) var count = 0
+    /// The process's hash seed, held here: reading the global costs a swift_once call each time.
+    private let seed = addressMapSeed
 
     init() {
         nodes = .allocate(capacity: nodeCapacity)
@@ -103,7 +105,7 @@ final class IntervalIndex<Value: AnyObject> {
     /// The table slot of bucket `b`, or nil if no range was ever registered there.
     @inline(__always)
     private func slot(of b: UInt64) -> Int? {
-        var i = Int(truncatingIfNeeded: seededAddressHash(b) >> tableShift)
+        var i = Int(truncatingIfNeeded: seededAddressHash(b, seed: seed) >> tableShift)
         while true {
             let e = table[i]
             if e.head == Self.vacant { return nil }
@@ -116,7 +118,7 @@ final class IntervalIndex<Value: AnyObject> {
     private func claimSlot(of b: UInt64) -> Int {
         if let i = slot(of: b) { return i }
         if (bucketsUsed + 1) * 4 > (tableMask + 1) * 3 { growTable() }
-        var i = Int(truncatingIfNeeded: seededAddressHash(b) >> tableShift)
+        var i = Int(truncatingIfNeeded: seededAddressHash(b, seed: seed) >> tableShift)
         while table[i].head != Self.vacant { i = (i + 1) & tableMask }
         table[i] = Bucket(key: b, head: Self.none, tail: Self.none)
         bucketsUsed += 1
@@ -129,7 +131,7 @@ final class IntervalIndex<Value: AnyObject> {
         tableShift -= 1
         table = Self.makeTable(oldSize * 2)
         for j in 0..<oldSize where old[j].head != Self.vacant {
-            var i = Int(truncatingIfNeeded: seededAddressHash(old[j].key) >> tableShift)
+            var i = Int(truncatingIfNeeded: seededAddressHash(old[j].key, seed: seed) >> tableShift)
             while table[i].head != Self.vacant { i = (i + 1) & tableMask }
             table[i] = old[j]
         }

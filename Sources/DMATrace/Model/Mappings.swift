@@ -180,23 +180,25 @@ public final class CoherentAllocation {
 }
 
 /// A mapping's segments: the first inline, the rest (sg lists) in an array, so a single
-/// mapping, by far the most common, allocates nothing for them.
+/// mapping, by far the most common, allocates nothing for them. No array at all rather than an
+/// empty one: every copy of the list (each loop over a mapping's segments) retained and
+/// released the shared empty array.
 public struct SegmentList: RandomAccessCollection, ExpressibleByArrayLiteral, Sendable {
     public typealias Segment = StreamingMapping.Segment
     private let head: Segment
-    private let tail: [Segment]
+    private let tail: [Segment]?
     public let count: Int
 
     public init(_ segments: [Segment]) {
         count = segments.count
         head = segments.first ?? Segment(dmaAddr: 0, physAddr: 0, length: 0)
-        tail = segments.count > 1 ? Array(segments.dropFirst()) : []
+        tail = segments.count > 1 ? Array(segments.dropFirst()) : nil
     }
 
     public init(single segment: Segment) {
         count = 1
         head = segment
-        tail = []
+        tail = nil
     }
 
     public init(arrayLiteral segments: Segment...) { self.init(segments) }
@@ -206,7 +208,7 @@ public struct SegmentList: RandomAccessCollection, ExpressibleByArrayLiteral, Se
 
     public subscript(i: Int) -> Segment {
         precondition(i >= 0 && i < count, "segment index out of range")
-        return i == 0 ? head : tail[i - 1]
+        return i == 0 ? head : tail![i - 1]
     }
 
     public var first: Segment? { count > 0 ? head : nil }
