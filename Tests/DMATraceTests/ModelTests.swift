@@ -148,6 +148,40 @@ import Testing
         #expect(index.overlapping(start: UInt64.max - 10, length: 100).isEmpty)
     }
 
+    /// The index holds one reference per registered range, in raw storage: every value must be
+    /// let go by remove, removeAll and deinit, and survive the node pool's and the bucket
+    /// table's growth (ranges spread over many buckets) until then.
+    @Test func intervalIndexHoldsAndLetsGoOfItsValues() {
+        final class Box { let n: Int; init(_ n: Int) { self.n = n } }
+        var weak: [() -> Box?] = []
+        func spread(_ index: IntervalIndex<Box>, from: Int, count: Int) {
+            for i in from..<from + count {
+                let box = Box(i)
+                weak.append { [weak box] in box }
+                // Every range in its own bucket, some spanning two, one in the large list.
+                let length: UInt64 = i == from ? (64 << 20) + 1 : i % 7 == 0 ? 0x1_8000 : 4096
+                index.insert(start: UInt64(i) << 20, length: length, box)
+            }
+        }
+        do {
+            let index = IntervalIndex<Box>()
+            spread(index, from: 0, count: 5000)
+            #expect(index.count == 5000)
+            #expect(weak.allSatisfy { $0() != nil }, "the index alone keeps its values")
+            for i in stride(from: 1, to: 5000, by: 2) {
+                #expect(index.first(containing: (UInt64(i) << 20) + 100) { _ in true }?.n == i)
+                index.remove(start: UInt64(i) << 20, length: i % 7 == 0 ? 0x1_8000 : 4096, weak[i]()!)
+            }
+            #expect(index.count == 2500 && weak.indices.allSatisfy { ($0 % 2 == 1) == (weak[$0]() == nil) })
+            index.removeAll()
+            #expect(index.count == 0 && weak.allSatisfy { $0() == nil })
+            weak = []
+            spread(index, from: 0, count: 3000)
+            #expect(index.overlapping(start: 10 << 20, length: 1).map(\.value.n).sorted() == [0, 10])
+        }
+        #expect(weak.allSatisfy { $0() == nil }, "deinit lets go of what is still registered")
+    }
+
     /// The index against a plain list, operation by operation: buckets are chains through one
     /// pool of reused nodes, so removing from a chain's head, middle or tail and reusing the
     /// freed node must leave every lookup (and its registration order) as the list has it.
