@@ -37,7 +37,9 @@ final class TombstoneMemory {
 
     /// Sequence number s lives at `ring[s & mask]`; `firstSeq ..< endSeq` are in use.
     private var ring: UnsafeMutablePointer<Entry>
-    private var mask = 15
+    /// One entry to start with: a device that never releases anything (most of a trace with
+    /// thousands of devices) costs next to nothing.
+    private var mask = 0
     private var firstSeq: UInt64 = 0
     private var endSeq: UInt64 = 0
     /// The sequence number of each address's tombstone: exactly the entries still holding one.
