@@ -76,7 +76,9 @@ for v in 6 7; do
         t=${T[$key$v]}; m=${M[$key$v]}
         printf '%-32s %9s %12s %12s %12s\n' "$name" "$t" "$(rate "$events" "$t")" "$(mib "$m")" "$(ratio "$t" "${T[bare$v]}")"
     done
-    printf 'memory above the bare iteration: events %s MiB, analyze %s MiB\n' \
+    # Negative when dma-trace holds less than the bare iteration (whose peak on these files is
+    # about the size of the trace's data).
+    printf 'peak RSS minus the bare iteration'"'"'s: events %s MiB, analyze %s MiB\n' \
         "$(mib $(( ${M[events$v]} - ${M[bare$v]} )))" "$(mib $(( ${M[analyze$v]} - ${M[bare$v]} )))"
 done
 
