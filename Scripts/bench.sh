@@ -20,7 +20,9 @@ cd "$(dirname "$0")/.."
 [ -x /usr/bin/time ] || { echo "bench.sh: needs /usr/bin/time (apt-get install time)" >&2; exit 2; }
 out=${BENCH_OUT:-bench-out}
 mkdir -p "$out"
-swift build -c release >/dev/null
+# Linked as users should build it for speed: the Swift runtime statically (direct calls to
+# retain and release instead of through the PLT: 7-10% of analyze's time).
+swift build -c release --static-swift-stdlib >/dev/null
 bin=$PWD/.build/release/dma-trace
 cc -O2 -o "$out/bare-iterate" Scripts/bare-iterate.c $(pkg-config --cflags --libs libtracecmd libtraceevent)
 

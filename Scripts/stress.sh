@@ -15,9 +15,9 @@ scale=${STRESS_SCALE:-1}
 dir=$(mktemp -d "${STRESS_DIR:-${TMPDIR:-/tmp}}/dma-trace-stress.XXXXXX")
 trap 'rm -rf "$dir"' EXIT
 
-echo "== swift build -c release"
-swift build -c release > "$dir/build.log" 2>&1 || { tail -20 "$dir/build.log"; exit 2; }
-bin=$(swift build -c release --show-bin-path)/dma-trace
+echo "== swift build -c release --static-swift-stdlib"
+swift build -c release --static-swift-stdlib > "$dir/build.log" 2>&1 || { tail -20 "$dir/build.log"; exit 2; }
+bin=$(swift build -c release --static-swift-stdlib --show-bin-path)/dma-trace
 gen=(python3 "$root/Scripts/pathological.py")
 n() { python3 -c "print(max(1, int($1 * $scale)))"; }
 
