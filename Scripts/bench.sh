@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Times dma-trace against a bare libtracecmd iteration and `trace-cmd report` on the
 # same trace in trace.dat v6 (flat pages) and v7 (compressed), all in one run, and prints
-# wall time, events per second, peak RSS, the ratios issue 13 asks for, the memory above
+# wall time, events per second, peak RSS, the ratios issue 13 asks for, peak RSS minus
 # the bare iteration's, and audit's per-trace overhead.
 #
 # Usage: Scripts/bench.sh FILE.dat [V6.dat] [RUNS]

@@ -24,7 +24,6 @@ struct Tombstone {
 /// queue of keys cost twice the table operations; a Deque as the ring, a copy of the entry
 /// (two retains) on every look at its oldest one.
 final class TombstoneMemory {
-    /// A power of two: the ring grows to it.
     static let limit = 16_384
     static let window: UInt64 = 600_000_000_000
 
@@ -50,7 +49,7 @@ final class TombstoneMemory {
     init() { ring = .allocate(capacity: mask + 1) }
 
     deinit {
-        for seq in firstSeq..<endSeq { (ring + Int(seq & UInt64(mask))).deinitialize(count: 1) }
+        for seq in firstSeq..<endSeq { entry(seq).deinitialize(count: 1) }
         ring.deallocate()
     }
 
@@ -84,7 +83,8 @@ final class TombstoneMemory {
         firstSeq += 1
     }
 
-    /// Twice the room, up to `limit` (a power of two); entries keep their sequence numbers.
+    /// Twice the room (set() drops the oldest first once `limit` are held); entries keep their
+    /// sequence numbers.
     private func grow() {
         let old = ring, oldMask = UInt64(mask)
         mask = mask * 2 + 1
