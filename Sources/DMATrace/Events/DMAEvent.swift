@@ -302,19 +302,23 @@ public enum DMAEventKind: Sendable, Hashable {
 
 /// One normalized event.
 ///
-/// A value, stored behind one immutable reference: the model keeps events in histories,
+/// A value, stored behind one reference: the model keeps events in histories,
 /// tombstones and facts, and every rule that looks at a fact binds its events, so a copy
 /// must cost a retain, not the ~140 bytes and five references of the fields. Setting a
-/// field (rare: ingest attaching a stack) makes a new storage.
+/// field (rare: ingest attaching a stack) writes in place when nothing else holds the
+/// storage, as an array does, and makes a new storage otherwise.
 public struct DMAEvent: Sendable, Hashable {
-    private final class Storage: Sendable {
-        let timestamp: UInt64
-        let cpu: Int32
-        let pid: Int32
-        let task: String
-        let device: String?
-        let kind: DMAEventKind
-        let stack: KernelStack?
+    /// Written only through a uniquely held reference (`isKnownUniquelyReferenced`, the
+    /// copy-on-write rule of the standard library's buffers), so no two threads ever see it
+    /// change: `EventRecycler` overwrites a storage only after every event that shared it is gone.
+    private final class Storage: @unchecked Sendable {
+        var timestamp: UInt64
+        var cpu: Int32
+        var pid: Int32
+        var task: String
+        var device: String?
+        var kind: DMAEventKind
+        var stack: KernelStack?
 
         init(timestamp: UInt64, cpu: Int32, pid: Int32, task: String, device: String?,
              kind: DMAEventKind, stack: KernelStack?) {
@@ -335,43 +339,67 @@ public struct DMAEvent: Sendable, Hashable {
         storage = Storage(timestamp: timestamp, cpu: cpu, pid: pid, task: task, device: device, kind: kind, stack: stack)
     }
 
-    private mutating func update(timestamp: UInt64? = nil, cpu: Int32? = nil, pid: Int32? = nil, task: String? = nil,
-                                 device: String?? = nil, kind: DMAEventKind? = nil, stack: KernelStack?? = nil) {
+    /// The storage, made this value's own: itself when no other value holds it.
+    private mutating func ownStorage() -> Storage {
+        if !isKnownUniquelyReferenced(&storage) {
+            let s = storage
+            storage = Storage(timestamp: s.timestamp, cpu: s.cpu, pid: s.pid, task: s.task, device: s.device,
+                              kind: s.kind, stack: s.stack)
+        }
+        return storage
+    }
+
+    /// Becomes a new event, in the storage it holds if no other value holds that storage.
+    /// Returns whether it could.
+    fileprivate mutating func become(timestamp: UInt64, cpu: Int32, pid: Int32, task: consuming String,
+                                     device: consuming String?, kind: consuming DMAEventKind) -> Bool {
+        guard isKnownUniquelyReferenced(&storage) else {
+            storage = Storage(timestamp: timestamp, cpu: cpu, pid: pid, task: task, device: device, kind: kind, stack: nil)
+            return false
+        }
         let s = storage
-        storage = Storage(timestamp: timestamp ?? s.timestamp, cpu: cpu ?? s.cpu, pid: pid ?? s.pid, task: task ?? s.task,
-                          device: device ?? s.device, kind: kind ?? s.kind, stack: stack ?? s.stack)
+        s.timestamp = timestamp
+        s.cpu = cpu
+        s.pid = pid
+        s.task = task
+        s.device = device
+        s.kind = kind
+        s.stack = nil
+        return true
     }
 
     /// Nanoseconds, in the trace's clock.
     public var timestamp: UInt64 {
         get { storage.timestamp }
-        set { update(timestamp: newValue) }
+        set { ownStorage().timestamp = newValue }
     }
     public var cpu: Int32 {
         get { storage.cpu }
-        set { update(cpu: newValue) }
+        set { ownStorage().cpu = newValue }
     }
     public var pid: Int32 {
         get { storage.pid }
-        set { update(pid: newValue) }
+        set { ownStorage().pid = newValue }
     }
     public var task: String {
         get { storage.task }
-        set { update(task: newValue) }
+        set { ownStorage().task = newValue }
     }
     /// `dev_name()` of the device; nil for events that have none
     /// (iommu map/unmap, lost events, markers).
     public var device: String? {
         get { storage.device }
-        set { update(device: .some(newValue)) }
+        set { ownStorage().device = newValue }
     }
+    /// Read in place: a copy of the enum (an outlined switch over its cases) cost ~80
+    /// instructions on every event the replay looked at.
     public var kind: DMAEventKind {
-        get { storage.kind }
-        set { update(kind: newValue) }
+        _read { yield storage.kind }
+        set { ownStorage().kind = newValue }
     }
     public var stack: KernelStack? {
         get { storage.stack }
-        set { update(stack: .some(newValue)) }
+        set { ownStorage().stack = newValue }
     }
 
     public var seconds: Double { Double(timestamp) / 1e9 }
@@ -401,5 +429,40 @@ extension DMAEvent: CustomReflectable {
     public var customMirror: Mirror {
         Mirror(self, children: ["timestamp": timestamp, "cpu": cpu, "pid": pid, "task": task, "device": device as Any,
                                 "kind": kind, "stack": stack as Any], displayStyle: .struct)
+    }
+}
+
+/// Makes the decoder's events in the storage of events the analysis has let go of.
+///
+/// Nearly every event dies young: an unmap and its map are released once the address is
+/// mapped again. Freed by the replay thread, each one's storage went back to the allocator of
+/// the thread that decoded it (a remote free: ~320 instructions on the replay thread, its
+/// bottleneck, for every event). The recycler keeps the storage of the last `capacity` events
+/// it made; when it comes round to one again and no event holds it any more (the replay's
+/// last release left only the recycler's reference), it writes the new event there. A storage
+/// still held (a live mapping's map event, a tombstone, a finding's history) is left to its
+/// holders and replaced by a new one.
+struct EventRecycler {
+    /// More than the events in flight between the decoder and the replay (`EventPipe`:
+    /// 8 queued batches of 2,048, one filling, one replaying), so a storage comes round again
+    /// only after the replay has seen its event.
+    static let capacity = 32768
+    private var ring: ContiguousArray<DMAEvent> = []
+    private var next = 0
+    private(set) var reused = 0
+
+    init() {}
+
+    mutating func make(timestamp: UInt64, cpu: Int32, pid: Int32, task: consuming String, device: consuming String?,
+                       kind: consuming DMAEventKind) -> DMAEvent {
+        if ring.count < Self.capacity {
+            let event = DMAEvent(timestamp: timestamp, cpu: cpu, pid: pid, task: task, device: device, kind: kind)
+            ring.append(event)
+            return event
+        }
+        let i = next
+        next = i + 1 == Self.capacity ? 0 : i + 1
+        if ring[i].become(timestamp: timestamp, cpu: cpu, pid: pid, task: task, device: device, kind: kind) { reused += 1 }
+        return ring[i]
     }
 }

@@ -189,6 +189,7 @@ struct RecordDecoder {
     private let stackEventID: Int32?
     var hasKernelStacks: Bool { stackEventID != nil }
     private var formatBuffer = [CChar](repeating: 0, count: 4096)
+    private var recycler = EventRecycler()
 
     init(tep: OpaquePointer) {
         self.tep = tep
@@ -297,8 +298,8 @@ struct RecordDecoder {
             return nil
         }
         if case .kernelStack = known { return nil }
-        return DMAEvent(timestamp: record.pointee.ts, cpu: Int32(record.pointee.cpu), pid: taskID,
-                        task: comm(taskID), device: device(layout, r), kind: kind)
+        return recycler.make(timestamp: record.pointee.ts, cpu: Int32(record.pointee.cpu), pid: taskID,
+                             task: comm(taskID), device: device(layout, r), kind: kind)
     }
 
     private mutating func device(_ layout: EventLayout, _ r: RecordView) -> String? {

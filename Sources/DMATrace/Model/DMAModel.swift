@@ -194,8 +194,7 @@ public final class DMAModel {
         if traceStart == nil { traceStart = event.timestamp }
         traceEnd = max(traceEnd, event.timestamp)
         defer { lastTimestampOfCPU[event.cpu] = event.timestamp }
-        let kind = event.kind
-        switch kind {
+        switch event.kind {
         case .lostEvents(let count):
             let gap = LostGap(cpu: event.cpu, from: lastTimestampOfCPU[event.cpu], to: event.timestamp, count: count)
             gaps.append(gap)
@@ -231,12 +230,12 @@ public final class DMAModel {
             break
         }
         guard let name = event.device else { return }
-        let dev = device(name, at: event.timestamp, kind: kind)
-        switch kind {
+        let dev = device(name, at: event.timestamp, kind: event.kind)
+        switch event.kind {
         case .bounce, .iommuFault, .iommuGroup: break
         default: sawDMAEvents = true
         }
-        switch kind {
+        switch event.kind {
         case .map(let m): mapSingle(m, event, dev)
         case .mapSG(let m): mapSG(m, event, dev)
         case .mapSGError(let e): mapSGFailed(e, event, dev)
