@@ -82,7 +82,7 @@ extension DMAModel {
                 assumed = true
             }
         }
-        let mapping = StreamingMapping(id: newID(), device: dev.profile.name, function: .allocation(a.api),
+        let mapping = StreamingMapping(id: newID(), deviceState: dev, function: .allocation(a.api),
                                        direction: a.direction, attrs: a.attrs, segments: [seg], physRanges: SegmentList(phys),
                                        entryPhys: a.physAddrs, inputEntries: max(a.physAddrs.count, 1), truncated: false,
                                        mapEvent: event, bounced: false)

@@ -31,7 +31,9 @@ public final class StreamingMapping {
     public enum Owner: Sendable { case device, cpu }
 
     public let id: Int
-    public let device: String
+    /// The device's name: its state's, which the mapping holds anyway (a String of its own was
+    /// one more reference to take and drop for every mapping).
+    public var device: String { deviceState.profile.name }
     public let function: Function
     public let direction: DMADirection?
     public let attrs: DMAAttributes
@@ -41,7 +43,9 @@ public final class StreamingMapping {
     public internal(set) var physRanges: SegmentList
     /// The physical address of every input entry the trace kept (dma_unmap_sg is checked against
     /// them); empty for single mappings, whose one range says it (no array per mapping).
-    public let entryPhys: [UInt64]
+    public var entryPhys: [UInt64] { entryPhysIfSG ?? [] }
+    /// nil for a single mapping: an empty array cost a release call for every mapping.
+    private let entryPhysIfSG: [UInt64]?
     public let inputEntries: Int
     public let truncated: Bool
     public let mapEvent: DMAEvent
@@ -96,21 +100,21 @@ public final class StreamingMapping {
     /// The device's state, for rules that judge by what the device shows. Strong: reading
     /// an unowned reference took and dropped a strong one (two atomic operations) on every
     /// unmap; the model breaks the cycle through the device's indexes when it goes.
-    var deviceState: DMAModel.DeviceState!
+    let deviceState: DMAModel.DeviceState
 
     static let historyLimit = 24
 
-    init(id: Int, device: String, function: Function, direction: DMADirection?, attrs: DMAAttributes,
-         segments: SegmentList, physRanges: SegmentList, entryPhys: [UInt64], inputEntries: Int, truncated: Bool,
+    init(id: Int, deviceState: DMAModel.DeviceState, function: Function, direction: DMADirection?, attrs: DMAAttributes,
+         segments: SegmentList, physRanges: SegmentList, entryPhys: [UInt64]?, inputEntries: Int, truncated: Bool,
          mapEvent: DMAEvent, bounced: Bool) {
         self.id = id
-        self.device = device
+        self.deviceState = deviceState
         self.function = function
         self.direction = direction
         self.attrs = attrs
         self.segments = segments
         self.physRanges = physRanges
-        self.entryPhys = entryPhys
+        entryPhysIfSG = entryPhys
         self.inputEntries = inputEntries
         self.truncated = truncated
         self.mapEvent = mapEvent
@@ -118,7 +122,7 @@ public final class StreamingMapping {
     }
 
     public var dmaAddr: UInt64 { segments.first?.dmaAddr ?? 0 }
-    public var physAddr: UInt64 { entryPhys.first ?? physRanges.first?.physAddr ?? 0 }
+    public var physAddr: UInt64 { entryPhysIfSG?.first ?? physRanges.first?.physAddr ?? 0 }
     public var size: UInt64 { segments.reduce(0) { $0 &+ $1.length } }
     public var mappedAt: UInt64 { mapEvent.timestamp }
     public var isScatterGather: Bool { function == .scatterGather }

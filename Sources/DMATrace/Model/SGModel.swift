@@ -40,7 +40,7 @@ extension DMAModel {
         let physRanges = pairPhys ? segments : mergedRanges(segments, entries: m.physAddrs, serving: event)
         var bounced = false
         for p in m.physAddrs where takeBounce(dev, phys: p) { bounced = true }
-        let mapping = StreamingMapping(id: newID(), device: dev.profile.name, function: .scatterGather,
+        let mapping = StreamingMapping(id: newID(), deviceState: dev, function: .scatterGather,
                                        direction: m.direction, attrs: m.attrs, segments: SegmentList(segments), physRanges: SegmentList(physRanges),
                                        entryPhys: m.physAddrs, inputEntries: m.inputEntries, truncated: m.truncated,
                                        mapEvent: event, bounced: bounced)

@@ -23,9 +23,9 @@ extension DMAModel {
         let bounced = takeBounce(dev, phys: m.physAddr)
         // One array for both: a live mapping's footprint is what bounds memory (10 M live mappings).
         let segs = SegmentList(single: StreamingMapping.Segment(dmaAddr: m.dmaAddr, physAddr: m.physAddr, length: m.size))
-        let mapping = StreamingMapping(id: newID(), device: dev.profile.name, function: .single(m.api),
+        let mapping = StreamingMapping(id: newID(), deviceState: dev, function: .single(m.api),
                                        direction: m.direction, attrs: m.attrs, segments: segs, physRanges: segs,
-                                       entryPhys: [], inputEntries: 1, truncated: false, mapEvent: event,
+                                       entryPhys: nil, inputEntries: 1, truncated: false, mapEvent: event,
                                        bounced: bounced)
         classifyPath(dev, segments: segs, bounced: bounced, mmio: m.api.isMMIO, serving: event)
         insert(mapping, dev)
@@ -79,7 +79,6 @@ extension DMAModel {
     }
 
     func insert(_ mapping: StreamingMapping, _ dev: DeviceState) {
-        mapping.deviceState = dev
         // dma_alloc_pages / _noncontiguous memory counts as an allocation, not a map.
         if !mapping.isAllocation {
             dev.profile.maps += 1
@@ -120,7 +119,7 @@ extension DMAModel {
                 let writeCandidate = mapping.deviceMayWrite || other.deviceMayWrite
                 if mapping.attrs.contains(.skipCPUSync), mapping.sharedWith.count < 4 { mapping.sharedWith.append(other) }
                 if writeCandidate && Self.overlapExempt(new: mapping, existing: other) { continue }
-                if writeCandidate, let otherDev = devices[other.device], otherDev.profile.mayskipUnmaps, !other.isAllocation {
+                if writeCandidate, case let otherDev = other.deviceState, otherDev.profile.mayskipUnmaps, !other.isAllocation {
                     // The older mapping may be one its driver legitimately never unmapped:
                     // judge the overlap only if an unmap later proves it was still live.
                     other.pendingOverlaps.append(mapping)
