@@ -14,11 +14,29 @@ enum Fixtures {
         "k7.3-nvme-e1000e-ahci-xhci.dat",
     ]
 
+    private static let scratchPrefix = "dma-trace-tests-"
+
+    /// This test process's scratch folders, removed when it exits (they reach ~900 MB a run: a
+    /// machine that ran the suite a few dozen times had a full disk). Folders of earlier runs
+    /// whose process is gone (killed, or crashed before exit) are removed on the way in.
+    private static let scratchRoot: URL = {
+        let fm = FileManager.default
+        let mine = scratchPrefix + String(getpid())
+        for name in (try? fm.contentsOfDirectory(atPath: fm.temporaryDirectory.path)) ?? []
+        where name.hasPrefix(scratchPrefix) && name != mine {
+            guard let pid = Int32(name.dropFirst(scratchPrefix.count)), kill(pid, 0) != 0, errno == ESRCH else { continue }
+            try? fm.removeItem(at: fm.temporaryDirectory.appendingPathComponent(name))
+        }
+        atexit {
+            let fm = FileManager.default
+            try? fm.removeItem(at: fm.temporaryDirectory.appendingPathComponent("dma-trace-tests-" + String(getpid())))
+        }
+        return fm.temporaryDirectory.appendingPathComponent(mine)
+    }()
+
     /// A scratch folder the test owns.
     static func scratch(_ name: String = #function) throws -> URL {
-        let dir = FileManager.default.temporaryDirectory
-            .appendingPathComponent("dma-trace-tests-\(ProcessInfo.processInfo.processIdentifier)")
-            .appendingPathComponent(name.filter { $0.isLetter || $0.isNumber })
+        let dir = scratchRoot.appendingPathComponent(name.filter { $0.isLetter || $0.isNumber })
         try? FileManager.default.removeItem(at: dir)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         return dir
