@@ -66,7 +66,7 @@ public final class DMAModel {
     public private(set) var iommuUnmaps: UInt64 = 0
     public private(set) var iommuUnmapsUnknown: UInt64 = 0
     private var nextID = 0
-    private var lastTimestampOfCPU = LastTimestampOfCPU()
+    private let lastTimestampOfCPU = LastTimestampOfCPU()
     public private(set) var gaps: [LostGap] = []
     public private(set) var lostBeforeStart = false
     public private(set) var traceStart: UInt64?
@@ -303,25 +303,29 @@ extension StreamingMapping.Function {
     }
 }
 
-/// Each CPU's latest event time, set on every event: an array for the CPU numbers machines
-/// have (a hash table here cost 60 instructions an event), a table for what a corrupted
-/// record may claim.
-struct LastTimestampOfCPU {
+/// Each CPU's latest event time, set on every event: raw storage for the CPU numbers machines
+/// have (a hash table here cost 60 instructions an event, an array of optionals 43: its
+/// uniqueness and bounds checks), a table for what a corrupted record may claim.
+final class LastTimestampOfCPU {
     private static let direct = 1024
-    private var recent: [UInt64?] = []
+    /// 0 for a CPU not seen yet, else its time + 1 (a time of UInt64.max is kept as max - 1:
+    /// one nanosecond at the end of time changes no gap).
+    private let recent = UnsafeMutablePointer<UInt64>.allocate(capacity: direct)
     private var other = AddressMap<UInt64>()
+
+    init() { recent.initialize(repeating: 0, count: Self.direct) }
+    deinit { recent.deallocate() }
 
     subscript(cpu: Int32) -> UInt64? {
         get {
             let i = Int(UInt32(bitPattern: cpu))
-            if i < Self.direct { return i < recent.count ? recent[i] : nil }
+            if i < Self.direct { return recent[i] == 0 ? nil : recent[i] - 1 }
             return other[UInt64(i)]
         }
         set {
             let i = Int(UInt32(bitPattern: cpu))
             guard i < Self.direct else { other[UInt64(i)] = newValue; return }
-            if i >= recent.count { recent += [UInt64?](repeating: nil, count: i + 1 - recent.count) }
-            recent[i] = newValue
+            recent[i] = newValue.map { $0 == .max ? $0 : $0 + 1 } ?? 0
         }
     }
 }

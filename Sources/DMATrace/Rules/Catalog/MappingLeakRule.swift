@@ -27,21 +27,26 @@ final class MappingLeakRule: DMARule {
             ]),
         ])
 
-    private struct Shape: Hashable { let device: String; let function: StreamingMapping.Function; let direction: DMADirection?; let size: UInt64 }
+    /// The device by its state's identity, which lives as long as the analysis: hashing its
+    /// name cost a String hash on every unmap of every device that must unmap.
+    private struct Shape: Hashable { let device: ObjectIdentifier; let function: StreamingMapping.Function; let direction: DMADirection?; let size: UInt64 }
     /// Longest lifetime of each shape's completed mappings, and how many completed.
     private var lifetimes: [Shape: (max: UInt64, count: Int)] = [:]
 
     private static func shape(_ m: StreamingMapping) -> Shape {
-        Shape(device: m.device, function: m.function, direction: m.direction, size: m.size)
+        Shape(device: ObjectIdentifier(m.deviceState), function: m.function, direction: m.direction, size: m.size)
     }
 
     func observe(_ fact: ModelFact, _ context: RuleContext) {
         // Lifetimes only matter on devices that must unmap (outlived() ignores the others).
         if case .unmapped(let m, let unmap, _, _, _, _) = fact, !m.deviceState.profile.mayskipUnmaps {
             let life = unmap.timestamp &- m.mappedAt
-            let key = Self.shape(m)
-            let old = lifetimes[key] ?? (0, 0)
-            lifetimes[key] = (max(old.max, life), old.count + 1)
+            // One lookup: the entry is changed where it is.
+            func note(_ e: inout (max: UInt64, count: Int)) {
+                e.max = max(e.max, life)
+                e.count += 1
+            }
+            note(&lifetimes[Self.shape(m), default: (0, 0)])
         }
     }
 
@@ -64,10 +69,10 @@ final class MappingLeakRule: DMARule {
         var order: [Group] = []
         for m in context.model.outstandingMappings() {
             let shape = Self.shape(m)
-            let torn = (context.model.profile(of: shape.device)?.tornDown ?? false)
+            let torn = (context.model.profile(of: m.device)?.tornDown ?? false)
             // Outliving its siblings is no evidence of a leak on its own (a receive ring goes quiet
             // after a burst): only a teardown the trace shows makes it one.
-            let g = Group(device: shape.device, function: shape.function, direction: shape.direction,
+            let g = Group(device: m.device, function: shape.function, direction: shape.direction,
                           severity: torn ? .warning : .note, torn: torn, abandoned: m.superseded)
             if groups[g] == nil { order.append(g) }
             groups[g, default: []].append(m)
@@ -75,7 +80,7 @@ final class MappingLeakRule: DMARule {
         for g in order {
             let mappings = groups[g]!
             let shape = Self.shape(mappings[0])
-            let profile = context.model.profile(of: shape.device)
+            let profile = context.model.profile(of: mappings[0].device)
             let torn = g.torn
             let oldest = mappings[0]
             let age = end &- oldest.mappedAt
@@ -99,7 +104,7 @@ final class MappingLeakRule: DMARule {
             } else {
                 reason = "still outstanding when the trace ended; long-lived buffers such as receive rings stay mapped while the interface is up"
             }
-            context.report(Self.description, severity: severity, event: oldest.mapEvent, device: shape.device,
+            context.report(Self.description, severity: severity, event: oldest.mapEvent, device: oldest.device,
                            message: "\(what) never \(verb): \(reason)",
                            history: oldest.history, shape: Describe.shape(oldest), occurrences: count,
                            scope: .anyCPUAfter)

@@ -48,8 +48,10 @@ final class UnmapWrongFunctionRule: DMARule {
                            history: a.history, shape: "free|\(a.api.rawValue)|\(f.api.rawValue)|\(a.size)")
             return
         }
-        // The common case, a matching release, binds nothing it would have to retain.
-        guard case .unmapped(let m, _, _, _, let function, _) = fact, Family(function) != Family(m.function),
+        // The common case, a release by the function that mapped, binds nothing it would have to
+        // retain and builds no family.
+        guard case .unmapped(let m, _, _, _, let function, _) = fact, function != m.function,
+              Family(function) != Family(m.function),
               case .unmapped(_, let unmap, _, _, _, _) = fact else { return }
         context.report(Self.description, event: unmap,
                        message: "releases a \(Family(m.function)) mapping with a \(Family(function)) unmap [mapped with \(m.function)] [unmapped with \(unmap.kind.name)] for the \(Describe.mapping(m))",
