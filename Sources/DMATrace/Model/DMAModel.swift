@@ -155,13 +155,19 @@ public final class DMAModel {
 
     private var lastDevice: DeviceState?
 
+    /// Unretained: `devices` holds every device state for the model's life, and taking and
+    /// dropping a reference to it cost two atomic operations on every event.
     @inline(__always)
-    private func device(_ name: String, at ts: UInt64, kind: DMAEventKind) -> DeviceState {
+    private func device(_ name: String, at ts: UInt64, kind: DMAEventKind) -> Unmanaged<DeviceState> {
         // Events come in runs of one device: skip the hash for a repeat.
         if let d = lastDevice, d.profile.name == name {
             d.profile.lastTimestamp = ts
-            return d
+            return .passUnretained(d)
         }
+        return .passUnretained(lookUpDevice(name, at: ts, kind: kind))
+    }
+
+    private func lookUpDevice(_ name: String, at ts: UInt64, kind: DMAEventKind) -> DeviceState {
         if let d = devices[name] {
             lastDevice = d
             d.profile.lastTimestamp = ts
@@ -230,7 +236,10 @@ public final class DMAModel {
             break
         }
         guard let name = event.device else { return }
-        let dev = device(name, at: event.timestamp, kind: event.kind)
+        device(name, at: event.timestamp, kind: event.kind)._withUnsafeGuaranteedRef { apply(event, to: $0) }
+    }
+
+    private func apply(_ event: DMAEvent, to dev: DeviceState) {
         switch event.kind {
         case .bounce, .iommuFault, .iommuGroup: break
         default: sawDMAEvents = true
