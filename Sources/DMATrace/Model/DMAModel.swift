@@ -277,7 +277,7 @@ public final class DMAModel {
     static let sgKeyTag: UInt64 = 0x5347_0000_0000_0000
 
     func remember(_ dev: DeviceState, _ t: consuming Tombstone, key: UInt64) {
-        dev.tombstones.set(key, t)
+        dev.tombstones.set(key, consume t)
     }
 
     func forgetTombstones(_ dev: DeviceState, for m: StreamingMapping) {

@@ -79,7 +79,7 @@ final class TombstoneMemory {
         count += 1
         if endSeq - firstSeq == UInt64(Self.limit) { dropOldest() }
         if endSeq - firstSeq == UInt64(mask + 1) { grow() }
-        entry(endSeq).initialize(to: Entry(key: key, at: now, tombstone: t))
+        entry(endSeq).initialize(to: Entry(key: key, at: now, tombstone: consume t))
         endSeq += 1
         while now > entry(firstSeq).pointee.at && now - entry(firstSeq).pointee.at > Self.window { dropOldest() }
     }
