@@ -168,15 +168,21 @@ final class EventLayout {
 /// stage): no domain decisions here, only faithful decoding.
 struct RecordDecoder {
     let tep: OpaquePointer
-    /// Indexed by event type id (small integers in every trace.dat seen); nil = not looked up yet.
-    private var layouts: [EventLayout?] = []
-    private var looked: [Bool] = []
-    private var lastLayoutID: Int32 = -1
-    private var lastLayout: EventLayout?
+    /// Every layout made, holding them; `layoutOfID` names them unretained, indexed by event type
+    /// id (small integers in every trace.dat seen): a map and its unmap alternate types, so a
+    /// cache of the last one missed on nearly every record, and each miss took and dropped a
+    /// reference (two atomic operations) besides.
+    private var madeLayouts: [EventLayout] = []
+    private var layoutOfID: [LayoutSlot] = []
+    private enum LayoutSlot {
+        case notLookedUp
+        case none
+        case layout(Unmanaged<EventLayout>)
+    }
     private var comms: [Int32: String] = [:]
     /// Device names by their bytes: a trace has a handful, seen millions of times.
     private var devices: [(bytes: [UInt8], name: String)] = []
-    private var lastDevice = 0
+    private let lastDevice = LastDevice()
     /// A few tasks issue nearly all DMA calls, interleaved across CPUs: a direct-mapped
     /// pid -> comm table answers them without hashing.
     private var recentTasks = [(pid: Int32, comm: String)](repeating: (.min, ""), count: 256)
@@ -234,29 +240,38 @@ struct RecordDecoder {
         return type(of: record) == stackEventID
     }
 
-    private mutating func layout(for id: Int32) -> EventLayout? {
-        // Runs of one event type are the rule (a map, its unmap, the next map).
-        if id == lastLayoutID { return lastLayout }
-        let made = lookUpLayout(id)
-        lastLayoutID = id
-        lastLayout = made
-        return made
+    /// The layout of event type `id`, unretained: `madeLayouts` holds it as long as the decoder.
+    @inline(__always)
+    private mutating func layout(for id: Int32) -> Unmanaged<EventLayout>? {
+        let i = Int(id)
+        if i >= 0, i < layoutOfID.count {
+            switch layoutOfID[i] {
+            case .layout(let l): return l
+            case .none: return nil
+            case .notLookedUp: break
+            }
+        }
+        return lookUpLayout(id)
     }
 
-    private mutating func lookUpLayout(_ id: Int32) -> EventLayout? {
+    private mutating func lookUpLayout(_ id: Int32) -> Unmanaged<EventLayout>? {
         let i = Int(id)
         guard i >= 0, i < 1 << 16 else {
-            return tep_find_event(tep, id).map { EventLayout(event: $0, longSize: longSize) }
+            // Out of any table: made again on every such record (a corrupted id), kept alive by
+            // the list like the others, bounded.
+            guard madeLayouts.count < 4096, let made = tep_find_event(tep, id).map({ EventLayout(event: $0, longSize: longSize) })
+            else { return nil }
+            madeLayouts.append(made)
+            return .passUnretained(made)
         }
-        if i < looked.count, looked[i] { return layouts[i] }
-        if i >= looked.count {
-            looked += [Bool](repeating: false, count: i + 1 - looked.count)
-            layouts += [EventLayout?](repeating: nil, count: i + 1 - layouts.count)
+        if i >= layoutOfID.count { layoutOfID += [LayoutSlot](repeating: .notLookedUp, count: i + 1 - layoutOfID.count) }
+        guard let made = tep_find_event(tep, id).map({ EventLayout(event: $0, longSize: longSize) }) else {
+            layoutOfID[i] = .none
+            return nil
         }
-        let made = tep_find_event(tep, id).map { EventLayout(event: $0, longSize: longSize) }
-        layouts[i] = made
-        looked[i] = true
-        return made
+        madeLayouts.append(made)
+        layoutOfID[i] = .layout(.passUnretained(made))
+        return .passUnretained(made)
     }
 
     private mutating func comm(_ pid: Int32) -> String {
@@ -283,6 +298,11 @@ struct RecordDecoder {
             stats.malformedRecords += 1
             return nil
         }
+        return layout._withUnsafeGuaranteedRef { decode(record, layout: $0, stats: &stats) }
+    }
+
+    private mutating func decode(_ record: UnsafeMutablePointer<tep_record>, layout: EventLayout,
+                                 stats: inout IngestStats) -> DMAEvent? {
         guard let known = layout.known else {
             if layout.isDMASystem {
                 stats.unknownEvents[layout.name, default: 0] += 1
@@ -304,21 +324,22 @@ struct RecordDecoder {
 
     private mutating func device(_ layout: EventLayout, _ r: RecordView) -> String? {
         guard let bytes = r.stringBytes(layout.device), !bytes.isEmpty else { return nil }
+        // Runs of one device's events are common: its bytes are compared first, in place.
+        if let name = lastDevice.name(ifNamed: bytes) { return name }
         func same(_ i: Int) -> Bool {
             devices[i].bytes.count == bytes.count
                 && devices[i].bytes.withUnsafeBytes { memcmp($0.baseAddress!, bytes.baseAddress!, bytes.count) == 0 }
         }
-        // Runs of one device's events are common: its entry is tried first.
-        if lastDevice < devices.count, same(lastDevice) { return devices[lastDevice].name }
+        let name: String
         if let i = devices.indices.first(where: same) {
-            lastDevice = i
-            return devices[i].name
+            name = devices[i].name
+        } else {
+            name = String(decoding: bytes, as: UTF8.self)
+            // Bounded: a corrupted trace could make every record's name different.
+            if devices.count >= 64 { devices.removeFirst() }
+            devices.append((Array(bytes), name))
         }
-        let name = String(decoding: bytes, as: UTF8.self)
-        // Bounded: a corrupted trace could make every record's name different.
-        if devices.count >= 64 { devices.removeFirst() }
-        devices.append((Array(bytes), name))
-        lastDevice = devices.count - 1
+        lastDevice.remember(bytes, name)
         return name
     }
 
@@ -442,7 +463,8 @@ struct RecordDecoder {
 
     /// `caller` runs to the end of the record: unsigned longs, ended by -1 or by `size`.
     mutating func decodeStack(_ record: UnsafeMutablePointer<tep_record>) -> KernelStack? {
-        guard let id = stackEventID, let layout = layout(for: id), let caller = layout.caller else { return nil }
+        guard let id = stackEventID, let layout = layout(for: id)?.takeUnretainedValue(), let caller = layout.caller
+        else { return nil }
         let r = view(record)
         let available = max(0, (r.size - caller.offset) / longSize)
         var limit = available
@@ -476,5 +498,33 @@ struct RecordDecoder {
         }
         symbols[addr] = s
         return s
+    }
+}
+
+/// The last device name a decoder read, its bytes compared in place: an array's copy and
+/// closure per record cost ~100 instructions.
+private final class LastDevice {
+    private var storage = UnsafeMutableRawPointer.allocate(byteCount: 32, alignment: 1)
+    private var capacity = 32
+    private var count = 0
+    private var name: String?
+
+    deinit { storage.deallocate() }
+
+    @inline(__always)
+    func name(ifNamed bytes: UnsafeRawBufferPointer) -> String? {
+        guard bytes.count == count, count > 0, memcmp(storage, bytes.baseAddress!, count) == 0 else { return nil }
+        return name
+    }
+
+    func remember(_ bytes: UnsafeRawBufferPointer, _ name: String) {
+        if bytes.count > capacity {
+            storage.deallocate()
+            storage = .allocate(byteCount: bytes.count, alignment: 1)
+            capacity = bytes.count
+        }
+        storage.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+        count = bytes.count
+        self.name = name
     }
 }
