@@ -126,11 +126,15 @@ import Testing
         for n in [0, 1, 2, 5] {
             let list = SegmentList(Array(segs.prefix(n)))
             #expect(Array(list) == Array(segs.prefix(n)) && list.count == n && list.first == segs.prefix(n).first)
+            #expect(list.totalLength == segs.prefix(n).reduce(0) { $0 + $1.length })
         }
         let one = SegmentList(single: segs[3])
-        #expect(Array(one) == [segs[3]] && one[0] == segs[3])
+        #expect(Array(one) == [segs[3]] && one[0] == segs[3] && one.totalLength == 4099)
         let empty: SegmentList = []
-        #expect(empty.isEmpty && empty.first == nil)
+        #expect(empty.isEmpty && empty.first == nil && empty.totalLength == 0)
+        // Lengths wrap as the sizes the kernel traces do (a corrupted record's).
+        let huge = SegmentList([segs[0], StreamingMapping.Segment(dmaAddr: 0, physAddr: 0, length: .max)])
+        #expect(huge.totalLength == 4095)
     }
 
     @Test func intervalIndexFindsOverlapsAcrossBucketsOnce() {
