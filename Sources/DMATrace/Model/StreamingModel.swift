@@ -78,7 +78,8 @@ extension DMAModel {
         }
     }
 
-    func insert(_ mapping: StreamingMapping, _ dev: DeviceState) {
+    /// Takes the caller's reference, so that the fact below moves it instead of taking another.
+    func insert(_ mapping: consuming StreamingMapping, _ dev: DeviceState) {
         // dma_alloc_pages / _noncontiguous memory counts as an allocation, not a map.
         if !mapping.isAllocation {
             dev.profile.maps += 1
@@ -93,7 +94,7 @@ extension DMAModel {
             dev.profile.probeAllocationsFreedAfterLastMap = 0
         }
         forgetTombstones(dev, for: mapping)
-        sink(.mapped(mapping))
+        sink(.mapped(consume mapping))
     }
 
     /// kernel/dma/debug.c add_dma_entry(): a new entry with DMA_ATTR_SKIP_CPU_SYNC is not
@@ -253,7 +254,8 @@ extension DMAModel {
         dev.profile.unmaps += 1
         var choice = BestCandidate(size: u.size, direction: u.direction, preferSG: false)
         dev.byDMA.forEach(containing: u.dmaAddr) { if $0.dmaAddr == u.dmaAddr { choice.consider($0) } }
-        if let m = choice.best {
+        // The choice's reference is handed on, not copied.
+        if let m = (consume choice).best {
             release(m, dev, event: event, size: u.size, direction: u.direction, function: .single(u.api), entries: nil)
             return
         }
@@ -283,14 +285,15 @@ extension DMAModel {
         m.pendingOverlaps = []
     }
 
-    func release(_ m: StreamingMapping, _ dev: DeviceState, event: DMAEvent, size: UInt64?,
+    /// Takes the caller's reference (see insert).
+    func release(_ m: consuming StreamingMapping, _ dev: DeviceState, event: DMAEvent, size: UInt64?,
                  direction: DMADirection?, function: StreamingMapping.Function, entries: Int?,
                  wasLive: Bool = true) {
         if wasLive { removeLive(m, dev) }
         if !m.pendingOverlaps.isEmpty { confirmLive(m) }
         let key = m.isScatterGather ? m.physAddr ^ Self.sgKeyTag : m.dmaAddr
         remember(dev, Tombstone(reason: .unmapped, event: event, original: m.mapEvent), key: key)
-        sink(.unmapped(m, unmap: event, size: size, direction: direction, function: function, entries: entries))
+        sink(.unmapped(consume m, unmap: event, size: size, direction: direction, function: function, entries: entries))
     }
 
     // MARK: - Sync
