@@ -502,7 +502,9 @@ struct RecordDecoder {
 }
 
 /// The last device name a decoder read, its bytes compared in place: an array's copy and
-/// closure per record cost ~100 instructions.
+/// closure per record cost ~100 instructions. Shared by copies of a decoder, which is harmless
+/// (it only caches what a name's bytes spell), and each reader makes and uses its own decoder
+/// on one thread.
 private final class LastDevice {
     private var storage = UnsafeMutableRawPointer.allocate(byteCount: 32, alignment: 1)
     private var capacity = 32
