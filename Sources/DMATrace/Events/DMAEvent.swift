@@ -308,10 +308,8 @@ public enum DMAEventKind: Sendable, Hashable {
 /// field (rare: ingest attaching a stack) writes in place when nothing else holds the
 /// storage, as an array does, and makes a new storage otherwise.
 public struct DMAEvent: Sendable, Hashable {
-    /// Written only through a uniquely held reference (`isKnownUniquelyReferenced`, the
-    /// copy-on-write rule of the standard library's buffers), so no two threads ever see it
-    /// change: `EventRecycler` overwrites a storage only after every event that shared it is gone.
-    private final class Storage: @unchecked Sendable {
+    /// The event's fields as one value: made, copied, overwritten and compared whole.
+    private struct Fields: Hashable {
         var timestamp: UInt64
         var cpu: Int32
         var pid: Int32
@@ -319,33 +317,27 @@ public struct DMAEvent: Sendable, Hashable {
         var device: String?
         var kind: DMAEventKind
         var stack: KernelStack?
+    }
 
-        init(timestamp: UInt64, cpu: Int32, pid: Int32, task: String, device: String?,
-             kind: DMAEventKind, stack: KernelStack?) {
-            self.timestamp = timestamp
-            self.cpu = cpu
-            self.pid = pid
-            self.task = task
-            self.device = device
-            self.kind = kind
-            self.stack = stack
-        }
+    /// Written only through a uniquely held reference (`isKnownUniquelyReferenced`, the
+    /// copy-on-write rule of the standard library's buffers), so no two threads ever see it
+    /// change: `EventRecycler` overwrites a storage only after every event that shared it is gone.
+    private final class Storage: @unchecked Sendable {
+        var fields: Fields
+        init(_ fields: consuming Fields) { self.fields = fields }
     }
 
     private var storage: Storage
 
     public init(timestamp: UInt64, cpu: Int32, pid: Int32, task: String, device: String?,
                 kind: DMAEventKind, stack: KernelStack? = nil) {
-        storage = Storage(timestamp: timestamp, cpu: cpu, pid: pid, task: task, device: device, kind: kind, stack: stack)
+        storage = Storage(Fields(timestamp: timestamp, cpu: cpu, pid: pid, task: task, device: device, kind: kind,
+                                 stack: stack))
     }
 
     /// The storage, made this value's own: itself when no other value holds it.
     private mutating func ownStorage() -> Storage {
-        if !isKnownUniquelyReferenced(&storage) {
-            let s = storage
-            storage = Storage(timestamp: s.timestamp, cpu: s.cpu, pid: s.pid, task: s.task, device: s.device,
-                              kind: s.kind, stack: s.stack)
-        }
+        if !isKnownUniquelyReferenced(&storage) { storage = Storage(storage.fields) }
         return storage
     }
 
@@ -353,74 +345,56 @@ public struct DMAEvent: Sendable, Hashable {
     /// Returns whether it could.
     fileprivate mutating func become(timestamp: UInt64, cpu: Int32, pid: Int32, task: consuming String,
                                      device: consuming String?, kind: consuming DMAEventKind) -> Bool {
+        let fields = Fields(timestamp: timestamp, cpu: cpu, pid: pid, task: task, device: device, kind: kind, stack: nil)
         guard isKnownUniquelyReferenced(&storage) else {
-            storage = Storage(timestamp: timestamp, cpu: cpu, pid: pid, task: task, device: device, kind: kind, stack: nil)
+            storage = Storage(fields)
             return false
         }
-        let s = storage
-        s.timestamp = timestamp
-        s.cpu = cpu
-        s.pid = pid
-        s.task = task
-        s.device = device
-        s.kind = kind
-        s.stack = nil
+        storage.fields = fields
         return true
     }
 
     /// Nanoseconds, in the trace's clock.
     public var timestamp: UInt64 {
-        get { storage.timestamp }
-        set { ownStorage().timestamp = newValue }
+        get { storage.fields.timestamp }
+        set { ownStorage().fields.timestamp = newValue }
     }
     public var cpu: Int32 {
-        get { storage.cpu }
-        set { ownStorage().cpu = newValue }
+        get { storage.fields.cpu }
+        set { ownStorage().fields.cpu = newValue }
     }
     public var pid: Int32 {
-        get { storage.pid }
-        set { ownStorage().pid = newValue }
+        get { storage.fields.pid }
+        set { ownStorage().fields.pid = newValue }
     }
     public var task: String {
-        get { storage.task }
-        set { ownStorage().task = newValue }
+        get { storage.fields.task }
+        set { ownStorage().fields.task = newValue }
     }
     /// `dev_name()` of the device; nil for events that have none
     /// (iommu map/unmap, lost events, markers).
     public var device: String? {
-        get { storage.device }
-        set { ownStorage().device = newValue }
+        get { storage.fields.device }
+        set { ownStorage().fields.device = newValue }
     }
     /// Read in place: a copy of the enum (an outlined switch over its cases) cost ~80
     /// instructions on every event the replay looked at.
     public var kind: DMAEventKind {
-        _read { yield storage.kind }
-        set { ownStorage().kind = newValue }
+        _read { yield storage.fields.kind }
+        set { ownStorage().fields.kind = newValue }
     }
     public var stack: KernelStack? {
-        get { storage.stack }
-        set { ownStorage().stack = newValue }
+        get { storage.fields.stack }
+        set { ownStorage().fields.stack = newValue }
     }
 
     public var seconds: Double { Double(timestamp) / 1e9 }
 
     public static func == (a: DMAEvent, b: DMAEvent) -> Bool {
-        if a.storage === b.storage { return true }
-        let x = a.storage, y = b.storage
-        return x.timestamp == y.timestamp && x.cpu == y.cpu && x.pid == y.pid && x.task == y.task
-            && x.device == y.device && x.kind == y.kind && x.stack == y.stack
+        a.storage === b.storage || a.storage.fields == b.storage.fields
     }
 
-    public func hash(into hasher: inout Hasher) {
-        let s = storage
-        hasher.combine(s.timestamp)
-        hasher.combine(s.cpu)
-        hasher.combine(s.pid)
-        hasher.combine(s.task)
-        hasher.combine(s.device)
-        hasher.combine(s.kind)
-        hasher.combine(s.stack)
-    }
+    public func hash(into hasher: inout Hasher) { hasher.combine(storage.fields) }
 }
 
 /// Printed, dumped and shown in test failures with its fields, as a plain struct would be:
