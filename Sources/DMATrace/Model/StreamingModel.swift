@@ -120,11 +120,11 @@ extension DMAModel {
                 let writeCandidate = mapping.deviceMayWrite || other.deviceMayWrite
                 if mapping.attrs.contains(.skipCPUSync), mapping.sharedWith.count < 4 { mapping.sharedWith.append(other) }
                 if writeCandidate && Self.overlapExempt(new: mapping, existing: other) { continue }
-                if writeCandidate, case let otherDev = other.deviceState, otherDev.profile.mayskipUnmaps, !other.isAllocation {
+                if writeCandidate, other.deviceState.profile.mayskipUnmaps, !other.isAllocation {
                     // The older mapping may be one its driver legitimately never unmapped:
                     // judge the overlap only if an unmap later proves it was still live.
                     other.pendingOverlaps.append(mapping)
-                    supersede(other, otherDev)
+                    supersede(other, other.deviceState)
                 } else {
                     sink(.physicalOverlap(new: mapping, existing: other, bytes: lo..<hi))
                 }
