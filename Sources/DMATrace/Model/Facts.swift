@@ -68,10 +68,18 @@ public struct LostGap: Sendable, Codable {
 extension ModelFact {
     /// The fact's case without its payload: rules subscribe by kind, so each
     /// fact reaches only the rules that judge it.
+    ///
+    /// `.unmapped` comes in three kinds, by the releasing function (the fact's `function`):
+    /// every unmap makes one, and most rules of unmaps judge one family only (an sg count, a
+    /// dma_free_* size), so routing by family spares each unmap the calls that would return at
+    /// once. `anyUnmap` subscribes to all three.
     public enum Kind: Int, CaseIterable, Sendable {
         case mapped, mapFailed, physicalOverlap, dmaAddressReuse, overlapsCoherent, sharedCacheLine
-        case unmapped, unmapSGEntryMismatch, unmapWithoutMapping, synced, syncWithoutMapping
+        case unmappedSingle, unmappedSG, unmappedByFree
+        case unmapSGEntryMismatch, unmapWithoutMapping, synced, syncWithoutMapping
         case allocated, freed, freeWithoutAllocation, iommuFault, anomaly, eventsLost
+
+        public static let anyUnmap: Set<Kind> = [.unmappedSingle, .unmappedSG, .unmappedByFree]
     }
 
     public var kind: Kind {
@@ -82,7 +90,9 @@ extension ModelFact {
         case .dmaAddressReuse: .dmaAddressReuse
         case .overlapsCoherent: .overlapsCoherent
         case .sharedCacheLine: .sharedCacheLine
-        case .unmapped: .unmapped
+        case .unmapped(_, _, _, _, .single, _): .unmappedSingle
+        case .unmapped(_, _, _, _, .scatterGather, _): .unmappedSG
+        case .unmapped(_, _, _, _, .allocation, _): .unmappedByFree
         case .unmapSGEntryMismatch: .unmapSGEntryMismatch
         case .unmapWithoutMapping: .unmapWithoutMapping
         case .synced: .synced

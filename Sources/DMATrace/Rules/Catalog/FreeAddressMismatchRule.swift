@@ -12,7 +12,7 @@ final class FreeAddressMismatchRule: DMARule {
         }
     }
 
-    static let interests: Set<ModelFact.Kind> = [.freed, .unmapped]
+    static let interests: Set<ModelFact.Kind> = [.freed, .unmappedByFree]
 
     static let description = RuleDescription(
         id: "free-address-mismatch", name: "Free with a different CPU address", severity: .error,

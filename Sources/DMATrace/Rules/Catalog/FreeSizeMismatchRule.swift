@@ -1,5 +1,5 @@
 final class FreeSizeMismatchRule: DMARule {
-    static let interests: Set<ModelFact.Kind> = [.freed, .unmapped]
+    static let interests: Set<ModelFact.Kind> = [.freed, .unmappedByFree]
 
     static let description = RuleDescription(
         id: "free-size-mismatch", name: "Free with a different size", severity: .error,

@@ -1,7 +1,7 @@
 /// Streaming mappings still live when the trace ends, told apart from
 /// long-lived buffers and unmaps skipped by design.
 final class MappingLeakRule: DMARule {
-    static let interests: Set<ModelFact.Kind> = [.unmapped]
+    static let interests: Set<ModelFact.Kind> = ModelFact.Kind.anyUnmap
 
     static let description = RuleDescription(
         id: "mapping-leak", name: "Streaming mapping never unmapped", severity: .warning,

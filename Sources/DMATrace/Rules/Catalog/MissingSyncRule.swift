@@ -1,7 +1,7 @@
 /// Ownership broken where the trace can show it: the CPU took a buffer twice
 /// without giving it back, or a SKIP_CPU_SYNC mapping was never synced.
 final class MissingSyncRule: DMARule {
-    static let interests: Set<ModelFact.Kind> = [.synced, .unmapped]
+    static let interests: Set<ModelFact.Kind> = ModelFact.Kind.anyUnmap.union([.synced])
 
     static let description = RuleDescription(
         id: "missing-sync", name: "Missing or out-of-order sync", severity: .warning,

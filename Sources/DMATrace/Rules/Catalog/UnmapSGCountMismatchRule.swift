@@ -1,5 +1,5 @@
 final class UnmapSGCountMismatchRule: DMARule {
-    static let interests: Set<ModelFact.Kind> = [.unmapped]
+    static let interests: Set<ModelFact.Kind> = [.unmappedSG]
 
     static let description = RuleDescription(
         id: "unmap-sg-count-mismatch", name: "dma_unmap_sg with another entry count", severity: .error,

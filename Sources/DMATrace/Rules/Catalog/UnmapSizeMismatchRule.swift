@@ -1,5 +1,5 @@
 final class UnmapSizeMismatchRule: DMARule {
-    static let interests: Set<ModelFact.Kind> = [.unmapped]
+    static let interests: Set<ModelFact.Kind> = [.unmappedSingle]
 
     static let description = RuleDescription(
         id: "unmap-size-mismatch", name: "Unmap with a different size", severity: .error,
