@@ -186,18 +186,22 @@ import Testing
         #expect(weak.allSatisfy { $0() == nil }, "deinit lets go of what is still registered")
     }
 
-    /// The index against a plain list, operation by operation: buckets are chains through one
-    /// pool of reused nodes, so removing from a chain's head, middle or tail and reusing the
-    /// freed node must leave every lookup (and its registration order) as the list has it.
+    /// The index against a plain list, operation by operation: buckets are doubly linked chains
+    /// through one pool of reused nodes, so removing from a chain's head, middle or tail (by
+    /// lookup, by the insert's handle, or by a handle that names another range or a reused
+    /// node) and reusing the freed node must leave every lookup (and its registration order)
+    /// as the list has it, also after the bucket table grew under outstanding handles.
     @Test(arguments: [UInt64(1), 2, 3])
     func intervalIndexAgreesWithAList(seed: UInt64) {
         final class Box { let n: Int; init(_ n: Int) { self.n = n } }
         var rng = SplitMix(seed: seed)
         let index = IntervalIndex<Box>()
-        var list: [(start: UInt64, length: UInt64, box: Box)] = []
-        // A few 64 KiB buckets, so chains grow long; some ranges span buckets, a few are large.
+        var list: [(start: UInt64, length: UInt64, box: Box, handle: IntervalIndex<Box>.Handle?)] = []
+        var staleHandles: [IntervalIndex<Box>.Handle] = []
+        // A few 64 KiB buckets, so chains grow long; some ranges span buckets, a few are large,
+        // and some land far away, one bucket each, so the table grows.
         func range() -> (UInt64, UInt64) {
-            let start = rng.next() % 0x4_0000
+            let start = rng.next() % 20 == 0 ? rng.next() % (1 << 40) : rng.next() % 0x4_0000
             let r = rng.next() % 100
             return (start, r < 2 ? (64 << 20) + 1 : r < 10 ? rng.next() % 0x3_0000 + 1 : rng.next() % 8192 + 1)
         }
@@ -205,11 +209,21 @@ import Testing
             if list.isEmpty || rng.next() % 3 != 0 {
                 let (start, length) = range()
                 let box = Box(step)
-                index.insert(start: start, length: length, box)
-                list.append((start, length, box))
+                let handle = index.insert(start: start, length: length, box)
+                let oneBucket = length <= 64 << 20 && start >> 16 == (IntervalIndex<Box>.end(start, length) - 1) >> 16
+                #expect((handle != nil) == oneBucket)
+                list.append((start, length, box, handle))
             } else {
                 let victim = list.remove(at: Int(rng.next() % UInt64(list.count)))
-                index.remove(start: victim.start, length: victim.length, victim.box)
+                switch rng.next() % 3 {
+                case 0: index.remove(start: victim.start, length: victim.length, victim.box)
+                case 1: index.remove(handle: victim.handle, start: victim.start, length: victim.length, victim.box)
+                default:
+                    let other = staleHandles.isEmpty ? list.randomElement(using: &rng)?.handle
+                        : staleHandles[Int(rng.next() % UInt64(staleHandles.count))]
+                    index.remove(handle: other, start: victim.start, length: victim.length, victim.box)
+                }
+                if let h = victim.handle { staleHandles.append(h) }
             }
             #expect(index.count == list.count)
             let (qs, ql) = range()

@@ -20,11 +20,19 @@ final class IntervalIndex<Value: AnyObject> {
 
     /// Trivial, so walking a bucket costs no reference counting. A node in use holds one
     /// retain of its value, taken on insert and given back on remove or deinit.
+    ///
+    /// Chains are doubly linked and each node knows its bucket's table slot, so a range that
+    /// lies in one bucket is removed through the handle its insert returned, without hashing
+    /// its bucket again or walking the chain to it (the two were a third of an unmap's index
+    /// work).
     private struct Node {
         var start: UInt64
         var end: UInt64 // exclusive, saturated at UInt64.max
         var value: Unmanaged<Value>?
         var next: Int32
+        var prev: Int32 = IntervalIndex.none
+        /// The bucket's slot in `table`, kept current when the table grows.
+        var slot: Int32 = IntervalIndex.none
 
         func holds(_ v: Value, at s: UInt64) -> Bool {
             start == s && value?.toOpaque() == Unmanaged.passUnretained(v).toOpaque()
@@ -134,6 +142,11 @@ final class IntervalIndex<Value: AnyObject> {
             var i = Int(truncatingIfNeeded: seededAddressHash(old[j].key, seed: seed) >> tableShift)
             while table[i].head != Self.vacant { i = (i + 1) & tableMask }
             table[i] = old[j]
+            var n = old[j].head
+            while n != Self.none {
+                nodes[Int(n)].slot = Int32(i)
+                n = nodes[Int(n)].next
+            }
         }
         old.deallocate()
     }
@@ -159,25 +172,61 @@ final class IntervalIndex<Value: AnyObject> {
         return Int32(nodesUsed - 1)
     }
 
-    func insert(start: UInt64, length: UInt64, _ value: Value) {
-        guard length > 0 else { return }
+    /// Registers `value` over [start, start+length). Returns a handle for `remove(handle:...)`
+    /// when the range lies in one bucket, else nil.
+    @discardableResult
+    func insert(start: UInt64, length: UInt64, _ value: Value) -> Handle? {
+        guard length > 0 else { return nil }
         let end = Self.end(start, length)
         count += 1
         if length > Self.largeThreshold {
             large.append(Node(start: start, end: end, value: .passRetained(value), next: Self.none))
-            return
+            return nil
         }
         var b = start >> Self.bucketShift
         let last = (end - 1) >> Self.bucketShift
+        let single = b == last
         while true {
             let n = newNode(start: start, end: end, value)
             let s = claimSlot(of: b)
             let tail = table[s].tail
             if tail == Self.none { table[s].head = n } else { nodes[Int(tail)].next = n }
+            nodes[Int(n)].prev = tail
+            nodes[Int(n)].slot = Int32(s)
             table[s].tail = n
-            if b == last { break }
+            if b == last { return single ? Handle(node: n) : nil }
             b += 1
         }
+    }
+
+    /// Names the node of a one-bucket range. Only a hint: the node may have been removed and
+    /// reused since, which `remove(handle:...)` checks.
+    struct Handle {
+        fileprivate let node: Int32
+    }
+
+    /// Removes `value`'s registration at `start` through its insert's handle, or as `remove`
+    /// does when the handle no longer names it.
+    func remove(handle: Handle?, start: UInt64, length: UInt64, _ value: Value) {
+        guard let handle, length <= Self.largeThreshold, Int(handle.node) < nodesUsed,
+              nodes[Int(handle.node)].holds(value, at: start),
+              nodes[Int(handle.node)].end == Self.end(start, length)
+        else { return remove(start: start, length: length, value) }
+        unlink(handle.node)
+        count -= 1
+    }
+
+    /// Takes node `i` out of its chain, gives back its value's retain and frees it.
+    @inline(__always)
+    private func unlink(_ i: Int32) {
+        let n = nodes[Int(i)]
+        let s = Int(n.slot)
+        if n.prev == Self.none { table[s].head = n.next } else { nodes[Int(n.prev)].next = n.next }
+        if n.next == Self.none { table[s].tail = n.prev } else { nodes[Int(n.next)].prev = n.prev }
+        n.value?.release()
+        nodes[Int(i)].value = nil
+        nodes[Int(i)].next = freeNodes
+        freeNodes = i
     }
 
     func remove(start: UInt64, length: UInt64, _ value: Value) {
@@ -195,20 +244,10 @@ final class IntervalIndex<Value: AnyObject> {
         let last = (end - 1) >> Self.bucketShift
         while true {
             if let s = slot(of: b) {
-                var prev = Self.none
                 var i = table[s].head
-                while i != Self.none && !nodes[Int(i)].holds(value, at: start) {
-                    prev = i
-                    i = nodes[Int(i)].next
-                }
+                while i != Self.none && !nodes[Int(i)].holds(value, at: start) { i = nodes[Int(i)].next }
                 if i != Self.none {
-                    let next = nodes[Int(i)].next
-                    if prev == Self.none { table[s].head = next } else { nodes[Int(prev)].next = next }
-                    if table[s].tail == i { table[s].tail = prev }
-                    nodes[Int(i)].value?.release()
-                    nodes[Int(i)].value = nil
-                    nodes[Int(i)].next = freeNodes
-                    freeNodes = i
+                    unlink(i)
                     removed = true
                 }
             }

@@ -58,6 +58,10 @@ public final class StreamingMapping {
     public internal(set) var sharesCoherentMemory = false
     /// Set once the mapping was superseded on a device that may skip unmaps.
     var superseded = false
+    /// Where `register` put a one-range mapping in the device's dma index and the physical
+    /// index, for `removeLive` to take it out without looking it up again.
+    var dmaHandle: IntervalIndex<StreamingMapping>.Handle?
+    var physHandle: IntervalIndex<StreamingMapping>.Handle?
 
     /// What only some mappings need (syncs, doubtful overlaps, sharing), kept apart: a mapping
     /// that is only mapped and unmapped allocates and releases none of it.

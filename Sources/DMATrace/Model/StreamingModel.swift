@@ -210,9 +210,17 @@ extension DMAModel {
     }
 
     func removeLive(_ mapping: StreamingMapping, _ dev: DeviceState) {
-        for s in mapping.segments { dev.byDMA.remove(start: s.dmaAddr, length: s.length, mapping) }
+        if mapping.segments.count == 1, let s = mapping.segments.first {
+            dev.byDMA.remove(handle: mapping.dmaHandle, start: s.dmaAddr, length: s.length, mapping)
+        } else {
+            for s in mapping.segments { dev.byDMA.remove(start: s.dmaAddr, length: s.length, mapping) }
+        }
         if !mapping.function.isMMIOMapping {
-            for r in mapping.physRanges { physIndex.remove(start: r.physAddr, length: r.length, mapping) }
+            if mapping.physRanges.count == 1, let r = mapping.physRanges.first {
+                physIndex.remove(handle: mapping.physHandle, start: r.physAddr, length: r.length, mapping)
+            } else {
+                for r in mapping.physRanges { physIndex.remove(start: r.physAddr, length: r.length, mapping) }
+            }
         }
         if mapping.isScatterGather {
             dev.sgByFirstPhys[mapping.physAddr]?.removeAll { $0 === mapping }
@@ -230,9 +238,17 @@ extension DMAModel {
 
     /// Makes a mapping live in every index (the reverse of `removeLive`).
     func register(_ m: StreamingMapping, _ dev: DeviceState) {
-        for s in m.segments { dev.byDMA.insert(start: s.dmaAddr, length: s.length, m) }
+        if m.segments.count == 1, let s = m.segments.first {
+            m.dmaHandle = dev.byDMA.insert(start: s.dmaAddr, length: s.length, m)
+        } else {
+            for s in m.segments { dev.byDMA.insert(start: s.dmaAddr, length: s.length, m) }
+        }
         if !m.function.isMMIOMapping {
-            for r in m.physRanges { physIndex.insert(start: r.physAddr, length: r.length, m) }
+            if m.physRanges.count == 1, let r = m.physRanges.first {
+                m.physHandle = physIndex.insert(start: r.physAddr, length: r.length, m)
+            } else {
+                for r in m.physRanges { physIndex.insert(start: r.physAddr, length: r.length, m) }
+            }
         }
         if m.isScatterGather {
             dev.sgByFirstPhys[m.physAddr, default: []].append(m)
