@@ -45,6 +45,47 @@ import Testing
         #expect(weakMapping == nil, "a live mapping outlived its model")
     }
 
+    /// debug.c forgets an entry when it is unmapped, so an unmap that then matches nothing is a
+    /// second unmap only if nothing mapped the address since. The model does not write that down
+    /// on every map: it asks, when an unmap or sync matches nothing, whether a mapping made after
+    /// the tombstone holds its key (single: the dma address; sg: the first entry's page).
+    @Test func aTombstoneGoesStaleWhenItsAddressIsMappedAgain() throws {
+        let model = DMAModel { _ in }
+        var t: UInt64 = 0
+        func apply(_ kind: DMAEventKind) {
+            t += 1000
+            model.apply(DMAEvent(timestamp: t, cpu: 0, pid: 1, task: "t", device: dev, kind: kind))
+        }
+        let x: UInt64 = 0x10_0000, p: UInt64 = 0x20_0000
+        let map = DMAEventKind.map(SingleMapEvent(api: .page, physAddr: x, dmaAddr: x, size: 4096, direction: .toDevice, attrs: []))
+        let unmap = DMAEventKind.unmap(SingleUnmapEvent(api: .page, dmaAddr: x, size: 4096, direction: .toDevice, attrs: []))
+        let mapSG = DMAEventKind.mapSG(SGMapEvent(inputEntries: 1, mappedEntries: 1, physAddrs: [p], dmaAddrs: [p], lengths: [4096],
+                                                  truncated: false, direction: .toDevice, attrs: []))
+        let unmapSG = DMAEventKind.unmapSG(SGUnmapEvent(physAddrs: [p], direction: .toDevice, attrs: []))
+        func context(_ key: UInt64, _ address: UInt64?) throws -> UnmatchedContext {
+            model.unmatched(try #require(model.devices[dev]), key: key, address: address)
+        }
+        func releasedAt(_ c: UnmatchedContext) -> UInt64? {
+            if case .alreadyReleased(let release, _) = c { return release.timestamp }
+            return nil
+        }
+        apply(map)
+        apply(unmap)
+        #expect(releasedAt(try context(x, x)) == 2000)
+        apply(map)
+        #expect(releasedAt(try context(x, x)) == nil, "mapped again: the old unmap is not this address's last word")
+        apply(unmap)
+        #expect(releasedAt(try context(x, x)) == 4000)
+
+        let sgKey = p ^ DMAModel.sgKeyTag
+        apply(mapSG)
+        apply(unmapSG)
+        #expect(releasedAt(try context(sgKey, nil)) == 6000)
+        apply(mapSG)
+        #expect(releasedAt(try context(sgKey, nil)) == nil)
+        #expect(releasedAt(try context(x, x)) == 4000, "an sg list over other memory leaves the single's tombstone")
+    }
+
     @Test func mergedSGSyncEntriesAreNotOutOfRange() throws {
         // iommu-dma merged two entries into one segment; the sync still lists nents
         // entries, the surplus as DMA_MAPPING_ERROR with length 0.

@@ -42,7 +42,7 @@ import Testing
         // Each release stamped with its own address, to tell which one a lookup found.
         func tombstone(_ at: UInt64) -> Tombstone {
             Tombstone(reason: .unmapped, event: DMAEvent(timestamp: at, cpu: 0, pid: 1, task: "t", device: "d", kind: .marker("")),
-                      original: nil)
+                      original: nil, sequence: 0)
         }
         memory.set(0x1000, tombstone(0x1000))
         #expect(memory.count == 1)

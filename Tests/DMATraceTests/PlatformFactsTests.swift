@@ -46,7 +46,7 @@ import Testing
         let memory = TombstoneMemory()
         func stone(_ at: UInt64) -> Tombstone {
             Tombstone(reason: .unmapped, event: DMAEvent(timestamp: at, cpu: 0, pid: 1, task: "t", device: "d", kind: .marker("")),
-                      original: nil)
+                      original: nil, sequence: 0)
         }
         memory.set(0x1000, stone(1))
         for i in 0..<5000 { memory.set(0x10_0000 + UInt64(i) * 64, stone(2)) }
@@ -82,7 +82,7 @@ import Testing
             case 0, 1:
                 let reason: Tombstone.Reason = rng.next() % 10 == 0 ? .mapFailed : .unmapped
                 memory.set(key, Tombstone(reason: reason, event: DMAEvent(timestamp: now, cpu: 0, pid: 1, task: "t",
-                                                                        device: "d", kind: .marker("")), original: nil))
+                                                                        device: "d", kind: .marker("")), original: nil, sequence: 0))
                 if let i = latest[key] { releases[i].live = false }
                 releases.append((key, now, reason, true))
                 latest[key] = releases.count - 1

@@ -280,16 +280,37 @@ public final class DMAModel {
         dev.tombstones.set(key, consume t)
     }
 
-    func forgetTombstones(_ dev: DeviceState, for m: StreamingMapping) {
-        let key = m.isScatterGather ? m.physAddr ^ Self.sgKeyTag : m.dmaAddr
-        dev.tombstones.removeUnmapped(key)
+    /// The key a mapping's release is remembered under.
+    static func tombstoneKey(_ m: StreamingMapping) -> UInt64 {
+        m.isScatterGather ? m.physAddr ^ sgKeyTag : m.dmaAddr
     }
+
+    /// A map of an address makes its unmapped tombstone stale: an unmap that then matches
+    /// nothing is not a second unmap of the old mapping. That is not written down on every map
+    /// (a table lookup, a twentieth of the replay); `unmatched` asks instead whether a mapping
+    /// made after the tombstone holds its key. One that stops being live without a release
+    /// (superseded, or pushed out by a reused address) could not answer then: it forgets the
+    /// tombstone here, on its way out.
+    func forgetTombstone(_ dev: DeviceState, mappedOverBy m: StreamingMapping) {
+        let key = Self.tombstoneKey(m)
+        if let t = dev.tombstones.get(key), t.sequence < m.id { dev.tombstones.removeUnmapped(key) }
+    }
+
+    /// A live mapping with this tombstone key, made after `sequence`.
+    func liveMapping(_ dev: DeviceState, key: UInt64, madeAfter sequence: Int) -> Bool {
+        func fits(_ m: StreamingMapping) -> Bool { m.id > sequence && Self.tombstoneKey(m) == key }
+        return dev.byDMA.containing(key).contains { fits($0.value) }
+            || dev.sgByFirstPhys[key ^ Self.sgKeyTag]?.contains(where: fits) == true
+    }
+
+    /// Mapping ids issued so far (for tombstones' `sequence`).
+    var mappingIDsIssued: Int { nextID }
 
     func unmatched(_ dev: DeviceState, key: UInt64, address: UInt64?) -> UnmatchedContext {
         if address == Self.mappingError {
             return .mappingError(failedMap: dev.tombstones.get(Self.mappingError)?.event)
         }
-        if let t = dev.tombstones.get(key) {
+        if let t = dev.tombstones.get(key), t.reason == .mapFailed || !liveMapping(dev, key: key, madeAfter: t.sequence) {
             switch t.reason {
             case .mapFailed: return .mappingError(failedMap: t.event)
             case .unmapped: return .alreadyReleased(release: t.event, original: t.original)

@@ -7,7 +7,7 @@ extension DMAModel {
     func mapSingle(_ m: SingleMapEvent, _ event: DMAEvent, _ dev: DeviceState) {
         if m.dmaAddr == Self.mappingError {
             dev.profile.failedMaps += 1
-            remember(dev, Tombstone(reason: .mapFailed, event: event, original: nil), key: m.dmaAddr)
+            remember(dev, Tombstone(reason: .mapFailed, event: event, original: nil, sequence: mappingIDsIssued), key: m.dmaAddr)
             sink(.mapFailed(event))
             return
         }
@@ -93,7 +93,6 @@ extension DMAModel {
             dev.profile.lastMapTimestamp = mapping.mappedAt
             dev.profile.probeAllocationsFreedAfterLastMap = 0
         }
-        forgetTombstones(dev, for: mapping)
         sink(.mapped(consume mapping))
     }
 
@@ -148,6 +147,7 @@ extension DMAModel {
                     sink(.dmaAddressReuse(new: mapping, existing: hit.value))
                     // The kernel considers the old one gone; keeping it would blame every later event on it.
                     removeLive(hit.value, dev)
+                    forgetTombstone(dev, mappedOverBy: hit.value)
                 }
             }
         }
@@ -190,9 +190,10 @@ extension DMAModel {
     func supersede(_ mapping: StreamingMapping, _ dev: DeviceState) {
         guard !mapping.superseded else { return }
         removeLive(mapping, dev)
+        forgetTombstone(dev, mappedOverBy: mapping)
         mapping.superseded = true
         dev.profile.supersededMappings += 1
-        let key = mapping.isScatterGather ? mapping.physAddr ^ Self.sgKeyTag : mapping.dmaAddr
+        let key = Self.tombstoneKey(mapping)
         dev.superseded[key, default: []].append(mapping)
         dev.supersededOrder.append((key, mapping.id))
         if dev.supersededOrder.count > Self.supersededLimit {
@@ -307,8 +308,8 @@ extension DMAModel {
                  wasLive: Bool = true) {
         if wasLive { removeLive(m, dev) }
         if !m.pendingOverlaps.isEmpty { confirmLive(m) }
-        let key = m.isScatterGather ? m.physAddr ^ Self.sgKeyTag : m.dmaAddr
-        remember(dev, Tombstone(reason: .unmapped, event: event, original: m.mapEvent), key: key)
+        remember(dev, Tombstone(reason: .unmapped, event: event, original: m.mapEvent, sequence: mappingIDsIssued),
+                 key: Self.tombstoneKey(m))
         sink(.unmapped(consume m, unmap: event, size: size, direction: direction, function: function, entries: entries))
     }
 
