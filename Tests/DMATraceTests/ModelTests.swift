@@ -227,6 +227,26 @@ import Testing
         #expect(weak.allSatisfy { $0() == nil }, "deinit lets go of what is still registered")
     }
 
+    /// An index made not to retain (the physical index, whose mappings the dma index holds)
+    /// keeps no value alive and gives back nothing: the values' lives are their owner's alone.
+    @Test func anUnretainingIntervalIndexLeavesLivesToTheOwner() {
+        final class Box { let n: Int; init(_ n: Int) { self.n = n } }
+        weak var dropped: Box?
+        var owner: [Box] = (0..<100).map(Box.init)
+        do {
+            let index = IntervalIndex<Box>(retainingValues: false)
+            for b in owner { index.insert(start: UInt64(b.n) << 12, length: 4096, b) }
+            #expect(index.first(containing: 5 << 12) { _ in true }?.n == 5)
+            index.remove(start: 5 << 12, length: 4096, owner[5])
+            dropped = owner[5]
+            owner.remove(at: 5)
+            #expect(dropped == nil, "the index kept a value its owner let go")
+            #expect(index.count == 99)
+        }
+        // Neither the index's life nor its end took or gave back a reference.
+        for i in owner.indices { #expect(isKnownUniquelyReferenced(&owner[i])) }
+    }
+
     /// The index against a plain list, operation by operation: buckets are doubly linked chains
     /// through one pool of reused nodes, so removing from a chain's head, middle or tail (by
     /// lookup, by the insert's handle, or by a handle that names another range or a reused

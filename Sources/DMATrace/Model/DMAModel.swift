@@ -48,7 +48,9 @@ public final class DMAModel {
     }
 
     private(set) var devices: [String: DeviceState] = [:]
-    let physIndex = IntervalIndex<StreamingMapping>()
+    /// Unretained: a mapping is in it only while it is live in its device's `byDMA`, which holds
+    /// it (`register` and `removeLive` change both).
+    let physIndex = IntervalIndex<StreamingMapping>(retainingValues: false)
     let coherentPhysIndex = IntervalIndex<CoherentAllocation>()
     /// iommu:map events carry no device and IOVAs repeat across domains: an entry
     /// is trusted for an event only when the same task on the same CPU made it just before.

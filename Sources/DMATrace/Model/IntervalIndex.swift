@@ -19,7 +19,8 @@ final class IntervalIndex<Value: AnyObject> {
     private static var vacant: Int32 { .min }
 
     /// Trivial, so walking a bucket costs no reference counting. A node in use holds one
-    /// retain of its value, taken on insert and given back on remove or deinit.
+    /// retain of its value (unless the index was made not to), taken on insert and given back
+    /// on remove or deinit.
     ///
     /// Chains are doubly linked and each node knows its bucket's table slot, so a range that
     /// lies in one bucket is removed through the handle its insert returned, without hashing
@@ -69,10 +70,25 @@ final class IntervalIndex<Value: AnyObject> {
     private(set) var count = 0
     /// The process's hash seed, held here: reading the global costs a swift_once call each time.
     private let seed = addressMapSeed
+    /// Whether a registration holds its value. An index whose every value another index holds
+    /// for at least as long (the physical index: every mapping in it is in its device's dma
+    /// index, and leaves both together) need not: that is an atomic pair less per map.
+    private let retains: Bool
 
-    init() {
+    init(retainingValues: Bool = true) {
+        retains = retainingValues
         nodes = .allocate(capacity: nodeCapacity)
         table = Self.makeTable(tableMask + 1)
+    }
+
+    @inline(__always)
+    private func hold(_ value: Value) -> Unmanaged<Value> {
+        retains ? .passRetained(value) : .passUnretained(value)
+    }
+
+    @inline(__always)
+    private func letGo(_ value: Unmanaged<Value>?) {
+        if retains { value?.release() }
     }
 
     deinit {
@@ -88,8 +104,8 @@ final class IntervalIndex<Value: AnyObject> {
     }
 
     private func releaseValues() {
-        for i in 0..<nodesUsed { nodes[i].value?.release() }
-        for n in large { n.value?.release() }
+        for i in 0..<nodesUsed { letGo(nodes[i].value) }
+        for n in large { letGo(n.value) }
     }
 
     func removeAll() {
@@ -152,7 +168,7 @@ final class IntervalIndex<Value: AnyObject> {
     }
 
     private func newNode(start: UInt64, end: UInt64, _ value: Value) -> Int32 {
-        let node = Node(start: start, end: end, value: .passRetained(value), next: Self.none)
+        let node = Node(start: start, end: end, value: hold(value), next: Self.none)
         if freeNodes != Self.none {
             let i = freeNodes
             freeNodes = nodes[Int(i)].next
@@ -180,7 +196,7 @@ final class IntervalIndex<Value: AnyObject> {
         let end = Self.end(start, length)
         count += 1
         if length > Self.largeThreshold {
-            large.append(Node(start: start, end: end, value: .passRetained(value), next: Self.none))
+            large.append(Node(start: start, end: end, value: hold(value), next: Self.none))
             return nil
         }
         var b = start >> Self.bucketShift
@@ -223,7 +239,7 @@ final class IntervalIndex<Value: AnyObject> {
         let s = Int(n.slot)
         if n.prev == Self.none { table[s].head = n.next } else { nodes[Int(n.prev)].next = n.next }
         if n.next == Self.none { table[s].tail = n.prev } else { nodes[Int(n.next)].prev = n.prev }
-        n.value?.release()
+        letGo(n.value)
         nodes[Int(i)].value = nil
         nodes[Int(i)].next = freeNodes
         freeNodes = i
@@ -234,7 +250,7 @@ final class IntervalIndex<Value: AnyObject> {
         let end = Self.end(start, length)
         if length > Self.largeThreshold {
             if let i = large.firstIndex(where: { $0.holds(value, at: start) }) {
-                large.remove(at: i).value?.release()
+                letGo(large.remove(at: i).value)
                 count -= 1
             }
             return
