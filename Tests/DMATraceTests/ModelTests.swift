@@ -291,6 +291,9 @@ import Testing
             let qe = IntervalIndex<Box>.end(qs, ql)
             let expected = list.filter { $0.start < qe && qs < IntervalIndex<Box>.end($0.start, $0.length) }.map(\.box.n)
             #expect(index.overlapping(start: qs, length: ql).map(\.value.n).sorted() == expected.sorted())
+            var visited: [Int] = []
+            index.forEachOverlapping(start: qs, length: ql) { _, _, value in visited.append(value.n) }
+            #expect(visited.sorted() == expected.sorted())
             // first(containing:) meets ranges in registration order (bucket ranges before large ones).
             let containing = list.filter { $0.start <= qs && qs < IntervalIndex<Box>.end($0.start, $0.length) }
             let firstSmall = containing.first { $0.length <= 64 << 20 }?.box.n

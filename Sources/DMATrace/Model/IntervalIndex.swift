@@ -321,6 +321,26 @@ final class IntervalIndex<Value: AnyObject> {
         return out
     }
 
+    /// Calls `body` with each value overlapping [start, start+length), once, with its registered
+    /// range. The replay asks on every map and nearly always finds nothing: a one-bucket query
+    /// that finds nothing builds no array. Hits are gathered before `body` runs, so `body` may
+    /// change the index.
+    @inline(__always)
+    func forEachOverlapping(start: UInt64, length: UInt64, _ body: (_ start: UInt64, _ end: UInt64, _ value: Value) -> Void) {
+        guard length > 0, count > 0 else { return }
+        let end = Self.end(start, length)
+        let firstBucket = start >> Self.bucketShift
+        if firstBucket == (end - 1) >> Self.bucketShift && large.isEmpty {
+            var any = false
+            walk(firstBucket) { n in
+                any = n.start < end && start < n.end
+                return !any
+            }
+            if !any { return }
+        }
+        for hit in overlapping(start: start, length: length) { body(hit.start, hit.end, hit.value) }
+    }
+
     /// Every registered value once, in no particular order.
     func allValues() -> [Value] {
         var seen = Set<UnsafeMutableRawPointer>()

@@ -109,16 +109,16 @@ extension DMAModel {
     func checkOverlaps(_ mapping: StreamingMapping, _ dev: DeviceState) {
         guard !mapping.function.isMMIOMapping else { return }
         checkSelfOverlap(mapping)
-        var reported = Set<Int>()
+        // Ids of the mappings already judged, for an sg list whose ranges meet one twice.
+        var reported: Set<Int> = []
         for r in mapping.physRanges {
-            for hit in physIndex.overlapping(start: r.physAddr, length: r.length) {
-                let other = hit.value
-                guard other !== mapping, reported.insert(other.id).inserted else { continue }
-                let lo = max(hit.start, r.physAddr)
-                let hi = min(hit.end, IntervalIndex<StreamingMapping>.end(r.physAddr, r.length))
+            physIndex.forEachOverlapping(start: r.physAddr, length: r.length) { hitStart, hitEnd, other in
+                guard other !== mapping, reported.insert(other.id).inserted else { return }
+                let lo = max(hitStart, r.physAddr)
+                let hi = min(hitEnd, IntervalIndex<StreamingMapping>.end(r.physAddr, r.length))
                 let writeCandidate = mapping.deviceMayWrite || other.deviceMayWrite
                 if mapping.attrs.contains(.skipCPUSync), mapping.sharedWith.count < 4 { mapping.sharedWith.append(other) }
-                if writeCandidate && Self.overlapExempt(new: mapping, existing: other) { continue }
+                if writeCandidate && Self.overlapExempt(new: mapping, existing: other) { return }
                 if writeCandidate, other.deviceState.profile.mayskipUnmaps, !other.isAllocation {
                     // The older mapping may be one its driver legitimately never unmapped:
                     // judge the overlap only if an unmap later proves it was still live.
@@ -128,11 +128,11 @@ extension DMAModel {
                     sink(.physicalOverlap(new: mapping, existing: other, bytes: lo..<hi))
                 }
             }
-            for hit in coherentPhysIndex.overlapping(start: r.physAddr, length: r.length) {
+            coherentPhysIndex.forEachOverlapping(start: r.physAddr, length: r.length) { hitStart, hitEnd, allocation in
                 if mapping.attrs.contains(.skipCPUSync) { mapping.sharesCoherentMemory = true }
-                let lo = max(hit.start, r.physAddr)
-                let hi = min(hit.end, IntervalIndex<StreamingMapping>.end(r.physAddr, r.length))
-                sink(.overlapsCoherent(mapping, hit.value, bytes: lo..<hi))
+                let lo = max(hitStart, r.physAddr)
+                let hi = min(hitEnd, IntervalIndex<StreamingMapping>.end(r.physAddr, r.length))
+                sink(.overlapsCoherent(mapping, allocation, bytes: lo..<hi))
             }
             checkCacheLines(mapping, r)
         }
@@ -174,11 +174,11 @@ extension DMAModel {
         let start = r.physAddr
         let end = IntervalIndex<StreamingMapping>.end(start, r.length)
         func probe(_ probeStart: UInt64, _ probeLength: UInt64) {
-            for hit in physIndex.overlapping(start: probeStart, length: probeLength) where hit.value !== mapping {
+            physIndex.forEachOverlapping(start: probeStart, length: probeLength) { hitStart, hitEnd, neighbor in
                 // Byte overlaps are double mappings, not line sharing.
-                if hit.start < end && start < hit.end { continue }
-                guard mapping.deviceMayWrite || hit.value.deviceMayWrite else { continue }
-                sink(.sharedCacheLine(new: mapping, neighbor: hit.value, line: probeStart - probeStart % line))
+                guard neighbor !== mapping, !(hitStart < end && start < hitEnd),
+                      mapping.deviceMayWrite || neighbor.deviceMayWrite else { return }
+                sink(.sharedCacheLine(new: mapping, neighbor: neighbor, line: probeStart - probeStart % line))
             }
         }
         // The partial lines at either end, if any; no array of them: most maps are line-aligned,
