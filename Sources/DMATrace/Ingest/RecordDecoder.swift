@@ -139,6 +139,20 @@ final class EventLayout {
     var virtAddr, dmaMask, devAddr, force: FieldLayout?
     var iova, paddr, unmappedSize, driver, flags, gid: FieldLayout?
     var buf, caller, stackSize: FieldLayout?
+    /// Where a single map or unmap keeps its numbers, when they sit at fixed offsets with the
+    /// widths every kernel since 6.12 writes: read with one bounds check instead of one per field.
+    private(set) var fixedSingle: FixedSingle?
+
+    struct FixedSingle {
+        /// -1 for an unmap, which traces no physical address.
+        let phys: Int
+        let dma: Int
+        let size: Int
+        let dir: Int
+        let attrs: Int
+        /// The record must be at least this long.
+        let end: Int
+    }
 
     init(event: UnsafeMutablePointer<tep_event>, longSize: Int) {
         let system = event.pointee.system.map { String(cString: $0) } ?? ""
@@ -161,6 +175,33 @@ final class EventLayout {
         iova = field("iova"); paddr = field("paddr"); unmappedSize = field("unmapped_size")
         driver = field("driver"); flags = field("flags"); gid = field("gid")
         buf = field("buf"); caller = field("caller"); stackSize = field("size")
+        fixedSingle = Self.fixedSingle(known, physAddr: physAddr, dmaAddr: dmaAddr, addr: addr, size: size, dir: dir, attrs: attrs)
+    }
+
+    private static func fixedSingle(_ known: KnownEvent?, physAddr: FieldLayout?, dmaAddr: FieldLayout?, addr: FieldLayout?,
+                                    size: FieldLayout?, dir: FieldLayout?, attrs: FieldLayout?) -> FixedSingle? {
+        let isMap: Bool, dma: FieldLayout?
+        switch known {
+        case .mapSingle: (isMap, dma) = (true, dmaAddr)
+        // Its dma address is `addr` (`dma_addr` in a few trees), as the general path reads it.
+        case .unmapSingle: (isMap, dma) = (false, addr ?? dmaAddr)
+        default: return nil
+        }
+        func plain(_ f: FieldLayout?, _ width: Int) -> Int? {
+            guard let f, !f.isDynamic, f.size == width, f.offset >= 0 else { return nil }
+            return f.offset
+        }
+        guard let dma = plain(dma, 8), let size = plain(size, 8), let dir = plain(dir, 4), let attrs = plain(attrs, 8)
+        else { return nil }
+        let phys: Int
+        if isMap {
+            guard let p = plain(physAddr, 8) else { return nil }
+            phys = p
+        } else {
+            phys = -1
+        }
+        return FixedSingle(phys: phys, dma: dma, size: size, dir: dir, attrs: attrs,
+                           end: max(phys + 8, dma + 8, size + 8, dir + 4, attrs + 8))
     }
 }
 
@@ -347,6 +388,25 @@ struct RecordDecoder {
     private static func kind(_ known: KnownEvent, _ l: EventLayout, _ r: RecordView,
                              decoder: inout RecordDecoder,
                              record: UnsafeMutablePointer<tep_record>) -> DMAEventKind? {
+        if let f = l.fixedSingle, !r.swap, r.size >= f.end {
+            // The same event the general path below makes, from the same bytes.
+            let p = r.base
+            let dma = p.loadUnaligned(fromByteOffset: f.dma, as: UInt64.self)
+            let size = p.loadUnaligned(fromByteOffset: f.size, as: UInt64.self)
+            let direction = DMADirection(kernelValue: UInt64(p.loadUnaligned(fromByteOffset: f.dir, as: UInt32.self)))
+            let attrs = DMAAttributes(rawValue: p.loadUnaligned(fromByteOffset: f.attrs, as: UInt64.self))
+            switch known {
+            case .mapSingle(let api):
+                let resolved: SingleMapAPI = (api == .phys && attrs.contains(.mmio)) ? .mmio : api
+                return .map(SingleMapEvent(api: resolved, physAddr: p.loadUnaligned(fromByteOffset: f.phys, as: UInt64.self),
+                                           dmaAddr: dma, size: size, direction: direction, attrs: attrs))
+            case .unmapSingle(let api):
+                let resolved: SingleMapAPI = (api == .phys && attrs.contains(.mmio)) ? .mmio : api
+                return .unmap(SingleUnmapEvent(api: resolved, dmaAddr: dma, size: size, direction: direction, attrs: attrs))
+            default:
+                break
+            }
+        }
         let direction = r.unsigned(l.dir).flatMap { DMADirection(kernelValue: $0) }
         let attrs = DMAAttributes(rawValue: r.unsigned(l.attrs) ?? 0)
         switch known {
