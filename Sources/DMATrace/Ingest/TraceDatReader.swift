@@ -327,9 +327,7 @@ public final class TraceDatReader: DMAEventSource {
             throw IngestError(path: path, problem: "libtracecmd returned no event parser for this file")
         }
         consumed = true
-        var streams = layout.cpus.filter { $0.size > 0 }.map {
-            CPUStream(file: file, data: $0, format: format, pageSize: layout.pageSize, compression: layout.compression)
-        }
+        var streams = Self.cpuStreams(file, layout, format)
         defer { for s in streams { s.cancel() } }
         let offset = UInt64(bitPattern: layout.timestampOffset)
         var heads = [RingRecord?](repeating: nil, count: streams.count)
@@ -389,6 +387,15 @@ public final class TraceDatReader: DMAEventSource {
             try handler(event)
         }
         return stats
+    }
+
+    /// One stream per CPU with data; they share the read-ahead budget.
+    private static func cpuStreams(_ file: MappedFile, _ layout: TraceDatLayout, _ format: SubBufferFormat) -> [CPUStream] {
+        let withData = layout.cpus.filter { $0.size > 0 }
+        return withData.map {
+            CPUStream(file: file, data: $0, format: format, pageSize: layout.pageSize, compression: layout.compression,
+                      streams: withData.count)
+        }
     }
 
     @inline(__always)
@@ -516,9 +523,7 @@ extension TraceDatReader {
             }
         case .pages:
             guard let file, let layout, let format else { return }
-            var streams = layout.cpus.filter { $0.size > 0 }.map {
-                CPUStream(file: file, data: $0, format: format, pageSize: layout.pageSize, compression: layout.compression)
-            }
+            var streams = Self.cpuStreams(file, layout, format)
             defer { for s in streams { s.cancel() } }
             let offset = UInt64(bitPattern: layout.timestampOffset)
             var heads = [RingRecord?](repeating: nil, count: streams.count)
