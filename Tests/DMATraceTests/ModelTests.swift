@@ -86,6 +86,39 @@ import Testing
         #expect(releasedAt(try context(x, x)) == 4000, "an sg list over other memory leaves the single's tombstone")
     }
 
+    /// Unmaps are routed by whether they give back every parameter as mapped: the rules that
+    /// compare parameters get only the others, so one that differs in anything must not be
+    /// routed as "as mapped".
+    @Test func unmapFactsAreRoutedByWhetherTheyMatchTheirMap() {
+        var kinds: [ModelFact.Kind] = []
+        let model = DMAModel { fact in if case .unmapped = fact { kinds.append(fact.kind) } }
+        var t: UInt64 = 0
+        func apply(_ kind: DMAEventKind) {
+            t += 1000
+            model.apply(DMAEvent(timestamp: t, cpu: 0, pid: 1, task: "t", device: dev, kind: kind))
+        }
+        let x: UInt64 = 0x10_0000
+        func map(_ dir: DMADirection = .toDevice) -> DMAEventKind {
+            .map(SingleMapEvent(api: .page, physAddr: x, dmaAddr: x, size: 4096, direction: dir, attrs: []))
+        }
+        func unmap(size: UInt64 = 4096, _ dir: DMADirection? = .toDevice, api: SingleMapAPI = .page) -> DMAEventKind {
+            .unmap(SingleUnmapEvent(api: api, dmaAddr: x, size: size, direction: dir, attrs: []))
+        }
+        func mapSG(entries: Int) -> DMAEventKind {
+            .mapSG(SGMapEvent(inputEntries: entries, mappedEntries: 1, physAddrs: [x], dmaAddrs: [x], lengths: [4096],
+                              truncated: false, direction: .fromDevice, attrs: []))
+        }
+        let unmapSG = DMAEventKind.unmapSG(SGUnmapEvent(physAddrs: [x], direction: .fromDevice, attrs: []))
+        for (m, u) in [(map(), unmap()), (map(), unmap(size: 512)), (map(), unmap(.fromDevice)), (map(), unmap(nil)),
+                       (map(), unmap(api: .resource)), (mapSG(entries: 1), unmapSG), (mapSG(entries: 2), unmapSG),
+                       (map(), unmapSG), (mapSG(entries: 1), unmap())] {
+            apply(m)
+            apply(u)
+        }
+        #expect(kinds == [.unmappedAsMapped, .unmappedSingle, .unmappedSingle, .unmappedSingle, .unmappedSingle,
+                          .unmappedAsMapped, .unmappedSG, .unmappedSG, .unmappedSingle])
+    }
+
     @Test func mergedSGSyncEntriesAreNotOutOfRange() throws {
         // iommu-dma merged two entries into one segment; the sync still lists nents
         // entries, the surplus as DMA_MAPPING_ERROR with length 0.

@@ -69,17 +69,23 @@ extension ModelFact {
     /// The fact's case without its payload: rules subscribe by kind, so each
     /// fact reaches only the rules that judge it.
     ///
-    /// `.unmapped` comes in three kinds, by the releasing function (the fact's `function`):
-    /// every unmap makes one, and most rules of unmaps judge one family only (an sg count, a
-    /// dma_free_* size), so routing by family spares each unmap the calls that would return at
-    /// once. `anyUnmap` subscribes to all three.
+    /// `.unmapped` comes in four kinds: every unmap makes one, and most rules of unmaps compare
+    /// one parameter of one family (an sg count, a dma_free_* size), so routing spares each
+    /// unmap the calls that would return at once.
+    /// - `unmappedAsMapped`: a dma_unmap_single/page/resource or dma_unmap_sg that gives every
+    ///   parameter the trace shows as the map had it (function, direction, size or entry count);
+    /// - `unmappedSingle`, `unmappedSG`: the other unmaps of those families;
+    /// - `unmappedByFree`: a dma_free_* of memory the model tracks as a mapping, always.
+    /// `anyUnmap` subscribes to all four; a rule that compares parameters needs only the others.
     public enum Kind: Int, CaseIterable, Sendable {
         case mapped, mapFailed, physicalOverlap, dmaAddressReuse, overlapsCoherent, sharedCacheLine
-        case unmappedSingle, unmappedSG, unmappedByFree
+        case unmappedAsMapped, unmappedSingle, unmappedSG, unmappedByFree
         case unmapSGEntryMismatch, unmapWithoutMapping, synced, syncWithoutMapping
         case allocated, freed, freeWithoutAllocation, iommuFault, anomaly, eventsLost
 
-        public static let anyUnmap: Set<Kind> = [.unmappedSingle, .unmappedSG, .unmappedByFree]
+        public static let anyUnmap: Set<Kind> = [.unmappedAsMapped, .unmappedSingle, .unmappedSG, .unmappedByFree]
+        /// The unmaps whose parameters may differ from their map's.
+        public static let unmapsNotAsMapped: Set<Kind> = [.unmappedSingle, .unmappedSG, .unmappedByFree]
     }
 
     public var kind: Kind {
@@ -90,9 +96,16 @@ extension ModelFact {
         case .dmaAddressReuse: .dmaAddressReuse
         case .overlapsCoherent: .overlapsCoherent
         case .sharedCacheLine: .sharedCacheLine
-        case .unmapped(_, _, _, _, .single, _): .unmappedSingle
-        case .unmapped(_, _, _, _, .scatterGather, _): .unmappedSG
-        case .unmapped(_, _, _, _, .allocation, _): .unmappedByFree
+        case .unmapped(let m, _, let size, let direction, let function, let entries):
+            switch function {
+            case .allocation: .unmappedByFree
+            case .single where function == m.function && direction == m.direction
+                && (size == nil || size == m.segments.first?.length): .unmappedAsMapped
+            case .scatterGather where function == m.function && direction == m.direction
+                && (entries == nil || entries == m.inputEntries): .unmappedAsMapped
+            case .single: .unmappedSingle
+            case .scatterGather: .unmappedSG
+            }
         case .unmapSGEntryMismatch: .unmapSGEntryMismatch
         case .unmapWithoutMapping: .unmapWithoutMapping
         case .synced: .synced

@@ -1,5 +1,5 @@
 final class UnmapDirectionMismatchRule: DMARule {
-    static let interests: Set<ModelFact.Kind> = ModelFact.Kind.anyUnmap
+    static let interests: Set<ModelFact.Kind> = ModelFact.Kind.unmapsNotAsMapped
 
     static let description = RuleDescription(
         id: "unmap-direction-mismatch", name: "Unmap with a different direction", severity: .error,

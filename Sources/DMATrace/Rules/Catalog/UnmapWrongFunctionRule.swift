@@ -1,5 +1,5 @@
 final class UnmapWrongFunctionRule: DMARule {
-    static let interests: Set<ModelFact.Kind> = ModelFact.Kind.anyUnmap.union([.freed])
+    static let interests: Set<ModelFact.Kind> = ModelFact.Kind.unmapsNotAsMapped.union([.freed])
 
     static let description = RuleDescription(
         id: "unmap-wrong-function", name: "Unmap with the wrong function", severity: .error,
