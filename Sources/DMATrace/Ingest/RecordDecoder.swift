@@ -364,9 +364,20 @@ struct RecordDecoder {
     }
 
     private mutating func device(_ layout: EventLayout, _ r: RecordView) -> String? {
+        // Runs of one device's events are common: the field's bytes as the record holds them
+        // (length from its __data_loc word, NUL and all) are compared with the last device's
+        // first, without looking for the NUL; the same bytes name the same device.
+        var raw: UnsafeRawBufferPointer?
+        if let f = layout.device, f.isDynamic, let range = r.dynamicRange(f) {
+            let field = UnsafeRawBufferPointer(start: r.base + range.lowerBound, count: range.count)
+            if let name = lastDevice.name(ifRaw: field) { return name }
+            raw = field
+        }
         guard let bytes = r.stringBytes(layout.device), !bytes.isEmpty else { return nil }
-        // Runs of one device's events are common: its bytes are compared first, in place.
-        if let name = lastDevice.name(ifNamed: bytes) { return name }
+        if let name = lastDevice.name(ifNamed: bytes) {
+            if let raw { lastDevice.rememberRaw(raw) }
+            return name
+        }
         func same(_ i: Int) -> Bool {
             devices[i].bytes.count == bytes.count
                 && devices[i].bytes.withUnsafeBytes { memcmp($0.baseAddress!, bytes.baseAddress!, bytes.count) == 0 }
@@ -381,6 +392,7 @@ struct RecordDecoder {
             devices.append((Array(bytes), name))
         }
         lastDevice.remember(bytes, name)
+        if let raw { lastDevice.rememberRaw(raw) }
         return name
     }
 
@@ -570,8 +582,34 @@ private final class LastDevice {
     private var capacity = 32
     private var count = 0
     private var name: String?
+    /// The last device's field as its record held it, when at most 16 bytes (PCI names take 13):
+    /// the first and last 8 bytes, overlapping below 16, compared as two words.
+    private var rawCount = -1
+    private var rawHead: UInt64 = 0
+    private var rawTail: UInt64 = 0
 
     deinit { storage.deallocate() }
+
+    @inline(__always)
+    private static func words(_ raw: UnsafeRawBufferPointer) -> (UInt64, UInt64)? {
+        guard raw.count >= 8, raw.count <= 16, let base = raw.baseAddress else { return nil }
+        return (base.loadUnaligned(as: UInt64.self), base.loadUnaligned(fromByteOffset: raw.count - 8, as: UInt64.self))
+    }
+
+    @inline(__always)
+    func name(ifRaw raw: UnsafeRawBufferPointer) -> String? {
+        guard raw.count == rawCount, let (head, tail) = Self.words(raw), head == rawHead, tail == rawTail else { return nil }
+        return name
+    }
+
+    /// The raw field that named the device `remember` was last told.
+    func rememberRaw(_ raw: UnsafeRawBufferPointer) {
+        guard let (head, tail) = Self.words(raw) else {
+            rawCount = -1
+            return
+        }
+        (rawCount, rawHead, rawTail) = (raw.count, head, tail)
+    }
 
     @inline(__always)
     func name(ifNamed bytes: UnsafeRawBufferPointer) -> String? {
@@ -588,5 +626,6 @@ private final class LastDevice {
         storage.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
         count = bytes.count
         self.name = name
+        rawCount = -1
     }
 }
