@@ -117,6 +117,12 @@ public enum SingleMapAPI: String, Sendable, Hashable, Codable {
     case mmio
 
     public var isMMIO: Bool { self == .resource || self == .mmio }
+
+    /// The function as the trace's event and attributes name it: dma_map_phys (and its unmap)
+    /// with DMA_ATTR_MMIO maps a resource, not memory.
+    func resolved(by attrs: DMAAttributes) -> SingleMapAPI {
+        self == .phys && attrs.contains(.mmio) ? .mmio : self
+    }
 }
 
 /// Which allocator produced (or released) device memory.
@@ -351,7 +357,7 @@ public struct DMAEvent: Sendable, Hashable {
             return false
         }
         // Field by field: assigning a whole new value destroyed the old one through the generic
-        // outlined destroy and copied all 136 bytes (a tenth of the decoder's instructions).
+        // outlined destroy and copied all 136 bytes (~110 instructions an event; this, ~80).
         let s = storage
         s.fields.timestamp = timestamp
         s.fields.cpu = cpu

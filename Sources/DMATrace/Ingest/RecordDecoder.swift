@@ -409,12 +409,10 @@ struct RecordDecoder {
             let attrs = DMAAttributes(rawValue: p.loadUnaligned(fromByteOffset: f.attrs, as: UInt64.self))
             switch known {
             case .mapSingle(let api):
-                let resolved: SingleMapAPI = (api == .phys && attrs.contains(.mmio)) ? .mmio : api
-                return .map(SingleMapEvent(api: resolved, physAddr: p.loadUnaligned(fromByteOffset: f.phys, as: UInt64.self),
+                return .map(SingleMapEvent(api: api.resolved(by: attrs), physAddr: p.loadUnaligned(fromByteOffset: f.phys, as: UInt64.self),
                                            dmaAddr: dma, size: size, direction: direction, attrs: attrs))
             case .unmapSingle(let api):
-                let resolved: SingleMapAPI = (api == .phys && attrs.contains(.mmio)) ? .mmio : api
-                return .unmap(SingleUnmapEvent(api: resolved, dmaAddr: dma, size: size, direction: direction, attrs: attrs))
+                return .unmap(SingleUnmapEvent(api: api.resolved(by: attrs), dmaAddr: dma, size: size, direction: direction, attrs: attrs))
             default:
                 break
             }
@@ -425,13 +423,11 @@ struct RecordDecoder {
         case .mapSingle(let api):
             guard let phys = r.unsigned(l.physAddr), let dma = r.unsigned(l.dmaAddr),
                   let size = r.unsigned(l.size) else { return nil }
-            let resolved: SingleMapAPI = (api == .phys && attrs.contains(.mmio)) ? .mmio : api
-            return .map(SingleMapEvent(api: resolved, physAddr: phys, dmaAddr: dma, size: size,
+            return .map(SingleMapEvent(api: api.resolved(by: attrs), physAddr: phys, dmaAddr: dma, size: size,
                                        direction: direction, attrs: attrs))
         case .unmapSingle(let api):
             guard let dma = r.unsigned(l.addr) ?? r.unsigned(l.dmaAddr), let size = r.unsigned(l.size) else { return nil }
-            let resolved: SingleMapAPI = (api == .phys && attrs.contains(.mmio)) ? .mmio : api
-            return .unmap(SingleUnmapEvent(api: resolved, dmaAddr: dma, size: size, direction: direction, attrs: attrs))
+            return .unmap(SingleUnmapEvent(api: api.resolved(by: attrs), dmaAddr: dma, size: size, direction: direction, attrs: attrs))
         case .mapSG:
             guard let phys = r.array(l.physAddrs), let dma = r.array(l.dmaAddrs),
                   let lengths = r.array(l.lengths) else { return nil }

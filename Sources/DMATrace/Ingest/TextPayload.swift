@@ -244,13 +244,11 @@ enum TextEventDecoder {
         switch known {
         case .mapSingle(let api):
             guard let dma = p.hex("dma_addr"), let size = p.number("size"), let phys = p.hex("phys_addr") else { return nil }
-            let resolved: SingleMapAPI = (api == .phys && attrs.contains(.mmio)) ? .mmio : api
-            return .map(SingleMapEvent(api: resolved, physAddr: phys, dmaAddr: dma, size: size,
+            return .map(SingleMapEvent(api: api.resolved(by: attrs), physAddr: phys, dmaAddr: dma, size: size,
                                        direction: direction, attrs: attrs))
         case .unmapSingle(let api):
             guard let dma = p.hex("dma_addr") ?? p.hex("addr"), let size = p.number("size") else { return nil }
-            let resolved: SingleMapAPI = (api == .phys && attrs.contains(.mmio)) ? .mmio : api
-            return .unmap(SingleUnmapEvent(api: resolved, dmaAddr: dma, size: size, direction: direction, attrs: attrs))
+            return .unmap(SingleUnmapEvent(api: api.resolved(by: attrs), dmaAddr: dma, size: size, direction: direction, attrs: attrs))
         case .mapSG:
             guard let dma = p.array("dma_addrs", elementSize: 8),
                   let lengths = p.array("sizes", elementSize: 4) ?? p.array("lengths", elementSize: 4),

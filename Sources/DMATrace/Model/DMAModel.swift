@@ -278,7 +278,9 @@ public final class DMAModel {
     /// Keys of sg tombstones are tagged so they never collide with dma addresses.
     static let sgKeyTag: UInt64 = 0x5347_0000_0000_0000
 
+    /// Remembers a release (or a failed map) of `key`, stamped with the mapping ids issued so far.
     func remember(_ dev: DeviceState, _ t: consuming Tombstone, key: UInt64) {
+        t.sequence = nextID
         dev.tombstones.set(key, consume t)
     }
 
@@ -293,7 +295,7 @@ public final class DMAModel {
     /// made after the tombstone holds its key. One that stops being live without a release
     /// (superseded, or pushed out by a reused address) could not answer then: it forgets the
     /// tombstone here, on its way out.
-    func forgetTombstone(_ dev: DeviceState, mappedOverBy m: StreamingMapping) {
+    func forgetOlderTombstone(_ dev: DeviceState, leaving m: StreamingMapping) {
         let key = Self.tombstoneKey(m)
         if let t = dev.tombstones.get(key), t.sequence < m.id { dev.tombstones.removeUnmapped(key) }
     }
@@ -304,9 +306,6 @@ public final class DMAModel {
         return dev.byDMA.containing(key).contains { fits($0.value) }
             || dev.sgByFirstPhys[key ^ Self.sgKeyTag]?.contains(where: fits) == true
     }
-
-    /// Mapping ids issued so far (for tombstones' `sequence`).
-    var mappingIDsIssued: Int { nextID }
 
     func unmatched(_ dev: DeviceState, key: UInt64, address: UInt64?) -> UnmatchedContext {
         if address == Self.mappingError {

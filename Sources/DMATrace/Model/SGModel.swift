@@ -7,7 +7,7 @@ extension DMAModel {
     func mapSGFailed(_ e: SGMapErrorEvent, _ event: DMAEvent, _ dev: DeviceState) {
         dev.profile.failedMaps += 1
         if let first = e.physAddrs.first {
-            remember(dev, Tombstone(reason: .mapFailed, event: event, original: nil, sequence: mappingIDsIssued), key: first ^ Self.sgKeyTag)
+            remember(dev, Tombstone(reason: .mapFailed, event: event, original: nil), key: first ^ Self.sgKeyTag)
         }
         sink(.mapFailed(event))
     }
@@ -16,7 +16,7 @@ extension DMAModel {
         if m.mappedEntries == 0 || m.dmaAddrs.isEmpty {
             dev.profile.failedMaps += 1
             if let first = m.physAddrs.first {
-                remember(dev, Tombstone(reason: .mapFailed, event: event, original: nil, sequence: mappingIDsIssued), key: first ^ Self.sgKeyTag)
+                remember(dev, Tombstone(reason: .mapFailed, event: event, original: nil), key: first ^ Self.sgKeyTag)
             }
             sink(.mapFailed(event))
             return

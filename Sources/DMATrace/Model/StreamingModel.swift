@@ -7,7 +7,7 @@ extension DMAModel {
     func mapSingle(_ m: SingleMapEvent, _ event: DMAEvent, _ dev: DeviceState) {
         if m.dmaAddr == Self.mappingError {
             dev.profile.failedMaps += 1
-            remember(dev, Tombstone(reason: .mapFailed, event: event, original: nil, sequence: mappingIDsIssued), key: m.dmaAddr)
+            remember(dev, Tombstone(reason: .mapFailed, event: event, original: nil), key: m.dmaAddr)
             sink(.mapFailed(event))
             return
         }
@@ -147,7 +147,7 @@ extension DMAModel {
                     sink(.dmaAddressReuse(new: mapping, existing: hit.value))
                     // The kernel considers the old one gone; keeping it would blame every later event on it.
                     removeLive(hit.value, dev)
-                    forgetTombstone(dev, mappedOverBy: hit.value)
+                    forgetOlderTombstone(dev, leaving: hit.value)
                 }
             }
         }
@@ -190,7 +190,7 @@ extension DMAModel {
     func supersede(_ mapping: StreamingMapping, _ dev: DeviceState) {
         guard !mapping.superseded else { return }
         removeLive(mapping, dev)
-        forgetTombstone(dev, mappedOverBy: mapping)
+        forgetOlderTombstone(dev, leaving: mapping)
         mapping.superseded = true
         dev.profile.supersededMappings += 1
         let key = Self.tombstoneKey(mapping)
@@ -308,8 +308,7 @@ extension DMAModel {
                  wasLive: Bool = true) {
         if wasLive { removeLive(m, dev) }
         if !m.pendingOverlaps.isEmpty { confirmLive(m) }
-        remember(dev, Tombstone(reason: .unmapped, event: event, original: m.mapEvent, sequence: mappingIDsIssued),
-                 key: Self.tombstoneKey(m))
+        remember(dev, Tombstone(reason: .unmapped, event: event, original: m.mapEvent), key: Self.tombstoneKey(m))
         sink(.unmapped(consume m, unmap: event, size: size, direction: direction, function: function, entries: entries))
     }
 

@@ -10,9 +10,10 @@ struct Tombstone {
     /// mapped again, and freed it then, from cold memory (switching tombstones off altogether
     /// once saved a quarter of analyze's time, which pointed here).
     let original: DMAEvent?
-    /// The model's mapping ids issued when it was set: a mapping with a greater id was made
-    /// after it (see DMAModel.unmatched, which tells a tombstone mapped over from a live one).
-    let sequence: Int
+    /// The model's mapping ids issued when it was set (`DMAModel.remember` stamps it): a mapping
+    /// with a greater id was made after it (see DMAModel.unmatched, which tells a tombstone
+    /// mapped over from a live one).
+    var sequence = 0
 }
 
 /// The recent past of one device, remembered exactly: every released address until it is
