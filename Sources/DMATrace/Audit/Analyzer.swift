@@ -57,9 +57,10 @@ public enum Analyzer {
             for f in context.findings[streamed...] { onFinding(context.provisional(f)) }
             streamed = context.findings.count
         }
-        let stats = try EventPipe.run(source) { event in
-            model.apply(event)
-            if timeline != nil, event.device != nil, let p = model.lastTouchedProfile { timeline!.note(at: event.timestamp, p) }
+        let stats = try EventPipe.run(source) { (event: consuming DMAEvent) in
+            let drawn = timeline != nil && event.device != nil, at = event.timestamp
+            model.apply(consume event)
+            if drawn, let p = model.lastTouchedProfile { timeline!.note(at: at, p) }
             stream()
         }
         for rule in rules { rule.finish(context) }

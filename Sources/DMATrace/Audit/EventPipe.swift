@@ -16,14 +16,14 @@ final class EventPipe: @unchecked Sendable {
     init(capacity: Int = 8) { self.capacity = capacity }
 
     /// Reads `source` on a new thread and hands `consume` every event in order, on this thread.
-    static func run(_ source: DMAEventSource, consume: (DMAEvent) -> Void) throws -> IngestStats {
+    static func run(_ source: DMAEventSource, consume: (consuming DMAEvent) -> Void) throws -> IngestStats {
         let pipe = EventPipe()
         let box = SourceBox(source)
         let reader = Thread {
             var batch = EventBatch(capacity: batchSize)
             do {
                 let stats = try box.source.read { event in
-                    batch.append(event)
+                    batch.append(consume event)
                     if batch.isFull {
                         pipe.put(batch)
                         batch = EventBatch(capacity: batchSize)
@@ -106,7 +106,7 @@ private final class EventBatch: @unchecked Sendable {
     var isEmpty: Bool { count == 0 }
     var isFull: Bool { count == capacity }
 
-    func append(_ event: DMAEvent) {
+    func append(_ event: consuming DMAEvent) {
         precondition(count < capacity, "event batch overfilled")
         (base + count).initialize(to: event)
         count += 1

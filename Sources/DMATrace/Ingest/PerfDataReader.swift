@@ -45,7 +45,7 @@ public final class PerfDataReader: DMAEventSource {
         return nil
     }
 
-    public func read(_ handler: (DMAEvent) throws -> Void) throws -> IngestStats {
+    public func read(_ handler: (consuming DMAEvent) throws -> Void) throws -> IngestStats {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: perf)
         process.arguments = Self.scriptArguments + ["-i", path]

@@ -74,7 +74,7 @@ public final class TextTraceReader: DMAEventSource {
         return data.filter({ $0 >= 0x80 }).count * 10 > data.count
     }
 
-    public func read(_ handler: (DMAEvent) throws -> Void) throws -> IngestStats {
+    public func read(_ handler: (consuming DMAEvent) throws -> Void) throws -> IngestStats {
         var pending = inMemory
         let ownFile = inMemory == nil && stream == nil ? FileHandle(forReadingAtPath: path) : nil
         if inMemory == nil && stream == nil && ownFile == nil {

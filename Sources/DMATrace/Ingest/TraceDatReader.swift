@@ -313,7 +313,7 @@ public final class TraceDatReader: DMAEventSource {
         return RecordDecoder(tep: tep)
     }
 
-    public func read(_ handler: (DMAEvent) throws -> Void) throws -> IngestStats {
+    public func read(_ handler: (consuming DMAEvent) throws -> Void) throws -> IngestStats {
         switch dataPath {
         case .pages: return try readPages(handler)
         case .library: return try readWithLibrary(handler)
@@ -322,7 +322,7 @@ public final class TraceDatReader: DMAEventSource {
 
     /// The CPUs' records merged by time, decoded on this thread; the pages of each CPU are
     /// decompressed on that CPU's own thread.
-    private func readPages(_ handler: (DMAEvent) throws -> Void) throws -> IngestStats {
+    private func readPages(_ handler: (consuming DMAEvent) throws -> Void) throws -> IngestStats {
         guard let tep, let file, let layout, let format else {
             throw IngestError(path: path, problem: "libtracecmd returned no event parser for this file")
         }
@@ -384,7 +384,7 @@ public final class TraceDatReader: DMAEventSource {
             } catch let e as CPUDataError { throw corrupted(e) }
             merger.replaceTop(ts: heads[i].map { $0.timestamp &+ offset })
             stats.dmaEvents += 1
-            try handler(event)
+            try handler(consume event)
         }
         return stats
     }
@@ -408,7 +408,7 @@ public final class TraceDatReader: DMAEventSource {
         record.data = UnsafeMutableRawPointer(mutating: r.data)
     }
 
-    private func readWithLibrary(_ handler: (DMAEvent) throws -> Void) throws -> IngestStats {
+    private func readWithLibrary(_ handler: (consuming DMAEvent) throws -> Void) throws -> IngestStats {
         if consumed {
             if let handle { tracecmd_close(handle) }
             handle = nil

@@ -86,7 +86,7 @@ public struct IngestError: Error, CustomStringConvertible, Sendable {
 public protocol DMAEventSource: AnyObject {
     var facts: TraceFacts { get }
     /// Calls `handler` for every event in time order and returns the pass's counters.
-    func read(_ handler: (DMAEvent) throws -> Void) throws -> IngestStats
+    func read(_ handler: (consuming DMAEvent) throws -> Void) throws -> IngestStats
     /// Module symbols of the trace's kallsyms: function name -> the modules defining it.
     /// nil when the input carries none (text traces name the module in the frame).
     func kallsymsModules() -> [String: [String]]?

@@ -4,10 +4,11 @@ extension DMAModel {
         !dev.pendingBounces.isEmpty && dev.pendingBounces.removeValue(forKey: phys) != nil
     }
 
-    func mapSingle(_ m: SingleMapEvent, _ event: DMAEvent, _ dev: DeviceState) {
+    /// Takes the event: the mapping keeps it.
+    func mapSingle(_ m: SingleMapEvent, _ event: consuming DMAEvent, _ dev: DeviceState) {
         if m.dmaAddr == Self.mappingError {
             dev.profile.failedMaps += 1
-            remember(dev, Tombstone(reason: .mapFailed, event: event, original: nil), key: m.dmaAddr)
+            remember(dev, Tombstone(reason: .mapFailed, event: copy event, original: nil), key: m.dmaAddr)
             sink(.mapFailed(event))
             return
         }
@@ -23,11 +24,11 @@ extension DMAModel {
         let bounced = takeBounce(dev, phys: m.physAddr)
         // One array for both: a live mapping's footprint is what bounds memory (10 M live mappings).
         let segs = SegmentList(single: StreamingMapping.Segment(dmaAddr: m.dmaAddr, physAddr: m.physAddr, length: m.size))
+        classifyPath(dev, segments: segs, bounced: bounced, mmio: m.api.isMMIO, serving: event)
         let mapping = StreamingMapping(id: newID(), deviceState: dev, function: .single(m.api),
                                        direction: m.direction, attrs: m.attrs, segments: segs, physRanges: segs,
-                                       entryPhys: nil, inputEntries: 1, truncated: false, mapEvent: event,
+                                       entryPhys: nil, inputEntries: 1, truncated: false, mapEvent: consume event,
                                        bounced: bounced)
-        classifyPath(dev, segments: segs, bounced: bounced, mmio: m.api.isMMIO, serving: event)
         insert(mapping, dev)
     }
 
@@ -267,18 +268,20 @@ extension DMAModel {
 
     // MARK: - Unmap
 
-    func unmapSingle(_ u: SingleUnmapEvent, _ event: DMAEvent, _ dev: DeviceState) {
+    /// Takes the event: the unmap's fact keeps it.
+    func unmapSingle(_ u: SingleUnmapEvent, _ event: consuming DMAEvent, _ dev: DeviceState) {
         dev.profile.unmaps += 1
         var choice = BestCandidate(size: u.size, direction: u.direction, preferSG: false)
         dev.byDMA.forEach(containing: u.dmaAddr) { if $0.dmaAddr == u.dmaAddr { choice.consider($0) } }
         // The choice's reference is handed on, not copied.
         if let m = (consume choice).best {
-            release(m, dev, event: event, size: u.size, direction: u.direction, function: .single(u.api), entries: nil)
+            release(m, dev, event: consume event, size: u.size, direction: u.direction, function: .single(u.api),
+                    entries: nil)
             return
         }
         if let m = takeSuperseded(dev, key: u.dmaAddr, where: { _ in true }) {
             confirmLive(m)
-            release(m, dev, event: event, size: u.size, direction: u.direction, function: .single(u.api),
+            release(m, dev, event: consume event, size: u.size, direction: u.direction, function: .single(u.api),
                     entries: nil, wasLive: false)
             return
         }
@@ -302,14 +305,15 @@ extension DMAModel {
         m.pendingOverlaps = []
     }
 
-    /// Takes the caller's reference (see insert).
-    func release(_ m: consuming StreamingMapping, _ dev: DeviceState, event: DMAEvent, size: UInt64?,
+    /// Takes the caller's references (see insert): the mapping's and the event's.
+    func release(_ m: consuming StreamingMapping, _ dev: DeviceState, event: consuming DMAEvent, size: UInt64?,
                  direction: DMADirection?, function: StreamingMapping.Function, entries: Int?,
                  wasLive: Bool = true) {
         if wasLive { removeLive(m, dev) }
         if !m.pendingOverlaps.isEmpty { confirmLive(m) }
-        remember(dev, Tombstone(reason: .unmapped, event: event, original: m.mapEvent), key: Self.tombstoneKey(m))
-        sink(.unmapped(consume m, unmap: event, size: size, direction: direction, function: function, entries: entries))
+        remember(dev, Tombstone(reason: .unmapped, event: copy event, original: m.mapEvent), key: Self.tombstoneKey(m))
+        sink(.unmapped(consume m, unmap: consume event, size: size, direction: direction, function: function,
+                       entries: entries))
     }
 
     // MARK: - Sync

@@ -29,7 +29,7 @@ public final class LiveEventSource: DMAEventSource {
         facts.clock = capture.options.instance.clock ?? LiveInstance.selectedClock(capture.mount.read("trace_clock"))
     }
 
-    public func read(_ handler: (DMAEvent) throws -> Void) throws -> IngestStats {
+    public func read(_ handler: (consuming DMAEvent) throws -> Void) throws -> IngestStats {
         let capture = self.capture
         let mount = capture.mount!
         var systems = capture.inventory.present + ["ftrace"]
