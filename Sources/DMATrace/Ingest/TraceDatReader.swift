@@ -327,62 +327,51 @@ public final class TraceDatReader: DMAEventSource {
             throw IngestError(path: path, problem: "libtracecmd returned no event parser for this file")
         }
         consumed = true
-        var streams = Self.cpuStreams(file, layout, format)
-        defer { for s in streams { s.cancel() } }
-        let offset = UInt64(bitPattern: layout.timestampOffset)
-        var heads = [RingRecord?](repeating: nil, count: streams.count)
-        var merger = RecordMerger()
         func corrupted(_ e: CPUDataError) -> IngestError {
             IngestError(path: path, problem: "trace.dat is corrupted: \(e)")
         }
+        let merge: RecordMerge
         do {
-            for i in streams.indices {
-                heads[i] = try streams[i].next()
-                if let h = heads[i] { merger.insert(stream: i, ts: h.timestamp &+ offset) }
-            }
+            merge = try RecordMerge(Self.cpuStreams(file, layout, format),
+                                    timestampOffset: UInt64(bitPattern: layout.timestampOffset))
         } catch { throw corrupted(error) }
         var decoder = RecordDecoder(tep: tep)
         var stats = IngestStats()
         var record = tep_record()
         record.ref_count = 1
         record.locked = 1
-        while !merger.isEmpty {
-            let i = merger.top
-            let head = heads[i]!
-            let cpu = Int32(streams[i].cpu)
-            let ts = head.timestamp &+ offset
-            Self.fill(&record, head, ts: ts, cpu: cpu)
+        while let head = merge.top {
+            let ts = head.timestamp
+            Self.fill(&record, head.record, ts: ts, cpu: head.cpu)
             stats.records += 1
             stats.noteTimestamp(ts)
-            if head.missedEvents != 0 {
-                let count: UInt64? = head.missedEvents > 0 ? UInt64(head.missedEvents) : nil
+            if head.record.missedEvents != 0 {
+                let count: UInt64? = head.record.missedEvents > 0 ? UInt64(head.record.missedEvents) : nil
                 stats.lostGaps += 1
                 if let count { stats.lostEventsCounted += count } else { stats.uncountedGaps += 1 }
-                try handler(DMAEvent(timestamp: ts, cpu: cpu, pid: -1, task: "", device: nil,
+                try handler(DMAEvent(timestamp: ts, cpu: head.cpu, pid: -1, task: "", device: nil,
                                      kind: .lostEvents(count: count)))
             }
             // The record's bytes may go with its chunk once the stream moves on: decode first.
             guard var event = decoder.decode(&record, stats: &stats) else {
-                do { heads[i] = try streams[i].next() } catch { throw corrupted(error) }
-                merger.replaceTop(ts: heads[i].map { $0.timestamp &+ offset })
+                do { try merge.advance() } catch { throw corrupted(error) }
                 continue
             }
             do {
-                heads[i] = try streams[i].next()
                 // With -T, trace-cmd puts a kernel_stack record right after each event on the
                 // same CPU for the same task; a later gap belongs to the next real record.
-                if decoder.hasKernelStacks, let next = heads[i], next.missedEvents == 0 {
-                    Self.fill(&record, next, ts: next.timestamp &+ offset, cpu: cpu)
+                if let next = try merge.pull(), decoder.hasKernelStacks, next.missedEvents == 0 {
+                    Self.fill(&record, next, ts: next.timestamp &+ UInt64(bitPattern: layout.timestampOffset), cpu: head.cpu)
                     if decoder.isKernelStack(&record), decoder.pid(of: &record) == event.pid {
                         stats.records += 1
                         stats.stackRecords += 1
                         try loadKallsyms()
                         event.stack = decoder.decodeStack(&record)
-                        heads[i] = try streams[i].next()
+                        _ = try merge.pull()
                     }
                 }
             } catch let e as CPUDataError { throw corrupted(e) }
-            merger.replaceTop(ts: heads[i].map { $0.timestamp &+ offset })
+            merge.settle()
             stats.dmaEvents += 1
             try handler(consume event)
         }
@@ -523,22 +512,13 @@ extension TraceDatReader {
             }
         case .pages:
             guard let file, let layout, let format else { return }
-            var streams = Self.cpuStreams(file, layout, format)
-            defer { for s in streams { s.cancel() } }
-            let offset = UInt64(bitPattern: layout.timestampOffset)
-            var heads = [RingRecord?](repeating: nil, count: streams.count)
-            var merger = RecordMerger()
-            for i in streams.indices {
-                heads[i] = try streams[i].next()
-                if let h = heads[i] { merger.insert(stream: i, ts: h.timestamp &+ offset) }
-            }
+            let merge = try RecordMerge(Self.cpuStreams(file, layout, format),
+                                        timestampOffset: UInt64(bitPattern: layout.timestampOffset))
             var record = tep_record()
-            while !merger.isEmpty {
-                let i = merger.top
-                Self.fill(&record, heads[i]!, ts: heads[i]!.timestamp &+ offset, cpu: Int32(streams[i].cpu))
+            while let head = merge.top {
+                Self.fill(&record, head.record, ts: head.timestamp, cpu: head.cpu)
                 body(raw(&record))
-                heads[i] = try streams[i].next()
-                merger.replaceTop(ts: heads[i].map { $0.timestamp &+ offset })
+                try merge.advance()
             }
         }
     }
