@@ -280,6 +280,42 @@ import Testing
         for i in owner.indices { #expect(isKnownUniquelyReferenced(&owner[i])) }
     }
 
+    /// `take` hands the index's own reference to the caller: the value lives on that reference
+    /// alone, and dies with it. A handle that no longer names the value, another value, or an
+    /// index that holds no references takes nothing and leaves the registration in place.
+    @Test func takingFromAnIntervalIndexHandsOverItsReference() {
+        final class Box { let n: Int; init(_ n: Int) { self.n = n } }
+        let index = IntervalIndex<Box>()
+        weak var gone: Box?
+        var handle: IntervalIndex<Box>.Handle?
+        var other = Box(2)
+        do {
+            let box = Box(1)
+            handle = index.insert(start: 0x1000, length: 4096, box)
+            index.insert(start: 0x1000, length: 4096, other)
+            gone = box
+        }
+        #expect(gone != nil, "the index holds it")
+        let u = Unmanaged.passUnretained(gone!)
+        #expect(!index.take(handle: handle, start: 0x1000, length: 4096, Unmanaged.passUnretained(other)),
+                "another value's take through this handle")
+        #expect(!index.take(handle: handle, start: 0x1000, length: 8192, u), "another length")
+        #expect(index.count == 2)
+        #expect(index.take(handle: handle, start: 0x1000, length: 4096, u))
+        #expect(index.count == 1 && index.containing(0x1000).map(\.value.n) == [2])
+        #expect(gone != nil, "taken, not given back")
+        _ = u.takeRetainedValue()
+        #expect(gone == nil, "the taken reference was the last")
+        #expect(!index.take(handle: handle, start: 0x1000, length: 4096, u), "a stale handle")
+        #expect(isKnownUniquelyReferenced(&other) == false, "the other registration still holds its value")
+
+        let unretaining = IntervalIndex<Box>(retainingValues: false)
+        let h = unretaining.insert(start: 0x2000, length: 4096, other)
+        #expect(!unretaining.take(handle: h, start: 0x2000, length: 4096, Unmanaged.passUnretained(other)),
+                "an index without references has none to hand over")
+        #expect(unretaining.count == 1)
+    }
+
     /// The index against a plain list, operation by operation: buckets are doubly linked chains
     /// through one pool of reused nodes, so removing from a chain's head, middle or tail (by
     /// lookup, by the insert's handle, or by a handle that names another range or a reused
@@ -309,9 +345,18 @@ import Testing
                 list.append((start, length, box, handle))
             } else {
                 let victim = list.remove(at: Int(rng.next() % UInt64(list.count)))
-                switch rng.next() % 3 {
+                switch rng.next() % 4 {
                 case 0: index.remove(start: victim.start, length: victim.length, victim.box)
                 case 1: index.remove(handle: victim.handle, start: victim.start, length: victim.length, victim.box)
+                case 2:
+                    // Taken with the index's reference (dropped here), or removed when it cannot be.
+                    let u = Unmanaged.passUnretained(victim.box)
+                    if index.take(handle: victim.handle, start: victim.start, length: victim.length, u) {
+                        _ = u.takeRetainedValue()
+                    } else {
+                        #expect(victim.handle == nil, "a live one-bucket range's own handle must take it")
+                        index.remove(start: victim.start, length: victim.length, victim.box)
+                    }
                 default:
                     let other = staleHandles.isEmpty ? list.randomElement(using: &rng)?.handle
                         : staleHandles[Int(rng.next() % UInt64(staleHandles.count))]
@@ -333,6 +378,9 @@ import Testing
             let firstAny = index.first(containing: qs) { _ in true }?.n
             #expect(firstAny == (containing.contains { $0.length > 64 << 20 } ? firstAny : firstSmall))
             #expect(Set(index.containing(qs).map(\.value.n)) == Set(containing.map(\.box.n)))
+            var contained: [Int] = []
+            index.forEach(containing: qs) { contained.append($0.n) }
+            #expect(contained.sorted() == containing.map(\.box.n).sorted())
         }
         #expect(Set(index.allValues().map(\.n)) == Set(list.map(\.box.n)))
     }

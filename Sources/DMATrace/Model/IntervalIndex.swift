@@ -232,14 +232,29 @@ final class IntervalIndex<Value: AnyObject> {
         count -= 1
     }
 
-    /// Takes node `i` out of its chain, gives back its value's retain and frees it.
+    /// Removes a one-bucket registration through its handle like `remove(handle:...)`, but hands
+    /// the index's retain of the value to the caller (`takeRetainedValue()`) instead of giving it
+    /// back. False, with nothing removed, when the handle no longer names it or the index does
+    /// not retain its values.
+    func take(handle: Handle?, start: UInt64, length: UInt64, _ value: Unmanaged<Value>) -> Bool {
+        guard retains, let handle, length <= Self.largeThreshold, Int(handle.node) < nodesUsed,
+              nodes[Int(handle.node)].value?.toOpaque() == value.toOpaque(), nodes[Int(handle.node)].start == start,
+              nodes[Int(handle.node)].end == Self.end(start, length)
+        else { return false }
+        unlink(handle.node, givingBack: false)
+        count -= 1
+        return true
+    }
+
+    /// Takes node `i` out of its chain, gives back its value's retain (unless the caller takes
+    /// it) and frees it.
     @inline(__always)
-    private func unlink(_ i: Int32) {
+    private func unlink(_ i: Int32, givingBack: Bool = true) {
         let n = nodes[Int(i)]
         let s = Int(n.slot)
         if n.prev == Self.none { table[s].head = n.next } else { nodes[Int(n.prev)].next = n.next }
         if n.next == Self.none { table[s].tail = n.prev } else { nodes[Int(n.next)].prev = n.prev }
-        letGo(n.value)
+        if givingBack { letGo(n.value) }
         nodes[Int(i)].value = nil
         nodes[Int(i)].next = freeNodes
         freeNodes = i
@@ -368,9 +383,17 @@ final class IntervalIndex<Value: AnyObject> {
         return containing(address).first { match($0.value) }?.value
     }
 
-    /// Calls `body` for each value whose range contains `address`, without building an array.
+    /// Calls `body` for each value whose range contains `address`, without building an array
+    /// or taking a reference: the index holds each value through the call.
     func forEach(containing address: UInt64, _ body: (Value) -> Void) {
-        _ = first(containing: address) { body($0); return false }
+        guard large.isEmpty else {
+            for hit in containing(address) { body(hit.value) }
+            return
+        }
+        walk(address >> Self.bucketShift) { n in
+            if n.start <= address && address < n.end { n.value!._withUnsafeGuaranteedRef(body) }
+            return true
+        }
     }
 
     /// Values whose range contains `address`.

@@ -217,6 +217,26 @@ extension DMAModel {
         } else {
             for s in mapping.segments { dev.byDMA.remove(start: s.dmaAddr, length: s.length, mapping) }
         }
+        removeLiveBesidesDMAIndex(mapping, dev)
+    }
+
+    /// Takes a live mapping out of every index and returns it, with the dma index's reference
+    /// when the index can hand it over (a one-bucket range): that index holds every live mapping,
+    /// and taking its reference instead of another saves an unmap a retain and a release.
+    func takeLive(_ found: Unmanaged<StreamingMapping>, _ dev: DeviceState) -> StreamingMapping {
+        let handedOver = found._withUnsafeGuaranteedRef { m in
+            guard m.segments.count == 1, let s = m.segments.first,
+                  dev.byDMA.take(handle: m.dmaHandle, start: s.dmaAddr, length: s.length, found) else { return false }
+            removeLiveBesidesDMAIndex(m, dev)
+            return true
+        }
+        if handedOver { return found.takeRetainedValue() }
+        let m = found.takeUnretainedValue()
+        removeLive(m, dev)
+        return m
+    }
+
+    private func removeLiveBesidesDMAIndex(_ mapping: StreamingMapping, _ dev: DeviceState) {
         if !mapping.function.isMMIOMapping {
             if mapping.physRanges.count == 1, let r = mapping.physRanges.first {
                 physIndex.remove(handle: mapping.physHandle, start: r.physAddr, length: r.length, mapping)
@@ -273,10 +293,9 @@ extension DMAModel {
         dev.profile.unmaps += 1
         var choice = BestCandidate(size: u.size, direction: u.direction, preferSG: false)
         dev.byDMA.forEach(containing: u.dmaAddr) { if $0.dmaAddr == u.dmaAddr { choice.consider($0) } }
-        // The choice's reference is handed on, not copied.
-        if let m = (consume choice).best {
-            release(m, dev, event: consume event, size: u.size, direction: u.direction, function: .single(u.api),
-                    entries: nil)
+        if let found = choice.best {
+            release(takeLive(found, dev), dev, event: consume event, size: u.size, direction: u.direction,
+                    function: .single(u.api), entries: nil, wasLive: false)
             return
         }
         if let m = takeSuperseded(dev, key: u.dmaAddr, where: { _ in true }) {
@@ -387,7 +406,8 @@ struct BestCandidate {
     let size: UInt64?
     let direction: DMADirection?
     let preferSG: Bool
-    private(set) var best: StreamingMapping?
+    /// Unretained: the candidates are live, in the index being searched, until one is taken out.
+    private(set) var best: Unmanaged<StreamingMapping>?
     private var bestScore = -1
 
     init(size: UInt64?, direction: DMADirection?, preferSG: Bool) {
@@ -401,8 +421,8 @@ struct BestCandidate {
         if m.isScatterGather == preferSG && !m.isAllocation { s += 4 }
         if let size, m.segments.first?.length == size { s += 2 }
         if m.direction == direction { s += 1 }
-        if s > bestScore || (s == bestScore && m.id < best!.id) {
-            best = m
+        if s > bestScore || (s == bestScore && m.id < best!._withUnsafeGuaranteedRef(\.id)) {
+            best = .passUnretained(m)
             bestScore = s
         }
     }
