@@ -81,6 +81,39 @@ import Testing
         #expect(viaPages.facts.hasKallsyms)
     }
 
+    /// A v7 file's compressed kallsyms are decompressed only when asked for (a kernel stack
+    /// needs them); what the open says about them beforehand must be what they then hold.
+    @Test(arguments: ["faultinject/x86-6.12-plain-stacks.dat", "k6.12-iommu.dat", "k6.12-swiotlb.dat"])
+    func lazyKallsymsAgreeWithWhatTheOpenSaid(_ name: String) throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: Fixtures.sample(name)))
+        let layout = try data.withUnsafeBytes { try TraceDatLayout.read($0) }
+        #expect(layout.version == 7)
+        let text = try data.withUnsafeBytes { _ in try layout.kallsyms?.text }
+        #expect(layout.hasKallsyms == ((text?.isEmpty ?? true) == false))
+        // Asked again: the same bytes, not a second decompression's.
+        let again = try layout.kallsyms
+        #expect(again?.text == text)
+        if name.contains("stacks") {
+            #expect(text?.contains(" dma_map_page_attrs") == true, "the symbols the stacks resolve against")
+        }
+    }
+
+    /// Made once; a failure is remembered and thrown again rather than tried again.
+    @Test func aLazyBlobIsMadeOnce() throws {
+        struct Broken: Error {}
+        var calls = 0
+        let failing = LazyBlob { calls += 1; throw Broken() }
+        #expect(throws: Broken.self) { try failing.blob() }
+        #expect(throws: Broken.self) { try failing.blob() }
+        #expect(calls == 1)
+        let bytes = SectionBytes(mapped: UnsafeRawBufferPointer(start: nil, count: 0), owner: nil)
+        var made = 0
+        let lazy = LazyBlob { made += 1; return TraceDatLayout.Blob(owner: bytes, range: 0..<0) }
+        _ = try lazy.blob()
+        _ = try lazy.blob()
+        #expect(made == 1)
+    }
+
     @Test func theDefaultPathIsThePageReader() throws {
         let reader = try TraceDatReader(path: Fixtures.sample("k6.12-iommu.dat"))
         #expect(reader.dataPath == .pages)

@@ -125,10 +125,17 @@ public final class TraceDatReader: DMAEventSource {
 
     /// kallsyms only when the first kernel stack needs symbols, probed in a child first like the formats.
     private func loadKallsyms() throws {
-        guard !kallsymsLoaded, let tep, let layout, let kallsyms = layout.kallsyms else { return }
+        guard !kallsymsLoaded, let tep, let layout else { return }
         kallsymsLoaded = true
+        let kallsyms: TraceDatLayout.Blob
+        do {
+            guard let k = try layout.kallsyms else { return }
+            kallsyms = k
+        } catch {
+            throw IngestError(path: path, problem: "trace.dat is corrupted: \(error)")
+        }
         var signal: Int32 = 0
-        let r = try withSections(layout) { sections in
+        let r = try withSections(layout, kallsyms: kallsyms) { sections in
             Self.libraryLock.withLock { dmatrace_probe_sections(&sections, 1, Self.probeTimeoutSeconds, &signal) }
         }
         try Self.judgeProbe(r, signal: signal, path: path)
@@ -138,7 +145,8 @@ public final class TraceDatReader: DMAEventSource {
     }
 
     /// The layout's sections as the C structure, valid inside `body`.
-    private func withSections<T>(_ layout: TraceDatLayout, _ body: (inout dmatrace_sections) throws -> T) throws -> T {
+    private func withSections<T>(_ layout: TraceDatLayout, kallsyms: TraceDatLayout.Blob? = nil,
+                                 _ body: (inout dmatrace_sections) throws -> T) throws -> T {
         guard let header = layout.headerPageBlob else { throw IngestError(path: path, problem: "trace.dat has no header_page") }
         let systems = layout.formats.map { strdup($0.system) }
         defer { systems.forEach { free($0) } }
@@ -156,8 +164,8 @@ public final class TraceDatReader: DMAEventSource {
                 formats: UnsafePointer(formats.baseAddress), nformats: Int32(formats.count),
                 printk: ptr(layout.printkFormats), printk_size: UInt64(layout.printkFormats?.bytes.count ?? 0),
                 cmdlines: ptr(layout.commandLines), cmdlines_size: UInt64(layout.commandLines?.bytes.count ?? 0),
-                kallsyms: ptr(layout.kallsyms), kallsyms_size: UInt64(layout.kallsyms?.bytes.count ?? 0))
-            return try withExtendedLifetime(layout) { try body(&s) }
+                kallsyms: ptr(kallsyms), kallsyms_size: UInt64(kallsyms?.bytes.count ?? 0))
+            return try withExtendedLifetime((layout, kallsyms)) { try body(&s) }
         }
     }
 
@@ -257,7 +265,7 @@ public final class TraceDatReader: DMAEventSource {
         noteRelease(layout.uname)
         if let tep { noteFormats(tep) }
         // Whether the file carries symbols; they are parsed when a stack needs them.
-        facts.hasKallsyms = (layout.kallsyms?.bytes.count ?? 0) > 0
+        facts.hasKallsyms = layout.hasKallsyms
     }
 
     private func noteRelease(_ uname: String?) {

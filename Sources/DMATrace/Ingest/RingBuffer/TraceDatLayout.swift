@@ -38,7 +38,15 @@ struct TraceDatLayout {
     /// printk formats, saved command lines.
     var headerPageBlob: Blob?
     var formats: [(system: String, format: Blob)] = []
-    var kallsyms: Blob?
+    /// kallsyms: in the mapped file (v6, an uncompressed v7 section), or decompressed when first
+    /// asked for (a compressed v7 section: megabytes only kernel stacks need, and most traces
+    /// have none; decompressing them cost every open 5 ms).
+    var kallsyms: Blob? {
+        get throws { try kallsymsSection?.blob() }
+    }
+    /// The file holds symbols (a non-empty kallsyms text), known without decompressing them.
+    private(set) var hasKallsyms = false
+    private var kallsymsSection: LazyBlob?
     var printkFormats: Blob?
     var commandLines: Blob?
     var uname: String?
@@ -111,7 +119,7 @@ struct TraceDatLayout {
     private mutating func parseV6(_ r: ByteReader, _ file: SectionBytes, from at: inout Int) throws {
         (headerPage, headerEvent) = try headerInfo(r, at: &at, owner: file)
         try readFormats(r, file, at: &at)
-        kallsyms = try Self.sized(r, file, at: &at, width: 4, what: "kallsyms")
+        setKallsyms(try Self.sized(r, file, at: &at, width: 4, what: "kallsyms"))
         printkFormats = try Self.sized(r, file, at: &at, width: 4, what: "printk formats")
         commandLines = try Self.sized(r, file, at: &at, width: 8, what: "saved command lines")
         func skip(count width: Int, what: String) throws -> UInt64 {
@@ -272,6 +280,20 @@ struct TraceDatLayout {
         (headerPage, headerEvent) = try headerInfo(ByteReader(bytes: header.bytes, swap: r.swap), at: &at, owner: header)
         if traceClock == nil { traceClock = bufferClock }
         // Same layouts as v6, one section each (trace-cmd.dat.v7(5)).
+        if let offset = metadata[Option.kallsyms.rawValue], let size = try compressedSize(r, at: offset) {
+            metadata[Option.kallsyms.rawValue] = nil
+            // Its 4-byte length and the text; checked as v6's when decompressed.
+            hasKallsyms = size > 4
+            let layout = self
+            kallsymsSection = LazyBlob {
+                let (got, bytes) = try layout.section(r, at: offset, Decompressor(layout.compression))
+                guard got == Option.kallsyms.rawValue else {
+                    throw Damage(problem: "section offset of option \(Option.kallsyms.rawValue) points at section \(got)")
+                }
+                var at = 0
+                return try Self.sized(ByteReader(bytes: bytes.bytes, swap: r.swap), bytes, at: &at, width: 4, what: "kallsyms")
+            }
+        }
         for (id, offset) in metadata.sorted(by: { $0.key < $1.key }) {
             let (got, bytes) = try section(r, at: offset, decompressor)
             guard got == id else { throw Damage(problem: "section offset of option \(id) points at section \(got)") }
@@ -280,7 +302,7 @@ struct TraceDatLayout {
             switch id {
             case Option.ftraceEvents.rawValue: try readFtraceFormats(b, bytes, at: &at)
             case Option.eventFormats.rawValue: try readEventFormats(b, bytes, at: &at)
-            case Option.kallsyms.rawValue: kallsyms = try Self.sized(b, bytes, at: &at, width: 4, what: "kallsyms")
+            case Option.kallsyms.rawValue: setKallsyms(try Self.sized(b, bytes, at: &at, width: 4, what: "kallsyms"))
             case Option.printk.rawValue: printkFormats = try Self.sized(b, bytes, at: &at, width: 4, what: "printk formats")
             default: commandLines = try Self.sized(b, bytes, at: &at, width: 8, what: "saved command lines")
             }
@@ -351,6 +373,21 @@ struct TraceDatLayout {
         return out
     }
 
+    private mutating func setKallsyms(_ blob: Blob) {
+        hasKallsyms = !blob.range.isEmpty
+        kallsymsSection = LazyBlob(blob)
+    }
+
+    /// The decompressed size a compressed section states, nil for a section stored as is.
+    private func compressedSize(_ r: ByteReader, at offset: UInt64) throws -> UInt32? {
+        guard offset <= UInt64(r.count), let flags = r.u16(Int(offset) + 2) else {
+            throw Damage(problem: "section at byte \(offset) lies beyond the end of the file (\(r.count) bytes): truncated?")
+        }
+        guard flags & 1 != 0 else { return nil }
+        guard let size = r.u32(Int(offset) + 16 + 4) else { throw Damage(problem: "compressed section at byte \(offset) is cut short") }
+        return size
+    }
+
     /// A section's payload: (id, bytes), decompressed when flagged.
     private func section(_ r: ByteReader, at offset: UInt64, _ decompressor: Decompressor) throws -> (UInt16, SectionBytes) {
         guard offset <= UInt64(r.count), let id = r.u16(Int(offset)), let flags = r.u16(Int(offset) + 2),
@@ -366,9 +403,10 @@ struct TraceDatLayout {
         guard let zsize = c.u32(0), let rsize = c.u32(4), rsize < 1 << 28, let z = c.slice(8, Int(zsize)) else {
             throw Damage(problem: "compressed section \(id) is cut short")
         }
-        switch decompressor.decompress(z, size: Int(rsize)) {
-        case .success(let bytes): return (id, SectionBytes(owned: bytes))
-        case .failure(let e): throw Damage(problem: "section \(id) does not decompress (\(e.problem))")
+        do {
+            return (id, try SectionBytes(decompressing: z, size: Int(rsize), with: decompressor))
+        } catch {
+            throw Damage(problem: "section \(id) does not decompress (\(error.problem))")
         }
     }
 
@@ -405,6 +443,26 @@ struct TraceDatLayout {
     }
 }
 
+/// A blob made when first asked for, once (also when that fails: the same error each time).
+final class LazyBlob: @unchecked Sendable {
+    private let lock = NSLock()
+    private var make: (() throws -> TraceDatLayout.Blob)?
+    private var made: Result<TraceDatLayout.Blob, Error>?
+
+    init(_ make: @escaping () throws -> TraceDatLayout.Blob) { self.make = make }
+    init(_ blob: TraceDatLayout.Blob) { made = .success(blob) }
+
+    func blob() throws -> TraceDatLayout.Blob {
+        try lock.withLock {
+            if made == nil, let make {
+                made = Result { try make() }
+                self.make = nil
+            }
+            return made!
+        }.get()
+    }
+}
+
 /// Bytes of a section: in the mapped file, or decompressed and owned here.
 final class SectionBytes {
     let bytes: UnsafeRawBufferPointer
@@ -418,12 +476,17 @@ final class SectionBytes {
         self.owner = owner
     }
 
-    init(owned: [UInt8]) {
-        let s = UnsafeMutableRawBufferPointer.allocate(byteCount: max(owned.count, 1), alignment: 8)
-        owned.withUnsafeBytes { s.copyMemory(from: $0) }
+    /// Decompresses into memory of its own, neither zeroed first nor copied after (a v7 file's
+    /// 8 MB of kallsyms cost both on every open).
+    init(decompressing input: UnsafeRawBufferPointer, size: Int, with decompressor: Decompressor) throws(DecompressionError) {
+        let s = UnsafeMutableRawBufferPointer.allocate(byteCount: max(size, 1), alignment: 8)
+        if let problem = decompressor.decompress(input, into: UnsafeMutableRawBufferPointer(rebasing: s[0..<size])) {
+            s.deallocate()
+            throw DecompressionError(problem: problem)
+        }
         storage = s
         owner = nil
-        bytes = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(s)[0..<owned.count])
+        bytes = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(s)[0..<size])
     }
 
     deinit { storage?.deallocate() }
