@@ -12,6 +12,7 @@ public enum DMADirection: UInt8, Sendable, Hashable, Codable, CustomStringConver
     /// Values outside 0...3 happen on kernels before a 6.18 fix (garbage dir
     /// on alloc events) and on corrupted records; they are kept as `nil` by
     /// the decoders rather than guessed.
+    @inline(__always)
     public init?(kernelValue: UInt64) {
         guard kernelValue <= 3, let d = DMADirection(rawValue: UInt8(kernelValue)) else { return nil }
         self = d
@@ -116,10 +117,12 @@ public enum SingleMapAPI: String, Sendable, Hashable, Codable {
     /// dma_map_phys with DMA_ATTR_MMIO (6.18 and later).
     case mmio
 
+    @inline(__always)
     public var isMMIO: Bool { self == .resource || self == .mmio }
 
     /// The function as the trace's event and attributes name it: dma_map_phys (and its unmap)
     /// with DMA_ATTR_MMIO maps a resource, not memory.
+    @inline(__always)
     func resolved(by attrs: DMAAttributes) -> SingleMapAPI {
         self == .phys && attrs.contains(.mmio) ? .mmio : self
     }

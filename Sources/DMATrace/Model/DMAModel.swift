@@ -307,6 +307,7 @@ public final class DMAModel {
     }
 
     /// The key a mapping's release is remembered under.
+    @inline(__always)
     static func tombstoneKey(_ m: StreamingMapping) -> UInt64 {
         m.isScatterGather ? m.physAddr ^ sgKeyTag : m.dmaAddr
     }
@@ -350,6 +351,7 @@ public final class DMAModel {
 }
 
 extension StreamingMapping.Function {
+    @inline(__always)
     var isMMIOMapping: Bool {
         if case .single(let api) = self { return api.isMMIO }
         return false

@@ -139,6 +139,7 @@ final class IntervalIndex<Value: AnyObject> {
     }
 
     /// The table slot of bucket `b`, claimed (with an empty chain) if new.
+    @inline(__always)
     private func claimSlot(of b: UInt64) -> Int {
         if let i = slot(of: b) { return i }
         if (bucketsUsed + 1) * 4 > (tableMask + 1) * 3 { growTable() }
@@ -167,6 +168,7 @@ final class IntervalIndex<Value: AnyObject> {
         old.deallocate()
     }
 
+    @inline(__always)
     private func newNode(start: UInt64, end: UInt64, _ value: Value) -> Int32 {
         let node = Node(start: start, end: end, value: hold(value), next: Self.none)
         if freeNodes != Self.none {
