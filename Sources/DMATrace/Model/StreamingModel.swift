@@ -110,11 +110,14 @@ extension DMAModel {
     func checkOverlaps(_ mapping: StreamingMapping, _ dev: DeviceState) {
         guard !mapping.function.isMMIOMapping else { return }
         checkSelfOverlap(mapping)
-        // Ids of the mappings already judged, for an sg list whose ranges meet one twice.
-        var reported: Set<Int> = []
-        for r in mapping.physRanges {
+        // Ids of the mappings already judged, for an sg list whose ranges meet one twice; made
+        // at the first overlap (even an empty set cost every map a retain and a release).
+        var reported: Set<Int>?
+        func judge(_ r: StreamingMapping.Segment) {
             physIndex.forEachOverlapping(start: r.physAddr, length: r.length) { hitStart, hitEnd, other in
-                guard other !== mapping, reported.insert(other.id).inserted else { return }
+                guard other !== mapping else { return }
+                if reported == nil { reported = [] }
+                guard reported!.insert(other.id).inserted else { return }
                 let lo = max(hitStart, r.physAddr)
                 let hi = min(hitEnd, IntervalIndex<StreamingMapping>.end(r.physAddr, r.length))
                 let writeCandidate = mapping.deviceMayWrite || other.deviceMayWrite
@@ -136,6 +139,12 @@ extension DMAModel {
                 sink(.overlapsCoherent(mapping, allocation, bytes: lo..<hi))
             }
             checkCacheLines(mapping, r)
+        }
+        // A single mapping's one range without a copy of the list (a retain and a release).
+        if mapping.physRanges.count == 1, let r = mapping.physRanges.first {
+            judge(r)
+        } else {
+            for r in mapping.physRanges { judge(r) }
         }
         // On a translated path (IOMMU or bounce slots) the kernel hands out each address once:
         // a live one handed out again means the trace missed its unmap or the driver unmapped
@@ -427,3 +436,4 @@ struct BestCandidate {
         }
     }
 }
+
