@@ -114,6 +114,23 @@ import Testing
         #expect(made == 1)
     }
 
+    /// Compressed chunks decompressed on the reader's thread (no core to spare beside a replay)
+    /// and on threads of their own give the same events, record for record.
+    @Test(arguments: ["k6.12-stacks.dat", "k6.12-lossy.dat", "faultinject/x86-7.3-plain-stacks.dat"])
+    func inlineAndThreadedDecompressionAgree(_ name: String) throws {
+        func read(besideBusyThreads n: Int) throws -> [DMAEvent] {
+            let reader = try TraceDatReader(path: Fixtures.sample(name))
+            reader.sharesCores(withBusyThreads: n)
+            var out: [DMAEvent] = []
+            _ = try reader.read { out.append($0) }
+            return out
+        }
+        let threaded = try read(besideBusyThreads: 0)
+        let inline = try read(besideBusyThreads: 1 << 20)
+        #expect(!threaded.isEmpty)
+        #expect(threaded == inline)
+    }
+
     @Test func theDefaultPathIsThePageReader() throws {
         let reader = try TraceDatReader(path: Fixtures.sample("k6.12-iommu.dat"))
         #expect(reader.dataPath == .pages)
@@ -173,7 +190,9 @@ import Testing
         expectError(url.path, mentioning: ["damaged", "truncated"])
     }
 
-    @Test func zstdGarbageInAChunk() throws {
+    /// Both ways of decompressing (on the reader's thread, or ahead on threads of their own).
+    @Test(arguments: [0, 1 << 20])
+    func zstdGarbageInAChunk(besideBusyThreads: Int) throws {
         var data = try Data(contentsOf: URL(fileURLWithPath: Fixtures.sample("k6.12-stacks.dat")))
         let layout = try data.withUnsafeBytes { try TraceDatLayout.read($0) }
         #expect(layout.compression == .zstd)
@@ -181,9 +200,13 @@ import Testing
         let chunk = cpu.chunks![1]
         var rng = SplitMix(seed: 99)
         for i in chunk.offset..<(chunk.offset + chunk.compressedSize) { data[i] = UInt8(truncatingIfNeeded: rng.next()) }
-        let url = try Fixtures.scratch().appendingPathComponent("garbage.dat")
+        let url = try Fixtures.scratch("garbage-\(besideBusyThreads)").appendingPathComponent("garbage.dat")
         try data.write(to: url)
         expectError(url.path, mentioning: ["corrupted", "CPU \(cpu.cpu)", "chunk 1 ", "does not decompress"])
+        let reader = try TraceDatReader(path: url.path)
+        reader.sharesCores(withBusyThreads: besideBusyThreads)
+        let error = #expect(throws: IngestError.self) { _ = try reader.read { _ in } }
+        #expect(error?.description.contains("chunk 1 ") == true, "\(String(describing: error))")
     }
 
     @Test func chunkTableRunningPastTheData() throws {

@@ -18,6 +18,8 @@ final class EventPipe: @unchecked Sendable {
     /// Reads `source` on a new thread and hands `consume` every event in order, on this thread.
     static func run(_ source: DMAEventSource, consume: (consuming DMAEvent) -> Void) throws -> IngestStats {
         let pipe = EventPipe()
+        // The replay, on this thread, keeps a core busy beside the reader's.
+        source.sharesCores(withBusyThreads: 1)
         let box = SourceBox(source)
         let reader = Thread {
             var batch = EventBatch(capacity: batchSize)

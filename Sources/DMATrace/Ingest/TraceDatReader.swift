@@ -340,7 +340,7 @@ public final class TraceDatReader: DMAEventSource {
         }
         let merge: RecordMerge
         do {
-            merge = try RecordMerge(Self.cpuStreams(file, layout, format),
+            merge = try RecordMerge(cpuStreams(file, layout, format),
                                     timestampOffset: UInt64(bitPattern: layout.timestampOffset))
         } catch { throw corrupted(error) }
         var decoder = RecordDecoder(tep: tep)
@@ -386,14 +386,21 @@ public final class TraceDatReader: DMAEventSource {
         return stats
     }
 
-    /// One stream per CPU with data; they share the read-ahead budget.
-    private static func cpuStreams(_ file: MappedFile, _ layout: TraceDatLayout, _ format: SubBufferFormat) -> [CPUStream] {
+    /// One stream per CPU with data; they share the read-ahead budget. Compressed chunks are
+    /// decompressed on threads of their own only when a core is left for them.
+    private func cpuStreams(_ file: MappedFile, _ layout: TraceDatLayout, _ format: SubBufferFormat) -> [CPUStream] {
         let withData = layout.cpus.filter { $0.size > 0 }
+        let spareCores = ProcessInfo.processInfo.activeProcessorCount - 1 - busyThreadsBeside
         return withData.map {
             CPUStream(file: file, data: $0, format: format, pageSize: layout.pageSize, compression: layout.compression,
-                      streams: withData.count)
+                      streams: withData.count, inlineDecompression: spareCores < 1)
         }
     }
+
+    /// Threads the caller keeps busy while `read` runs (`sharesCores`).
+    private var busyThreadsBeside = 0
+
+    public func sharesCores(withBusyThreads count: Int) { busyThreadsBeside = max(0, count) }
 
     @inline(__always)
     static func fill(_ record: inout tep_record, _ r: RingRecord, ts: UInt64, cpu: Int32) {
@@ -520,7 +527,7 @@ extension TraceDatReader {
             }
         case .pages:
             guard let file, let layout, let format else { return }
-            let merge = try RecordMerge(Self.cpuStreams(file, layout, format),
+            let merge = try RecordMerge(cpuStreams(file, layout, format),
                                         timestampOffset: UInt64(bitPattern: layout.timestampOffset))
             var record = tep_record()
             while let head = merge.top {

@@ -87,6 +87,9 @@ public protocol DMAEventSource: AnyObject {
     var facts: TraceFacts { get }
     /// Calls `handler` for every event in time order and returns the pass's counters.
     func read(_ handler: (consuming DMAEvent) throws -> Void) throws -> IngestStats
+    /// The caller keeps `count` other threads busy while `read` runs (the replay): a source may
+    /// then do on its own thread what it would otherwise give threads of its own.
+    func sharesCores(withBusyThreads count: Int)
     /// Module symbols of the trace's kallsyms: function name -> the modules defining it.
     /// nil when the input carries none (text traces name the module in the frame).
     func kallsymsModules() -> [String: [String]]?
@@ -94,6 +97,7 @@ public protocol DMAEventSource: AnyObject {
 
 extension DMAEventSource {
     public func kallsymsModules() -> [String: [String]]? { nil }
+    public func sharesCores(withBusyThreads count: Int) {}
 }
 
 public enum TraceOpener {

@@ -33,25 +33,24 @@ final class ChunkPrefetcher: @unchecked Sendable {
     private var cancelled = false
     private let readAhead: Int
 
-    init(file: MappedFile, cpu: Int, chunks: [TraceDatLayout.Chunk], compression: Compression, readAhead: Int) {
+    /// Set when the chunks are decompressed on the reader's own thread instead.
+    private let inline: ChunkDecompressor?
+
+    /// `inline`: decompress on the reader's thread, when `take` asks, instead of on a thread of
+    /// its own: with no core to spare, the decompression threads took turns with the replay on
+    /// its core (the big v7 trace on two cores: 7-10% longer, its replay thread slowed by them).
+    init(file: MappedFile, cpu: Int, chunks: [TraceDatLayout.Chunk], compression: Compression, readAhead: Int,
+         inline: Bool = false) {
         self.readAhead = readAhead
+        let source = ChunkDecompressor(file: file, cpu: cpu, chunks: chunks, compression: compression)
+        if inline {
+            self.inline = source
+            return
+        }
+        self.inline = nil
         let thread = Thread { [self] in
-            let decompressor = Decompressor(compression)
-            var released = MappedRelease(from: chunks.first.map { $0.offset - 8 } ?? 0)
-            for (i, chunk) in chunks.enumerated() {
-                let buffer = ChunkBuffer(size: chunk.size)
-                let input = UnsafeRawBufferPointer(rebasing: file.bytes[chunk.offset..<(chunk.offset + chunk.compressedSize)])
-                let outcome: Result<ChunkBuffer, CPUDataError>
-                if let problem = decompressor.decompress(input, into: UnsafeMutableRawBufferPointer(rebasing: buffer.bytes[0..<chunk.size])) {
-                    outcome = .failure(CPUDataError(cpu: cpu, problem: "compressed chunk \(i) of \(chunks.count) does not decompress (\(problem))"))
-                } else {
-                    outcome = .success(buffer)
-                }
-                // The compressed bytes are not needed again; handed back in steps, as the
-                // uncompressed path does: each madvise interrupts the other threads' cores.
-                let end = chunk.offset + chunk.compressedSize
-                if i == chunks.count - 1 || end - released.upTo >= CPUStream.releaseStep { released.release(file, through: end) }
-                guard put(outcome, bytes: chunk.size) else { break }
+            while let outcome = source.next() {
+                guard put(outcome, bytes: source.lastSize) else { break }
                 if case .failure = outcome { break }
             }
             condition.lock()
@@ -81,6 +80,7 @@ final class ChunkPrefetcher: @unchecked Sendable {
 
     /// The next chunk in order, nil after the last.
     func take() throws(CPUDataError) -> ChunkBuffer? {
+        if let inline { return try inline.next()?.get() }
         condition.lock()
         defer { condition.unlock() }
         while ready.isEmpty && !done {
@@ -101,6 +101,49 @@ final class ChunkPrefetcher: @unchecked Sendable {
         ready.removeAll()
         condition.broadcast()
         condition.unlock()
+    }
+}
+
+/// Decompresses one CPU's chunks in order, handing their compressed bytes back to the kernel
+/// as it goes.
+final class ChunkDecompressor: @unchecked Sendable {
+    private let file: MappedFile
+    private let cpu: Int
+    private let chunks: [TraceDatLayout.Chunk]
+    private let decompressor: Decompressor
+    private var released: MappedRelease
+    private var index = 0
+    /// The size of the chunk `next` last returned.
+    private(set) var lastSize = 0
+
+    init(file: MappedFile, cpu: Int, chunks: [TraceDatLayout.Chunk], compression: Compression) {
+        self.file = file
+        self.cpu = cpu
+        self.chunks = chunks
+        decompressor = Decompressor(compression)
+        released = MappedRelease(from: chunks.first.map { $0.offset - 8 } ?? 0)
+    }
+
+    /// The next chunk, or why it does not decompress; nil after the last.
+    func next() -> Result<ChunkBuffer, CPUDataError>? {
+        guard index < chunks.count else { return nil }
+        let i = index, chunk = chunks[i]
+        index += 1
+        let buffer = ChunkBuffer(size: chunk.size)
+        let input = UnsafeRawBufferPointer(rebasing: file.bytes[chunk.offset..<(chunk.offset + chunk.compressedSize)])
+        let outcome: Result<ChunkBuffer, CPUDataError>
+        if let problem = decompressor.decompress(input, into: UnsafeMutableRawBufferPointer(rebasing: buffer.bytes[0..<chunk.size])) {
+            outcome = .failure(CPUDataError(cpu: cpu, problem: "compressed chunk \(i) of \(chunks.count) does not decompress (\(problem))"))
+            index = chunks.count
+        } else {
+            outcome = .success(buffer)
+        }
+        // The compressed bytes are not needed again; handed back in steps, as the
+        // uncompressed path does: each madvise interrupts the other threads' cores.
+        let end = chunk.offset + chunk.compressedSize
+        if i == chunks.count - 1 || end - released.upTo >= CPUStream.releaseStep { released.release(file, through: end) }
+        lastSize = chunk.size
+        return outcome
     }
 }
 
@@ -150,8 +193,9 @@ struct CPUStream {
     static let readAheadBudget = 8 << 20
 
     /// `streams`: how many CPUs are read together (they share `readAheadBudget`).
+    /// `inlineDecompression`: see `ChunkPrefetcher`.
     init(file: MappedFile, data: TraceDatLayout.CPUData, format: SubBufferFormat, pageSize: Int, compression: Compression,
-         streams: Int = 1) {
+         streams: Int = 1, inlineDecompression: Bool = false) {
         cpu = data.cpu
         self.file = file
         self.format = format
@@ -161,7 +205,8 @@ struct CPUStream {
         if let chunks = data.chunks {
             chunkSizes = chunks.map(\.size)
             prefetcher = chunks.isEmpty ? nil : ChunkPrefetcher(file: file, cpu: data.cpu, chunks: chunks, compression: compression,
-                                                                    readAhead: max(256 << 10, Self.readAheadBudget / max(streams, 1)))
+                                                                    readAhead: max(256 << 10, Self.readAheadBudget / max(streams, 1)),
+                                                                    inline: inlineDecompression)
             pageStart = 0
         } else {
             chunkSizes = []
