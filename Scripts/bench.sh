@@ -7,7 +7,7 @@
 # Usage: Scripts/bench.sh FILE.dat [V6.dat] [RUNS]
 #   FILE.dat  any trace.dat (the lab's big-nvme.dat: SampleTraces/lab, LAB_BIG=1)
 #   V6.dat    the same trace as v6; default: made from FILE with `trace-cmd convert`
-#   RUNS      best of RUNS for each command (default 3)
+#   RUNS      rounds: each command runs once a round, its best kept (default 3)
 # BENCH_BEFORE=/path/to/an/older/dma-trace adds its events --count and analyze rows, so a
 # change is measured before and after in the same run.
 # Outputs go to $BENCH_OUT (default bench-out/, ignored by git).
@@ -49,6 +49,15 @@ measure() {
     done
     echo "$best $rss"
 }
+# One run of a command, keeping its best wall time in T[key] and largest peak RSS in M[key].
+run_once() {
+    local key=$1; shift
+    /usr/bin/time -f "%e %M" -o "$out/time.txt" "$@" >/dev/null 2>"$out/stderr.txt" || {
+        echo "bench.sh: failed: $*" >&2; cat "$out/stderr.txt" >&2; exit 2; }
+    read -r t m < "$out/time.txt"
+    if [ -z "${T[$key]:-}" ] || awk "BEGIN{exit !($t < ${T[$key]})}"; then T[$key]=$t; fi
+    if [ "$m" -gt "${M[$key]:-0}" ]; then M[$key]=$m; fi
+}
 ratio() { awk "BEGIN{ if ($2 == 0) print \"inf\"; else printf \"%.2f\", $1 / $2 }"; }
 rate() { awk "BEGIN{ if ($2 == 0) print \"inf\"; else printf \"%.0f\", $1 / $2 }"; }
 mib() { awk "BEGIN{printf \"%.1f\", $1/1024}"; }
@@ -60,14 +69,21 @@ for v in 6 7; do
     f=$v6; [ $v = 7 ] && f=$v7
     records=$("$out/bare-iterate" "$f" | awk '{print $1}')
     events=$($bin events --count "$f" | awk '{print $1}')
-    read -r T[bare$v] M[bare$v] < <(measure "$out/bare-iterate" "$f")
-    read -r T[events$v] M[events$v] < <(measure "$bin" events --count "$f")
-    read -r T[analyze$v] M[analyze$v] < <(measure "$bin" analyze --format json --fail-on none "$f")
-    read -r T[report$v] M[report$v] < <(measure trace-cmd report "$f")
+    # Round after round, each command once a round: the commands compared share the same
+    # minutes of a shared machine (a command's five runs in a row met other neighbours than
+    # the next command's, and the ratios showed the neighbours).
+    for _ in $(seq "$runs"); do
+        run_once bare$v "$out/bare-iterate" "$f"
+        run_once events$v "$bin" events --count "$f"
+        run_once analyze$v "$bin" analyze --format json --fail-on none "$f"
+        if [ -n "${BENCH_BEFORE:-}" ]; then
+            run_once bevents$v "$BENCH_BEFORE" events --count "$f"
+            run_once banalyze$v "$BENCH_BEFORE" analyze --format json --fail-on none "$f"
+        fi
+        run_once report$v trace-cmd report "$f"
+    done
     rows=("bare libtracecmd iteration:bare" "dma-trace events --count:events" "dma-trace analyze:analyze")
     if [ -n "${BENCH_BEFORE:-}" ]; then
-        read -r T[bevents$v] M[bevents$v] < <(measure "$BENCH_BEFORE" events --count "$f")
-        read -r T[banalyze$v] M[banalyze$v] < <(measure "$BENCH_BEFORE" analyze --format json --fail-on none "$f")
         rows+=("before (BENCH_BEFORE) events --count:bevents" "before (BENCH_BEFORE) analyze:banalyze")
     fi
     rows+=("trace-cmd report > /dev/null:report")
