@@ -209,6 +209,26 @@ import Testing
         #expect(error?.description.contains("chunk 1 ") == true, "\(String(describing: error))")
     }
 
+    /// A v7 file's compressed kallsyms are read only when a kernel stack needs them: a damaged
+    /// section then fails the read with the same words the open would have used, naming the file.
+    @Test func damagedKallsymsFailTheFirstStack() throws {
+        var data = try Data(contentsOf: URL(fileURLWithPath: Fixtures.sample("faultinject/x86-6.12-plain-stacks.dat")))
+        // The kallsyms section (id 19, compressed): its header, then the compressed and the
+        // decompressed size, then the zstd frame, whose magic is made unreadable.
+        var at: Int?
+        var i = data.startIndex
+        while let r = data[i...].firstRange(of: Data([0x13, 0x00, 0x01, 0x00])) {
+            let rsize = data[(r.lowerBound + 20)..<(r.lowerBound + 24)].withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }
+            if rsize > 1 << 20 { at = r.lowerBound; break }
+            i = r.upperBound
+        }
+        let section = try #require(at, "the sample's kallsyms section")
+        for j in (section + 24)..<(section + 32) { data[j] ^= 0xff }
+        let url = try Fixtures.scratch().appendingPathComponent("kallsyms.dat")
+        try data.write(to: url)
+        expectError(url.path, mentioning: ["damaged", "section 19 does not decompress"])
+    }
+
     @Test func chunkTableRunningPastTheData() throws {
         var data = try Data(contentsOf: URL(fileURLWithPath: Fixtures.sample("k6.12-stacks.dat")))
         let layout = try data.withUnsafeBytes { try TraceDatLayout.read($0) }

@@ -132,7 +132,8 @@ public final class TraceDatReader: DMAEventSource {
             guard let k = try layout.kallsyms else { return }
             kallsyms = k
         } catch {
-            throw IngestError(path: path, problem: "trace.dat is corrupted: \(error)")
+            // As the open words a damaged section: the kallsyms are only read later.
+            throw IngestError(path: path, problem: "trace.dat is damaged: \(error)")
         }
         var signal: Int32 = 0
         let r = try withSections(layout, kallsyms: kallsyms) { sections in
