@@ -329,8 +329,8 @@ public final class TraceDatReader: DMAEventSource {
         }
     }
 
-    /// The CPUs' records merged by time, decoded on this thread; the pages of each CPU are
-    /// decompressed on that CPU's own thread.
+    /// The CPUs' records merged by time, decoded on this thread; compressed pages are
+    /// decompressed ahead on a thread per CPU, or here when no core is spare (`cpuStreams`).
     private func readPages(_ handler: (consuming DMAEvent) throws -> Void) throws -> IngestStats {
         guard let tep, let file, let layout, let format else {
             throw IngestError(path: path, problem: "libtracecmd returned no event parser for this file")
