@@ -226,12 +226,20 @@ final class IntervalIndex<Value: AnyObject> {
     /// Removes `value`'s registration at `start` through its insert's handle, or as `remove`
     /// does when the handle no longer names it.
     func remove(handle: Handle?, start: UInt64, length: UInt64, _ value: Value) {
-        guard let handle, length <= Self.largeThreshold, Int(handle.node) < nodesUsed,
-              nodes[Int(handle.node)].holds(value, at: start),
-              nodes[Int(handle.node)].end == Self.end(start, length)
-        else { return remove(start: start, length: length, value) }
-        unlink(handle.node)
+        guard let node = node(named: handle, start: start, length: length, Unmanaged.passUnretained(value)) else {
+            return remove(start: start, length: length, value)
+        }
+        unlink(node)
         count -= 1
+    }
+
+    /// The node `handle` names if it still holds `value` registered over exactly this range.
+    @inline(__always)
+    private func node(named handle: Handle?, start: UInt64, length: UInt64, _ value: Unmanaged<Value>) -> Int32? {
+        guard let handle, length <= Self.largeThreshold, Int(handle.node) < nodesUsed else { return nil }
+        let n = nodes[Int(handle.node)]
+        guard n.start == start, n.value?.toOpaque() == value.toOpaque(), n.end == Self.end(start, length) else { return nil }
+        return handle.node
     }
 
     /// Removes a one-bucket registration through its handle like `remove(handle:...)`, but hands
@@ -239,11 +247,8 @@ final class IntervalIndex<Value: AnyObject> {
     /// back. False, with nothing removed, when the handle no longer names it or the index does
     /// not retain its values.
     func take(handle: Handle?, start: UInt64, length: UInt64, _ value: Unmanaged<Value>) -> Bool {
-        guard retains, let handle, length <= Self.largeThreshold, Int(handle.node) < nodesUsed,
-              nodes[Int(handle.node)].value?.toOpaque() == value.toOpaque(), nodes[Int(handle.node)].start == start,
-              nodes[Int(handle.node)].end == Self.end(start, length)
-        else { return false }
-        unlink(handle.node, givingBack: false)
+        guard retains, let node = node(named: handle, start: start, length: length, value) else { return false }
+        unlink(node, givingBack: false)
         count -= 1
         return true
     }

@@ -436,4 +436,3 @@ struct BestCandidate {
         }
     }
 }
-

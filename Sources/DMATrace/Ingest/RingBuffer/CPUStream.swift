@@ -325,7 +325,6 @@ final class RecordMerge {
     func pull() throws(CPUDataError) -> RingRecord? {
         let i = heap[0].stream
         guard let h = try streams[i].next() else {
-            heap[0].ts = .max
             ended = true
             return nil
         }

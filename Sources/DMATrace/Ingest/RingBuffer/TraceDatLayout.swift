@@ -286,17 +286,13 @@ struct TraceDatLayout {
             hasKallsyms = size > 4
             let layout = self
             kallsymsSection = LazyBlob {
-                let (got, bytes) = try layout.section(r, at: offset, Decompressor(layout.compression))
-                guard got == Option.kallsyms.rawValue else {
-                    throw Damage(problem: "section offset of option \(Option.kallsyms.rawValue) points at section \(got)")
-                }
+                let bytes = try layout.section(of: Option.kallsyms.rawValue, r, at: offset, Decompressor(layout.compression))
                 var at = 0
                 return try Self.sized(ByteReader(bytes: bytes.bytes, swap: r.swap), bytes, at: &at, width: 4, what: "kallsyms")
             }
         }
         for (id, offset) in metadata.sorted(by: { $0.key < $1.key }) {
-            let (got, bytes) = try section(r, at: offset, decompressor)
-            guard got == id else { throw Damage(problem: "section offset of option \(id) points at section \(got)") }
+            let bytes = try section(of: id, r, at: offset, decompressor)
             let b = ByteReader(bytes: bytes.bytes, swap: r.swap)
             var at = 0
             switch id {
@@ -376,6 +372,13 @@ struct TraceDatLayout {
     private mutating func setKallsyms(_ blob: Blob) {
         hasKallsyms = !blob.range.isEmpty
         kallsymsSection = LazyBlob(blob)
+    }
+
+    /// The payload of the section option `id` points at, which must be that option's.
+    private func section(of id: UInt16, _ r: ByteReader, at offset: UInt64, _ decompressor: Decompressor) throws -> SectionBytes {
+        let (got, bytes) = try section(r, at: offset, decompressor)
+        guard got == id else { throw Damage(problem: "section offset of option \(id) points at section \(got)") }
+        return bytes
     }
 
     /// The decompressed size a compressed section states, nil for a section stored as is.
